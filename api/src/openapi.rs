@@ -1,0 +1,39 @@
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`), generated from the
+//! handlers' annotations.
+
+use axum::Router;
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics and docs needs `Authorization: Bearer <key>`."),
+    paths(
+        crate::experiments::create, crate::experiments::list, crate::experiments::get, crate::experiments::patch,
+        crate::assignment::assign, crate::results::results,
+        ingest::events::post_event, ingest::events::post_batch,
+    ),
+    components(schemas(ingest::error::ErrorBody, ingest::events::Accepted)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub fn router() -> Router {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

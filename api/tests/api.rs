@@ -1,0 +1,502 @@
+//! The API against the real Postgres, ClickHouse and dev broker.
+
+use std::{collections::HashMap, net::SocketAddr, process::Stdio, sync::Arc, time::Duration};
+
+use common::{
+    shutdown::CancellationToken,
+    testkit::{eventually, Stack, TestEnv},
+    Config,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Service {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("join").expect("service ran");
+    }
+}
+
+async fn start_api(config: Config) -> Service {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(api::run(config, listener, shutdown.clone()));
+    Service { addr, shutdown, task }
+}
+
+async fn start_consumer(config: Config) -> Service {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(config, listener, shutdown.clone()));
+    Service { addr, shutdown, task }
+}
+
+#[derive(Clone)]
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(api: &Service) -> Self {
+        Self { base: format!("http://{}", api.addr), http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth("test-key");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON ({status}): {text:.200}")))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    async fn create(&self, variants: &[(&str, f64)]) -> Value {
+        let variants: Vec<Value> = variants.iter().map(|(n, p)| json!({"name": n, "allocation_percent": p})).collect();
+        let (status, body) = self
+            .post("/experiments", json!({"name": "Button Color Test", "description": "d", "variants": variants}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+async fn setup() -> (TestEnv, Service, Client) {
+    let stack = Stack::from_env();
+    let env = stack.env(&stack.shared_cluster().await).await;
+    let api = start_api(env.config.clone()).await;
+    let client = Client::new(&api);
+    (env, api, client)
+}
+
+async fn pg(env: &TestEnv) -> sqlx::PgPool {
+    common::postgres::pool(&env.config.postgres).expect("pool")
+}
+
+#[tokio::test]
+async fn experiments_are_created_listed_fetched_and_patched_with_clear_errors() {
+    let (_env, api, c) = setup().await;
+    let e = c.create(&[("red_button", 50.0), ("blue_button", 50.0)]).await;
+    assert_eq!(e["name"], "Button Color Test");
+    assert_eq!(e["status"], "running");
+    assert_eq!(
+        e["variants"],
+        json!([{"name": "red_button", "allocation_percent": 50.0}, {"name": "blue_button", "allocation_percent": 50.0}])
+    );
+    assert!(e["created_at"].is_string() && e["id"].as_i64().expect("id") > 0);
+    let id = e["id"].as_i64().expect("id");
+    let (status, got) = c.get(&format!("/experiments/{id}")).await;
+    assert_eq!((status, &got["id"]), (StatusCode::OK, &e["id"]));
+
+    // Names need not be unique: the walkthrough can run twice.
+    let second = c.create(&[("red_button", 50.0), ("blue_button", 50.0)]).await;
+    let third = c.create(&[("a", 20.0), ("b", 30.0), ("c", 50.0)]).await;
+    let (status, page) = c.get("/experiments?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["experiments"].as_array().expect("list").len(), 2);
+    assert_eq!(page["next_after"], second["id"]);
+    let (_, page2) = c.get(&format!("/experiments?limit=2&after={}", page["next_after"])).await;
+    assert_eq!(page2["experiments"][0]["id"], third["id"]);
+    assert_eq!(page2["next_after"], Value::Null);
+
+    let (status, patched) = c.patch(&format!("/experiments/{id}"), json!({"status": "paused"})).await;
+    assert_eq!((status, patched["status"].as_str()), (StatusCode::OK, Some("paused")));
+
+    let bad_bodies = [
+        (
+            json!({"name": "", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]}),
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(201), "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]}),
+            "name",
+        ),
+        (json!({"name": "n", "variants": [{"name": "a", "allocation_percent": 100}]}), "variants"),
+        (
+            json!({"name": "n", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "a", "allocation_percent": 50}]}),
+            "variants[1].name",
+        ),
+        (
+            json!({"name": "n", "variants": [{"name": "a", "allocation_percent": 0}, {"name": "b", "allocation_percent": 100}]}),
+            "variants[0].allocation_percent",
+        ),
+        (
+            json!({"name": "n", "variants": [{"name": "a", "allocation_percent": 60}, {"name": "b", "allocation_percent": 50}]}),
+            "variants",
+        ),
+        (
+            json!({"name": "n", "variants": [{"name": "a", "allocation_percent": "50"}, {"name": "b", "allocation_percent": 50}]}),
+            "variants[0].allocation_percent",
+        ),
+        (json!({"name": 7, "variants": []}), "name"),
+    ];
+    for (body, field) in bad_bodies {
+        let (status, err) = c.post("/experiments", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+    }
+    let (status, err) = c.patch(&format!("/experiments/{id}"), json!({"status": "archived"})).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")), "{err}");
+
+    for (path, status) in [
+        ("/experiments/999999999", StatusCode::NOT_FOUND),
+        ("/experiments/abc", StatusCode::BAD_REQUEST),
+        ("/experiments/-1", StatusCode::BAD_REQUEST),
+        ("/experiments/99999999999999999999999", StatusCode::BAD_REQUEST),
+        ("/experiments/abc/assignment/u", StatusCode::BAD_REQUEST),
+        ("/experiments/999999999/assignment/u", StatusCode::NOT_FOUND),
+        ("/experiments/999999999/results?event_type=x", StatusCode::NOT_FOUND),
+        ("/experiments?limit=0", StatusCode::BAD_REQUEST),
+        ("/experiments?limit=abc", StatusCode::BAD_REQUEST),
+    ] {
+        let (got, body) = c.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let unauthenticated = reqwest::get(format!("{}/experiments", c.base)).await.expect("send");
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    api.stop().await;
+}
+
+/// The README's bucketing, written again independently of the server's code.
+fn documented_bucket(salt: &str, user: &str) -> u64 {
+    let digest = Sha256::digest(format!("{salt}:{user}").as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 10_000
+}
+
+#[tokio::test]
+async fn assignment_is_deterministic_sticky_and_respects_status() {
+    let (env, api, c) = setup().await;
+    let e = c.create(&[("control", 30.0), ("treatment", 70.0)]).await;
+    let id = e["id"].as_i64().expect("id");
+    let salt = e["salt"].as_str().expect("salt").to_owned();
+    let mut seen = HashMap::new();
+    for i in 0..60 {
+        let user = format!("user-{i}");
+        let (status, a) = c.get(&format!("/experiments/{id}/assignment/{user}")).await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        assert_eq!(a["new"], true);
+        let expected = if documented_bucket(&salt, &user) < 3000 { "control" } else { "treatment" };
+        assert_eq!(a["variant"], expected, "{user}");
+        seen.insert(user, a["variant"].clone());
+    }
+    // Allocation changes never move assigned users.
+    let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"variants": [{"name": "control", "allocation_percent": 99}, {"name": "treatment", "allocation_percent": 1}]})).await;
+    assert_eq!(status, StatusCode::OK);
+    for (user, variant) in &seen {
+        let (_, a) = c.get(&format!("/experiments/{id}/assignment/{user}")).await;
+        assert_eq!((&a["variant"], &a["new"]), (variant, &json!(false)), "{user}");
+    }
+    // Paused: existing users keep their variant, new users get 409.
+    c.patch(&format!("/experiments/{id}"), json!({"status": "paused"})).await;
+    let (status, _) = c.get(&format!("/experiments/{id}/assignment/user-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = c.get(&format!("/experiments/{id}/assignment/newcomer")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert!(err["message"].as_str().expect("message").contains("paused"));
+    c.patch(&format!("/experiments/{id}"), json!({"status": "running"})).await;
+    let (status, _) = c.get(&format!("/experiments/{id}/assignment/newcomer")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = c.get(&format!("/experiments/{id}/assignment/{}", "u".repeat(257))).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("user_id")));
+
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
+    assert_eq!(rows, 61);
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 61, "one exposure per first assignment");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn simultaneous_first_assignments_of_one_user_make_one_row_and_one_exposure() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    let c = Arc::new(c);
+    let answers = futures::future::join_all((0..200).map(|_| {
+        let c = c.clone();
+        tokio::spawn(async move { c.get(&format!("/experiments/{id}/assignment/racer")).await })
+    }))
+    .await;
+    let mut variants = std::collections::HashSet::new();
+    let mut new = 0;
+    for answer in answers {
+        let (status, a) = answer.expect("task");
+        assert_eq!(status, StatusCode::OK, "{a}");
+        variants.insert(a["variant"].as_str().expect("variant").to_owned());
+        new += usize::from(a["new"] == true);
+    }
+    assert_eq!(variants.len(), 1, "{variants:?}");
+    assert_eq!(new, 1, "exactly one request made the assignment");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM assignments WHERE user_id = 'racer'")
+        .fetch_one(&pg(&env).await)
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 1);
+    api.stop().await;
+}
+
+/// Deterministic pseudo-random numbers for the simulation (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn close(ours: &Value, reference: &Value, what: &str) {
+    let (a, b) = (ours.as_f64().unwrap_or_else(|| panic!("{what}: {ours}")), reference.as_f64().expect("reference"));
+    assert!((a - b).abs() <= 1e-9_f64.max(b.abs() * 1e-7), "{what}: ours {a} vs reference {b}");
+}
+
+#[tokio::test]
+async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
+    let (env, api, c) = setup().await;
+    let consumer = start_consumer(env.config.clone()).await;
+    let e = c.create(&[("control", 50.0), ("treatment", 50.0)]).await;
+    let id = e["id"].as_i64().expect("id");
+    let mut rng = Rng(42);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+
+    // 300 users: assignment through the API; conversions at 20 % / 30 %, values.
+    let mut per_variant: HashMap<String, (Vec<u8>, Vec<f64>, u64)> = HashMap::new();
+    let mut batch = Vec::new();
+    for i in 0..300 {
+        let user = format!("sim-{i}");
+        let (status, a) = c.get(&format!("/experiments/{id}/assignment/{user}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let variant = a["variant"].as_str().expect("variant").to_owned();
+        let rate = if variant == "control" { 0.2 } else { 0.3 };
+        let entry = per_variant.entry(variant).or_default();
+        // An event an hour before the exposure never counts.
+        batch.push(json!({"user_id": user, "type": "purchase", "properties": {"order_value": 1000.0}, "timestamp": now_ms - 3_600_000}));
+        if rng.next() < rate {
+            let purchases = 1 + (rng.next() * 3.0) as usize;
+            let mut value = 0.0;
+            for _ in 0..purchases {
+                let order_value = (rng.next() * 100.0 * 100.0).round() / 100.0;
+                value += order_value;
+                let event_id = uuid::Uuid::now_v7();
+                let event = json!({"user_id": user, "type": "purchase", "event_id": event_id, "properties": {"order_value": order_value}});
+                batch.push(event.clone());
+                batch.push(event); // a client retry: the same event id twice counts once
+            }
+            entry.0.push(1);
+            entry.1.push(value);
+            entry.2 += purchases as u64;
+        } else {
+            entry.0.push(0);
+            entry.1.push(0.0);
+        }
+        batch.push(json!({"user_id": user, "type": "click"}));
+    }
+    // Events of a user never exposed do not count.
+    batch.push(json!({"user_id": "stranger", "type": "purchase", "properties": {"order_value": 5}}));
+    for chunk in batch.chunks(400) {
+        let (status, body) = c.post("/events/batch", Value::Array(chunk.to_vec())).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+
+    let expected_converted: u64 = per_variant.values().map(|v| v.0.iter().map(|&x| u64::from(x)).sum::<u64>()).sum();
+    let path = format!("/experiments/{id}/results?event_type=purchase&value_property=order_value&alpha=0.05");
+    let results = eventually("every exposure and event in the results", WAIT, || async {
+        let (status, r) = c.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        let users: u64 = r["variants"].as_array()?.iter().map(|v| v["users"].as_u64().unwrap_or(0)).sum();
+        let converted: u64 = r["variants"].as_array()?.iter().map(|v| v["converted_users"].as_u64().unwrap_or(0)).sum();
+        let events: u64 = r["variants"].as_array()?.iter().map(|v| v["events"].as_u64().unwrap_or(0)).sum();
+        let expected_events: u64 = per_variant.values().map(|v| v.2).sum();
+        (users == 300 && converted == expected_converted && events == expected_events).then_some(r)
+    })
+    .await;
+
+    assert_eq!(results["control"], "control");
+    assert_eq!(results["event_type"], "purchase");
+    let by_name: HashMap<&str, &Value> = results["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .map(|v| (v["name"].as_str().expect("name"), v))
+        .collect();
+    for (name, (converted, values, events)) in &per_variant {
+        let v = by_name[name.as_str()];
+        assert_eq!(v["users"], converted.len(), "{name}");
+        assert_eq!(v["converted_users"], converted.iter().map(|&x| u64::from(x)).sum::<u64>(), "{name}");
+        assert_eq!(v["events"], *events, "{name}");
+        close(&v["value"]["sum"], &json!(values.iter().sum::<f64>()), "value sum");
+    }
+
+    // The same per-user data through scipy/statsmodels.
+    let spec = json!({"alpha": 0.05, "allocations": [50.0, 50.0], "variants": ["control", "treatment"].iter().map(|n| {
+        let (converted, values, _) = &per_variant[*n];
+        json!({"converted": converted, "values": values})
+    }).collect::<Vec<_>>()});
+    let reference = python_reference(&spec).await;
+    close(&results["srm"]["p_value"], &reference["srm_p_value"], "srm p");
+    let ours = &by_name["treatment"]["comparison"];
+    let theirs = &reference["comparisons"][0];
+    for metric in ["conversion", "value"] {
+        close(&ours[metric]["p_value"], &theirs[metric]["p_value"], &format!("{metric} p"));
+        for (field, i) in [("absolute_ci", 0), ("absolute_ci", 1), ("relative_ci", 0), ("relative_ci", 1)] {
+            close(&ours[metric][field][i], &theirs[metric][field][i], &format!("{metric} {field}[{i}]"));
+        }
+        close(&ours[metric]["relative_lift"], &theirs[metric]["relative_lift"], &format!("{metric} lift"));
+    }
+    assert_eq!(by_name["control"]["comparison"], Value::Null);
+
+    // Clicks are their own metric: everyone clicked, after exposure.
+    let (_, clicks) = c.get(&format!("/experiments/{id}/results?event_type=click")).await;
+    let clicked: u64 =
+        clicks["variants"].as_array().expect("v").iter().map(|v| v["converted_users"].as_u64().expect("n")).sum();
+    assert_eq!(clicked, 300);
+    assert_eq!(clicks["variants"][0]["value"], Value::Null);
+    consumer.stop().await;
+    api.stop().await;
+}
+
+async fn python_reference(spec: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/reference_stats.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg("--users")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test installs scipy and statsmodels)");
+    child.stdin.take().expect("stdin").write_all(spec.to_string().as_bytes()).await.expect("write");
+    let out = child.wait_with_output().await.expect("python ran");
+    assert!(out.status.success(), "reference script failed");
+    serde_json::from_slice(&out.stdout).expect("reference JSON")
+}
+
+#[tokio::test]
+async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '30 days' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+    let now = chrono::Utc::now().timestamp();
+    let day = 86_400;
+    let ch = env.clickhouse();
+    // old-user: exposed 10 days ago, converted 9 days ago. new-user: exposed 1 h ago,
+    // purchased 2 h ago (before exposure: no) and 30 min ago (yes).
+    ch.query(&format!(
+        "INSERT INTO exposures VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
+        now - 10 * day,
+        now - 3600
+    ))
+    .execute()
+    .await
+    .expect("exposures");
+    ch.query(&format!(
+        "INSERT INTO events VALUES (generateUUIDv4(), 'old-user', 'purchase', {t1}, {t1}, '{{}}'), (generateUUIDv4(), 'new-user', 'purchase', {t2}, {t2}, '{{}}'), (generateUUIDv4(), 'new-user', 'purchase', {t3}, {t3}, '{{}}')",
+        t1 = now - 9 * day, t2 = now - 7200, t3 = now - 1800
+    ))
+    .execute()
+    .await
+    .expect("events");
+
+    let (_, all) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!([&all["variants"][0]["users"], &all["variants"][1]["users"]], [&json!(1), &json!(1)], "{all}");
+    assert_eq!(
+        [&all["variants"][0]["converted_users"], &all["variants"][1]["converted_users"]],
+        [&json!(1), &json!(1)]
+    );
+    assert_eq!(all["variants"][1]["events"], 1, "the purchase before exposure does not count");
+
+    let (_, recent) = c.get(&format!("/experiments/{id}/results?event_type=purchase&last_day=2")).await;
+    assert_eq!(recent["variants"][0]["users"], 0, "{recent}");
+    assert_eq!(recent["variants"][0]["converted_users"], 0);
+    assert_eq!(recent["variants"][1]["users"], 1);
+    assert_eq!(recent["variants"][1]["converted_users"], 1);
+    let from = chrono::DateTime::parse_from_rfc3339(recent["window"]["from"].as_str().expect("from")).expect("date");
+    assert!((now - 2 * day - from.timestamp()).abs() <= 5);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn query_parameters_are_validated_and_never_spliced_into_sql() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    for (query, field) in [
+        ("", "event_type"),
+        ("event_type=", "event_type"),
+        ("event_type=x&last_day=abc", "last_day"),
+        ("event_type=x&last_day=0", "last_day"),
+        ("event_type=x&last_day=-1", "last_day"),
+        ("event_type=x&alpha=2", "alpha"),
+        ("event_type=x&alpha=nan", "alpha"),
+    ] {
+        let (status, err) = c.get(&format!("/experiments/{id}/results?{query}")).await;
+        assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
+    }
+    for hostile in ["purchase' OR 1=1 --", "x'); DROP TABLE events; --", "\\' \\\\ \" ` ?", "ünïcødé ?? ?"] {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("event_type", hostile)
+            .append_pair("value_property", hostile)
+            .finish();
+        let (status, r) = c.get(&format!("/experiments/{id}/results?{q}")).await;
+        assert_eq!(status, StatusCode::OK, "{hostile}: {r}");
+        assert_eq!(r["event_type"], hostile);
+    }
+    assert_eq!(
+        env.ch_count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'events'").await,
+        1
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_and_docs_are_served_without_a_key() {
+    let (_env, api, c) = setup().await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", c.base)).await.expect("send").json().await.expect("json");
+    for path in [
+        "/experiments",
+        "/experiments/{id}",
+        "/experiments/{id}/assignment/{user_id}",
+        "/experiments/{id}/results",
+        "/events",
+        "/events/batch",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+    let docs = reqwest::get(format!("{}/docs/", c.base)).await.expect("send");
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.expect("html").contains("swagger"));
+    let ready = reqwest::get(format!("{}/readyz", c.base)).await.expect("send");
+    assert_eq!(ready.status(), StatusCode::OK);
+    api.stop().await;
+}

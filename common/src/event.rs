@@ -1,0 +1,350 @@
+//! The messages on our Kafka topics, defined once.
+//!
+//! `ingest` and `api` write them, `consumer` reads them. Both are JSON objects carrying a
+//! version field `v`; a reader rejects versions it does not know (they go to the DLQ)
+//! instead of guessing. Properties travel as the client's raw JSON text: it is validated
+//! once at the edge and never re-serialised.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Version of [`EventEnvelope`] and [`ExposureEnvelope`] written by this build.
+pub const ENVELOPE_VERSION: u8 = 1;
+pub const MAX_USER_ID_BYTES: usize = 256;
+pub const MAX_TYPE_BYTES: usize = 128;
+/// Latest instant a ClickHouse `DateTime` can hold (2106-02-07).
+const MAX_DATETIME_MS: i64 = u32::MAX as i64 * 1000;
+
+/// One event in the `events` topic, keyed by `user_id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventEnvelope<'a> {
+    pub v: u8,
+    pub event_id: Uuid,
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    pub event_type: Cow<'a, str>,
+    /// When the event happened, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// When our edge received it, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// A JSON object, as the client sent it.
+    #[serde(borrow)]
+    pub properties: &'a RawValue,
+}
+
+impl PartialEq for EventEnvelope<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.v == other.v
+            && self.event_id == other.event_id
+            && self.user_id == other.user_id
+            && self.event_type == other.event_type
+            && self.timestamp_ms == other.timestamp_ms
+            && self.received_at_ms == other.received_at_ms
+            && self.properties.get() == other.properties.get()
+    }
+}
+
+/// A user's first assignment to a variant, in the `exposures` topic, keyed by `user_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExposureEnvelope<'a> {
+    pub v: u8,
+    pub experiment_id: i64,
+    #[serde(borrow)]
+    pub variant: Cow<'a, str>,
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    pub exposed_at_ms: i64,
+}
+
+/// Why a message read from Kafka cannot be used; the consumer sends it to the DLQ.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("not a valid envelope: {0}")]
+    Json(String),
+    #[error("unsupported envelope version {0} (this build reads {ENVELOPE_VERSION})")]
+    Version(u8),
+    #[error("invalid field `{field}`: {message}")]
+    Field { field: &'static str, message: &'static str },
+}
+
+impl<'a> EventEnvelope<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain strings, integers and already-valid raw JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and re-checks the invariants the edge enforced, so that a foreign or
+    /// corrupted message can never reach ClickHouse.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let event: Self = serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
+        if event.v != ENVELOPE_VERSION {
+            return Err(DecodeError::Version(event.v));
+        }
+        check_len("user_id", &event.user_id, MAX_USER_ID_BYTES).map_err(field_err("user_id"))?;
+        check_len("type", &event.event_type, MAX_TYPE_BYTES).map_err(field_err("type"))?;
+        if !event.properties.get().starts_with('{') {
+            return Err(DecodeError::Field { field: "properties", message: "must be a JSON object" });
+        }
+        for (field, ms) in [("timestamp_ms", event.timestamp_ms), ("received_at_ms", event.received_at_ms)] {
+            if !(0..=MAX_DATETIME_MS).contains(&ms) {
+                return Err(DecodeError::Field { field, message: "out of range" });
+            }
+        }
+        Ok(event)
+    }
+}
+
+impl<'a> ExposureEnvelope<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let exposure: Self = serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
+        if exposure.v != ENVELOPE_VERSION {
+            return Err(DecodeError::Version(exposure.v));
+        }
+        check_len("user_id", &exposure.user_id, MAX_USER_ID_BYTES).map_err(field_err("user_id"))?;
+        if exposure.variant.is_empty() {
+            return Err(DecodeError::Field { field: "variant", message: "must not be empty" });
+        }
+        if exposure.experiment_id <= 0 {
+            return Err(DecodeError::Field { field: "experiment_id", message: "must be positive" });
+        }
+        if !(0..=MAX_DATETIME_MS).contains(&exposure.exposed_at_ms) {
+            return Err(DecodeError::Field { field: "exposed_at_ms", message: "out of range" });
+        }
+        Ok(exposure)
+    }
+}
+
+fn field_err(field: &'static str) -> impl Fn(&'static str) -> DecodeError {
+    move |message| DecodeError::Field { field, message }
+}
+
+fn check_len(_field: &str, value: &str, max: usize) -> Result<(), &'static str> {
+    if value.is_empty() {
+        Err("must not be empty")
+    } else if value.len() > max {
+        Err("too long")
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes the whitespace outside string literals of valid JSON text. ClickHouse's
+/// `visitParam*` functions (the JSON functions ClickHouse 18.16 has) only read compact
+/// JSON, so properties are stored compact.
+pub fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An event as a producer sends it to `POST /events` (or as one element of a batch).
+#[derive(Debug, Deserialize)]
+pub struct IncomingEvent<'a> {
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    pub event_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub properties: Option<&'a RawValue>,
+    #[serde(default)]
+    pub event_id: Option<Uuid>,
+    #[serde(default, borrow)]
+    pub timestamp: Option<IncomingTimestamp<'a>>,
+}
+
+/// RFC 3339 text or epoch milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum IncomingTimestamp<'a> {
+    Millis(i64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
+/// A validation failure naming the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// The JSON text used when a client sends no properties.
+fn empty_object() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!()))
+}
+
+impl<'a> IncomingEvent<'a> {
+    /// Applies the edge's rules and builds the envelope. `now` is the receive time.
+    pub fn into_envelope(
+        self,
+        now: DateTime<Utc>,
+        max_future_skew: std::time::Duration,
+    ) -> Result<EventEnvelope<'a>, FieldError> {
+        check_len("user_id", &self.user_id, MAX_USER_ID_BYTES)
+            .map_err(|m| FieldError::new("user_id", format!("{m} (1 to {MAX_USER_ID_BYTES} bytes)")))?;
+        check_len("type", &self.event_type, MAX_TYPE_BYTES)
+            .map_err(|m| FieldError::new("type", format!("{m} (1 to {MAX_TYPE_BYTES} bytes)")))?;
+        let properties = match self.properties {
+            None => empty_object(),
+            Some(raw) if raw.get() == "null" => empty_object(),
+            Some(raw) if raw.get().starts_with('{') => raw,
+            Some(_) => return Err(FieldError::new("properties", "must be a JSON object")),
+        };
+        let now_ms = now.timestamp_millis();
+        let timestamp_ms = match self.timestamp {
+            None => now_ms,
+            Some(IncomingTimestamp::Millis(ms)) => ms,
+            Some(IncomingTimestamp::Text(text)) => DateTime::parse_from_rfc3339(&text)
+                .map_err(|_| FieldError::new("timestamp", "must be an RFC 3339 date-time or epoch milliseconds"))?
+                .timestamp_millis(),
+        };
+        let skew_ms = i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX);
+        if timestamp_ms > now_ms.saturating_add(skew_ms) {
+            return Err(FieldError::new(
+                "timestamp",
+                format!("more than {}s in the future", max_future_skew.as_secs()),
+            ));
+        }
+        if timestamp_ms < 0 {
+            return Err(FieldError::new("timestamp", "before 1970-01-01T00:00:00Z"));
+        }
+        Ok(EventEnvelope {
+            v: ENVELOPE_VERSION,
+            event_id: self.event_id.unwrap_or_else(|| Uuid::now_v7()),
+            user_id: self.user_id,
+            event_type: self.event_type,
+            timestamp_ms,
+            received_at_ms: now_ms,
+            properties,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z").expect("date").with_timezone(&Utc)
+    }
+
+    fn parse(json: &str) -> Result<EventEnvelope<'_>, FieldError> {
+        let incoming: IncomingEvent = serde_json::from_str(json).expect("parses");
+        incoming.into_envelope(now(), HOUR)
+    }
+
+    #[test]
+    fn minimal_event_gets_defaults() {
+        let e = parse(r#"{"user_id":"u1","type":"purchase"}"#).expect("valid");
+        assert_eq!(e.properties.get(), "{}");
+        assert_eq!(e.timestamp_ms, now().timestamp_millis());
+        assert_eq!(e.received_at_ms, now().timestamp_millis());
+        assert_eq!(e.event_id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let e = parse(
+            r#"{"user_id":"u\"1","type":"click","properties":{"a":[1,2],"b":"x"},
+                "event_id":"0190b5a4-5d6e-7c3a-8f00-000000000001","timestamp":"2026-01-01T11:00:00+01:00"}"#,
+        )
+        .expect("valid");
+        assert_eq!(e.timestamp_ms, now().timestamp_millis() - 2 * 3600 * 1000);
+        let bytes = e.encode();
+        let back = EventEnvelope::decode(&bytes).expect("decodes");
+        assert_eq!(back, e);
+        assert_eq!(back.user_id, "u\"1");
+        assert_eq!(back.properties.get(), r#"{"a":[1,2],"b":"x"}"#);
+    }
+
+    #[test]
+    fn epoch_millis_timestamp() {
+        let e = parse(r#"{"user_id":"u","type":"t","timestamp":1767268800000}"#).expect("valid");
+        assert_eq!(e.timestamp_ms, 1_767_268_800_000);
+    }
+
+    #[test]
+    fn rules_name_the_field() {
+        let long_user = format!(r#"{{"user_id":"{}","type":"t"}}"#, "x".repeat(257));
+        let long_type = format!(r#"{{"user_id":"u","type":"{}"}}"#, "x".repeat(129));
+        let cases = [
+            (r#"{"user_id":"","type":"t"}"#.to_owned(), "user_id"),
+            (long_user, "user_id"),
+            (r#"{"user_id":"u","type":""}"#.to_owned(), "type"),
+            (long_type, "type"),
+            (r#"{"user_id":"u","type":"t","properties":[1]}"#.to_owned(), "properties"),
+            (r#"{"user_id":"u","type":"t","properties":"x"}"#.to_owned(), "properties"),
+            (r#"{"user_id":"u","type":"t","timestamp":"yesterday"}"#.to_owned(), "timestamp"),
+            (r#"{"user_id":"u","type":"t","timestamp":"2026-01-01T13:00:01Z"}"#.to_owned(), "timestamp"),
+            (r#"{"user_id":"u","type":"t","timestamp":-1}"#.to_owned(), "timestamp"),
+        ];
+        for (json, field) in cases {
+            let err = parse(&json).expect_err(&json);
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        // exactly at the limits is fine
+        let at_limit = format!(
+            r#"{{"user_id":"{}","type":"{}","timestamp":"2026-01-01T13:00:00Z"}}"#,
+            "u".repeat(256),
+            "t".repeat(128)
+        );
+        parse(&at_limit).expect("limits are inclusive");
+    }
+
+    #[test]
+    fn compact_json_keeps_strings_intact() {
+        let raw = "{ \"a b\" : [1, 2],\n\t\"q\": \"x \\\" y\" , \"n\": { } }";
+        let compact = compact_json(raw);
+        assert_eq!(compact, r#"{"a b":[1,2],"q":"x \" y","n":{}}"#);
+        let before: serde_json::Value = serde_json::from_str(raw).expect("json");
+        let after: serde_json::Value = serde_json::from_str(&compact).expect("json");
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn decode_rejects_foreign_messages() {
+        assert!(matches!(EventEnvelope::decode(b"not json"), Err(DecodeError::Json(_))));
+        let future = br#"{"v":2,"event_id":"0190b5a4-5d6e-7c3a-8f00-000000000001","user_id":"u","type":"t","timestamp_ms":1,"received_at_ms":1,"properties":{}}"#;
+        assert_eq!(EventEnvelope::decode(future), Err(DecodeError::Version(2)));
+        let empty_user = br#"{"v":1,"event_id":"0190b5a4-5d6e-7c3a-8f00-000000000001","user_id":"","type":"t","timestamp_ms":1,"received_at_ms":1,"properties":{}}"#;
+        assert!(matches!(EventEnvelope::decode(empty_user), Err(DecodeError::Field { field: "user_id", .. })));
+        let exposure =
+            ExposureEnvelope { v: 1, experiment_id: 3, variant: "a".into(), user_id: "u".into(), exposed_at_ms: 5 };
+        assert_eq!(ExposureEnvelope::decode(&exposure.encode()), Ok(exposure));
+    }
+}

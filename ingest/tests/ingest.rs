@@ -1,0 +1,301 @@
+//! The ingest edge against the real dev broker over TCP: every event that gets a 202 is in
+//! Kafka, every refused request leaves Kafka untouched.
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use common::{
+    event::EventEnvelope,
+    shutdown::CancellationToken,
+    testkit::{Stack, TestEnv},
+    Config,
+};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    ClientConfig, Message,
+};
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+
+struct Ingest {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Ingest {
+    async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(ingest::run(config, listener, shutdown.clone()));
+        Self { addr, http: reqwest::Client::new(), shutdown, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>, gzip: bool) -> (StatusCode, Value) {
+        let mut request =
+            self.http.post(self.url(path)).bearer_auth("test-key").header(header::CONTENT_TYPE, "application/json");
+        if gzip {
+            request = request.header(header::CONTENT_ENCODING, "gzip");
+        }
+        let response = request.body(body).send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("join").expect("ingest ran");
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+async fn setup() -> (TestEnv, Ingest) {
+    let stack = Stack::from_env();
+    let env = stack.env(&stack.shared_cluster().await).await;
+    let ingest = Ingest::start(env.config.clone()).await;
+    (env, ingest)
+}
+
+/// Reads every message of a topic from the beginning.
+fn read_all(env: &TestEnv, topic: &str, expected: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.config.kafka.brokers)
+        .set("group.id", common::testkit::random_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn single_and_batch_events_plain_and_gzip_all_reach_kafka_intact() {
+    let (env, ingest) = setup().await;
+    let topic = env.config.kafka.topics.events.clone();
+
+    let (status, body) = ingest
+        .post(
+            "/events",
+            json!({"user_id": "u-1", "type": "purchase", "properties": {"order_value": 49.99, "nested": {"a": [1, 2]}},
+            "event_id": "0190b5a4-5d6e-7c3a-8f00-0000000000aa", "timestamp": "2026-01-02T03:04:05.678Z"})
+            .to_string(),
+            false,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 1})));
+
+    let (status, body) =
+        ingest.post("/events", gzip(json!({"user_id": "u-2", "type": "click"}).to_string().as_bytes()), true).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 1})));
+
+    let batch: Vec<Value> = (0..250)
+        .map(|i| json!({"user_id": format!("b-{i}"), "type": "view", "timestamp": 1_767_225_600_000_i64 + i}))
+        .collect();
+    let (status, body) = ingest.post("/events/batch", serde_json::to_vec(&batch).expect("json"), false).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 250})));
+    let (status, body) = ingest.post("/events/batch", gzip(&serde_json::to_vec(&batch).expect("json")), true).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 250})));
+
+    assert_eq!(env.topic_messages(&topic).await, 502);
+    let messages = read_all(&env, &topic, 502);
+    assert_eq!(messages.len(), 502);
+    let first = messages.iter().find(|(k, _)| k == b"u-1").expect("u-1's message, keyed by user_id");
+    let e = EventEnvelope::decode(&first.1).expect("decodes");
+    assert_eq!(e.event_id.to_string(), "0190b5a4-5d6e-7c3a-8f00-0000000000aa");
+    assert_eq!(e.event_type, "purchase");
+    assert_eq!(e.timestamp_ms, 1_767_323_045_678);
+    assert_eq!(
+        serde_json::from_str::<Value>(e.properties.get()).expect("json"),
+        json!({"order_value": 49.99, "nested": {"a": [1, 2]}})
+    );
+    let ids: std::collections::HashSet<_> =
+        messages.iter().map(|(_, p)| EventEnvelope::decode(p).expect("decodes").event_id).collect();
+    assert_eq!(ids.len(), 502, "every generated event id is unique");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn every_validation_rule_answers_4xx_naming_the_field_and_nothing_reaches_kafka() {
+    let (env, ingest) = setup().await;
+    let topic = env.config.kafka.topics.events.clone();
+    let long = "x".repeat(257);
+    let future = (chrono::Utc::now() + chrono::Duration::minutes(61)).to_rfc3339();
+    let single_cases: Vec<(String, StatusCode, Option<&str>)> = vec![
+        (json!({"type": "t"}).to_string(), StatusCode::BAD_REQUEST, None),
+        (json!({"user_id": "", "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
+        (json!({"user_id": long, "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
+        (json!({"user_id": 5, "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
+        (json!({"user_id": "u", "type": ""}).to_string(), StatusCode::BAD_REQUEST, Some("type")),
+        (json!({"user_id": "u", "type": "x".repeat(129)}).to_string(), StatusCode::BAD_REQUEST, Some("type")),
+        (
+            json!({"user_id": "u", "type": "t", "properties": [1]}).to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("properties"),
+        ),
+        (
+            json!({"user_id": "u", "type": "t", "event_id": "not-a-uuid"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("event_id"),
+        ),
+        (
+            json!({"user_id": "u", "type": "t", "timestamp": "tomorrow"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("timestamp"),
+        ),
+        (
+            json!({"user_id": "u", "type": "t", "timestamp": future}).to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("timestamp"),
+        ),
+        (
+            json!({"user_id": "u", "type": "t", "timestamp": true}).to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("timestamp"),
+        ),
+        ("{\"user_id\": \"u\", \"type\": ".to_owned(), StatusCode::BAD_REQUEST, None),
+        ("[]".to_owned(), StatusCode::BAD_REQUEST, None),
+        (format!("{}{}", "[".repeat(5000), "]".repeat(5000)), StatusCode::BAD_REQUEST, None),
+    ];
+    for (body, status, field) in single_cases {
+        let (got, err) = ingest.post("/events", body.clone(), false).await;
+        assert_eq!(got, status, "{body:.100}: {err}");
+        assert!(err["error"].is_string() && err["message"].is_string(), "{err}");
+        assert_eq!(err["field"].as_str(), field, "{body:.100}: {err}");
+    }
+    // invalid UTF-8
+    let (got, err) = ingest.post("/events", b"{\"user_id\": \"\xff\xfe\", \"type\": \"t\"}".to_vec(), false).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{err}");
+
+    // A batch is all or nothing; the error names the index and field.
+    let mut batch: Vec<Value> = (0..10).map(|i| json!({"user_id": format!("u{i}"), "type": "t"})).collect();
+    batch[7] = json!({"user_id": "u7", "type": ""});
+    let (got, err) = ingest.post("/events/batch", serde_json::to_vec(&batch).expect("json"), false).await;
+    assert_eq!((got, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("[7].type")), "{err}");
+    batch[7] = json!({"user_id": "u7", "type": 3});
+    let (got, err) = ingest.post("/events/batch", serde_json::to_vec(&batch).expect("json"), false).await;
+    assert_eq!((got, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("[7].type")), "{err}");
+    let (got, _) = ingest.post("/events/batch", "[]", false).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST);
+    let (got, _) = ingest.post("/events/batch", json!({"user_id": "u", "type": "t"}).to_string(), false).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "a batch must be an array");
+
+    // Sizes: 413.
+    let too_many: Vec<Value> = (0..10_001).map(|_| json!({"user_id": "u", "type": "t"})).collect();
+    let (got, err) = ingest.post("/events/batch", serde_json::to_vec(&too_many).expect("json"), false).await;
+    assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    let big = json!({"user_id": "u", "type": "t", "properties": {"blob": "x".repeat(1 << 20)}}).to_string();
+    let (got, _) = ingest.post("/events", big.clone(), false).await;
+    assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE);
+    let (got, err) = ingest.post("/events", gzip(big.as_bytes()), true).await;
+    assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE, "compressed small, inflated too big: {err}");
+    let bomb = gzip(&vec![b' '; 200 << 20]);
+    assert!(bomb.len() < 1 << 20);
+    let (got, _) = ingest.post("/events/batch", bomb, true).await;
+    assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE, "a gzip bomb inflating to 200 MiB");
+    let (got, _) = ingest.post("/events", b"not gzip".to_vec(), true).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST);
+    let response = ingest
+        .http
+        .post(ingest.url("/events"))
+        .bearer_auth("test-key")
+        .header(header::CONTENT_ENCODING, "br")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Auth: 401 JSON, before anything else.
+    for auth in [None, Some("Bearer wrong"), Some("test-key"), Some("Basic dGVzdC1rZXk=")] {
+        let mut request =
+            ingest.http.post(ingest.url("/events")).body(json!({"user_id": "u", "type": "t"}).to_string());
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let body: Value = response.json().await.expect("json error");
+        assert_eq!(body["error"], "unauthorized");
+    }
+
+    assert_eq!(env.topic_messages(&topic).await, 0, "no rejected event reached Kafka");
+    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("abtest_events_rejected_total{reason=\"invalid\"}"), "{metrics}");
+    assert!(metrics.contains("abtest_events_rejected_total{reason=\"too_large\"}"), "{metrics}");
+    // and it is still healthy
+    let ready = ingest.http.get(ingest.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn broker_down_means_503_within_the_bound_and_recovery_after() {
+    let stack = Stack::from_env();
+    let cluster = stack.isolated_cluster().await;
+    let mut env = stack.env(&cluster).await;
+    env.config.ingest.ack_timeout = Duration::from_secs(2);
+    let ingest = Ingest::start(env.config.clone()).await;
+    let event = json!({"user_id": "u", "type": "t"}).to_string();
+    let (status, _) = ingest.post("/events", event.clone(), false).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    stack.broker(&cluster, 1, false).await;
+    let started = Instant::now();
+    let response =
+        ingest.http.post(ingest.url("/events")).bearer_auth("test-key").body(event.clone()).send().await.expect("send");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert!(elapsed < Duration::from_secs(4), "answered after {elapsed:?}, bound is 2 s");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "unavailable");
+    let ready = ingest.http.get(ingest.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready while Kafka is down");
+
+    stack.broker(&cluster, 1, true).await;
+    let accepted = common::testkit::eventually("ingest to accept again", Duration::from_secs(30), || async {
+        let (status, _) = ingest.post("/events", event.clone(), false).await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+    let _ = accepted;
+    // Every 2xx is in Kafka (a 503'd event may also be there: at least once).
+    assert!(env.topic_messages(&env.config.kafka.topics.events).await >= 2);
+    ingest.stop().await;
+    stack.drop_cluster(&cluster).await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_health_answer_json() {
+    let (_env, ingest) = setup().await;
+    let response = ingest.http.get(ingest.url("/nope")).bearer_auth("test-key").send().await.expect("send");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.json::<Value>().await.expect("json")["error"], "not_found");
+    let live = ingest.http.get(ingest.url("/livez")).send().await.expect("livez");
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready: Value = ingest.http.get(ingest.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
+    assert_eq!(ready["checks"]["kafka"], "ok");
+    ingest.stop().await;
+}
