@@ -357,10 +357,14 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
     }
 
     // The same per-user data through scipy/statsmodels.
-    let spec = json!({"alpha": 0.05, "allocations": [50.0, 50.0], "variants": ["control", "treatment"].iter().map(|n| {
-        let (converted, values, _) = &per_variant[*n];
-        json!({"converted": converted, "values": values})
-    }).collect::<Vec<_>>()});
+    let variants: Vec<Value> = ["control", "treatment"]
+        .iter()
+        .map(|n| {
+            let (converted, values, _) = &per_variant[*n];
+            json!({"converted": converted, "values": values})
+        })
+        .collect();
+    let spec = json!({"alpha": 0.05, "allocations": [50.0, 50.0], "variants": variants});
     let reference = python_reference(&spec).await;
     close(&results["srm"]["p_value"], &reference["srm_p_value"], "srm p");
     let ours = &by_name["treatment"]["comparison"];
@@ -422,8 +426,13 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     .await
     .expect("exposures");
     ch.query(&format!(
-        "INSERT INTO events VALUES (generateUUIDv4(), 'old-user', 'purchase', {t1}, {t1}, '{{}}'), (generateUUIDv4(), 'new-user', 'purchase', {t2}, {t2}, '{{}}'), (generateUUIDv4(), 'new-user', 'purchase', {t3}, {t3}, '{{}}')",
-        t1 = now - 9 * day, t2 = now - 7200, t3 = now - 1800
+        "INSERT INTO events VALUES ('{}', 'old-user', 'purchase', {t1}, {t1}, '{{}}'), ('{}', 'new-user', 'purchase', {t2}, {t2}, '{{}}'), ('{}', 'new-user', 'purchase', {t3}, {t3}, '{{}}')",
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        t1 = now - 9 * day,
+        t2 = now - 7200,
+        t3 = now - 1800
     ))
     .execute()
     .await

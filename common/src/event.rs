@@ -16,6 +16,8 @@ use uuid::Uuid;
 pub const ENVELOPE_VERSION: u8 = 1;
 pub const MAX_USER_ID_BYTES: usize = 256;
 pub const MAX_TYPE_BYTES: usize = 128;
+/// Deepest nesting of objects and arrays accepted in `properties`.
+pub const MAX_PROPERTIES_DEPTH: usize = 32;
 /// Latest instant a ClickHouse `DateTime` can hold (2106-02-07).
 const MAX_DATETIME_MS: i64 = u32::MAX as i64 * 1000;
 
@@ -161,6 +163,34 @@ pub fn compact_json(json: &str) -> String {
     out
 }
 
+/// The deepest nesting of objects and arrays in valid JSON text.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// An event as a producer sends it to `POST /events` (or as one element of a batch).
 #[derive(Debug, Deserialize)]
 pub struct IncomingEvent<'a> {
@@ -174,6 +204,33 @@ pub struct IncomingEvent<'a> {
     pub event_id: Option<Uuid>,
     #[serde(default, borrow)]
     pub timestamp: Option<IncomingTimestamp<'a>>,
+}
+
+impl<'de: 'a, 'a> IncomingEvent<'a> {
+    /// Like `Deserialize`, but only from a JSON object: serde's derive would also accept
+    /// an array of the fields in order (`["u1", "click"]`), which no client means.
+    pub fn deserialize_object<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for ObjectVisitor<'a> {
+            type Value = IncomingEvent<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                IncomingEvent::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+/// One event object, as the body of `POST /events`.
+pub struct EventObject<'a>(pub IncomingEvent<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IncomingEvent::deserialize_object(deserializer).map(EventObject)
+    }
 }
 
 /// RFC 3339 text or epoch milliseconds.
@@ -222,6 +279,9 @@ impl<'a> IncomingEvent<'a> {
             Some(raw) if raw.get().starts_with('{') => raw,
             Some(_) => return Err(FieldError::new("properties", "must be a JSON object")),
         };
+        if nesting_depth(properties.get()) > MAX_PROPERTIES_DEPTH {
+            return Err(FieldError::new("properties", format!("nested deeper than {MAX_PROPERTIES_DEPTH} levels")));
+        }
         let now_ms = now.timestamp_millis();
         let timestamp_ms = match self.timestamp {
             None => now_ms,
@@ -312,6 +372,10 @@ mod tests {
             (r#"{"user_id":"u","type":"t","timestamp":"yesterday"}"#.to_owned(), "timestamp"),
             (r#"{"user_id":"u","type":"t","timestamp":"2026-01-01T13:00:01Z"}"#.to_owned(), "timestamp"),
             (r#"{"user_id":"u","type":"t","timestamp":-1}"#.to_owned(), "timestamp"),
+            (
+                format!(r#"{{"user_id":"u","type":"t","properties":{}1{}}}"#, r#"{"a":"#.repeat(33), "}".repeat(33)),
+                "properties",
+            ),
         ];
         for (json, field) in cases {
             let err = parse(&json).expect_err(&json);

@@ -220,14 +220,16 @@ impl Drop for TestEnv {
         // Async cleanup from a synchronous Drop: a short-lived runtime on its own thread.
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
+            let cleanup = async move {
                 if let Ok(mut conn) = PgConnection::connect(&admin).await {
                     let _ =
                         sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")).execute(&mut conn).await;
                 }
                 let client = crate::clickhouse::client(&ch).with_database("default");
                 let _ = client.query(&format!("DROP DATABASE IF EXISTS {}", ch.database)).execute().await;
-            });
+            };
+            // Best effort: a test that broke a dependency must not hang here.
+            let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), cleanup).await });
         })
         .join();
     }

@@ -218,7 +218,12 @@ impl Pipeline {
         for ((topic, partition), offset) in &batch.offsets {
             offsets.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
         }
-        match self.consumer.commit(&offsets, CommitMode::Sync) {
+        // A synchronous commit blocks until the coordinator answers: off the async threads.
+        let consumer = self.consumer.clone();
+        let committed = tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .unwrap_or(Err(rdkafka::error::KafkaError::Canceled));
+        match committed {
             Ok(()) => self.metrics.commits.inc(),
             Err(e) => {
                 // Typically a rebalance took the partitions away: their new owner replays

@@ -219,13 +219,14 @@ impl Proxy {
 
 #[tokio::test]
 async fn clickhouse_down_while_events_flow_loses_nothing() {
-    let (_stack, mut env) = setup().await;
+    let (_stack, env) = setup().await;
     let target: SocketAddr =
         env.config.clickhouse.url.trim_start_matches("http://").parse().expect("clickhouse host:port");
     let proxy = Proxy::start(target).await;
     let ingest = start_ingest(env.config.clone()).await;
-    env.config.clickhouse.url = format!("http://{}", proxy.addr);
-    let consumer = start_consumer(env.config.clone()).await;
+    let mut through_proxy = env.config.clone();
+    through_proxy.clickhouse.url = format!("http://{}", proxy.addr);
+    let consumer = start_consumer(through_proxy).await;
 
     send_events(&ingest, "before", 100).await;
     eventually("the first 100", WAIT, || async { (distinct_events(&env).await == 100).then_some(()) }).await;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use common::{
     config::Config,
-    event::{EventEnvelope, IncomingEvent},
+    event::{EventEnvelope, EventObject},
     metrics::{self, Histogram, IntCounter, IntCounterVec, IntGauge, Registry},
 };
 use futures::future::join_all;
@@ -138,7 +138,7 @@ pub async fn post_event(
     let bytes = read_body(&headers, body, events.limits.max_event_bytes)
         .await
         .inspect_err(|e| events.metrics.reject(reason(e), 1))?;
-    let incoming: IncomingEvent = parse(&bytes).inspect_err(|e| events.metrics.reject(reason(e), 1))?;
+    let EventObject(incoming) = parse(&bytes).inspect_err(|e| events.metrics.reject(reason(e), 1))?;
     let now = Utc::now();
     let envelope = incoming
         .into_envelope(now, events.limits.max_future_skew)
@@ -164,7 +164,7 @@ pub async fn post_batch(
     let bytes = read_body(&headers, body, events.limits.max_batch_bytes)
         .await
         .inspect_err(|e| events.metrics.reject(reason(e), 1))?;
-    let incoming: Vec<IncomingEvent> = parse(&bytes).inspect_err(|e| events.metrics.reject(reason(e), 1))?;
+    let incoming: Vec<EventObject> = parse(&bytes).inspect_err(|e| events.metrics.reject(reason(e), 1))?;
     let n = incoming.len();
     if n == 0 {
         events.metrics.reject("invalid", 1);
@@ -179,7 +179,7 @@ pub async fn post_batch(
     }
     let now = Utc::now();
     let mut envelopes = Vec::with_capacity(n);
-    for (i, event) in incoming.into_iter().enumerate() {
+    for (i, EventObject(event)) in incoming.into_iter().enumerate() {
         match event.into_envelope(now, events.limits.max_future_skew) {
             Ok(envelope) => envelopes.push(envelope),
             Err(e) => {

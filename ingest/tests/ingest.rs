@@ -174,9 +174,18 @@ async fn every_validation_rule_answers_4xx_naming_the_field_and_nothing_reaches_
             StatusCode::BAD_REQUEST,
             Some("timestamp"),
         ),
-        ("{\"user_id\": \"u\", \"type\": ".to_owned(), StatusCode::BAD_REQUEST, None),
+        ("{\"user_id\": \"u\", \"type\": ".to_owned(), StatusCode::BAD_REQUEST, Some("type")),
         ("[]".to_owned(), StatusCode::BAD_REQUEST, None),
         (format!("{}{}", "[".repeat(5000), "]".repeat(5000)), StatusCode::BAD_REQUEST, None),
+        (
+            format!(
+                "{{\"user_id\": \"u\", \"type\": \"t\", \"properties\": {}1{}}}",
+                "{\"a\":".repeat(5000),
+                "}".repeat(5000)
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("properties"),
+        ),
     ];
     for (body, status, field) in single_cases {
         let (got, err) = ingest.post("/events", body.clone(), false).await;
@@ -297,5 +306,17 @@ async fn unknown_routes_and_health_answer_json() {
     assert_eq!(live.status(), StatusCode::OK);
     let ready: Value = ingest.http.get(ingest.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
     assert_eq!(ready["checks"]["kafka"], "ok");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn events_must_be_objects_not_arrays_of_fields() {
+    let (env, ingest) = setup().await;
+    let (status, err) = ingest.post("/events", r#"["u1", "click"]"#, false).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let (status, err) =
+        ingest.post("/events/batch", r#"[{"user_id": "u", "type": "t"}, ["u1", "click"]]"#, false).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("[1]")), "{err}");
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0);
     ingest.stop().await;
 }
