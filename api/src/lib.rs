@@ -122,7 +122,8 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .route("/experiments/{id}/results", get(results::results))
         .with_state(state.clone())
         .merge(ingest::events::router(state.events.clone()))
-        .layer(middleware::from_fn_with_state(keys, auth::require_api_key));
+        .layer(middleware::from_fn_with_state(keys, auth::require_api_key))
+        .layer(ingest::request_timeout(config.api.request_timeout));
     api.merge(ops::router(Arc::new(Ready(state)), registry))
         .merge(openapi::router())
         .fallback(ingest::error::no_route)

@@ -67,7 +67,7 @@ fn finite(x: f64) -> Option<f64> {
 }
 
 fn interval(center: f64, half_width: f64) -> Option<[f64; 2]> {
-    (center.is_finite() && half_width.is_finite()).then(|| [center - half_width, center + half_width])
+    (center.is_finite() && half_width.is_finite()).then_some([center - half_width, center + half_width])
 }
 
 /// Delta-method variance of `t/c - 1` for independent estimates `t` and `c`.

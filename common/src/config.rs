@@ -20,7 +20,7 @@ pub const CONFIG_FILE_VAR: &str = "ABTEST_CONFIG_FILE";
 /// Prefix of every configuration environment variable.
 pub const ENV_PREFIX: &str = "ABTEST_";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub auth: AuthConfig,
@@ -195,21 +195,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            auth: AuthConfig::default(),
-            api: ApiConfig::default(),
-            ingest: IngestConfig::default(),
-            consumer: ConsumerConfig::default(),
-            kafka: KafkaConfig::default(),
-            clickhouse: ClickHouseConfig::default(),
-            postgres: PostgresConfig::default(),
-            log: LogConfig::default(),
-        }
     }
 }
 
@@ -447,6 +432,7 @@ pub fn valid_identifier(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
 mod tests {
     use super::*;
     use figment::Jail;

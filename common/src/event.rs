@@ -302,7 +302,7 @@ impl<'a> IncomingEvent<'a> {
         }
         Ok(EventEnvelope {
             v: ENVELOPE_VERSION,
-            event_id: self.event_id.unwrap_or_else(|| Uuid::now_v7()),
+            event_id: self.event_id.unwrap_or_else(Uuid::now_v7),
             user_id: self.user_id,
             event_type: self.event_type,
             timestamp_ms,

@@ -66,6 +66,35 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
+/// Bounds every request by `limit`: past it the client gets a 503 JSON error (the work it
+/// started is dropped, and none of it was acknowledged).
+pub fn request_timeout(
+    limit: Duration,
+) -> axum::middleware::FromFnLayer<
+    impl Fn(
+            axum::extract::Request,
+            axum::middleware::Next,
+        ) -> futures::future::BoxFuture<'static, axum::response::Response>
+        + Clone,
+    (),
+    (axum::extract::Request,),
+> {
+    axum::middleware::from_fn(
+        move |request: axum::extract::Request,
+              next: axum::middleware::Next|
+              -> BoxFuture<'static, axum::response::Response> {
+            Box::pin(async move {
+                match tokio::time::timeout(limit, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => axum::response::IntoResponse::into_response(error::ApiError::unavailable(format!(
+                        "the request took longer than {limit:?}"
+                    ))),
+                }
+            })
+        },
+    )
+}
+
 /// Waits for queued messages on shutdown; anything still queued after `timeout` was never
 /// acknowledged to a client, so nothing promised is lost.
 pub async fn flush(producer: &rdkafka::producer::FutureProducer, timeout: Duration) {
