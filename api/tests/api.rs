@@ -509,3 +509,36 @@ async fn openapi_and_docs_are_served_without_a_key() {
     assert_eq!(ready.status(), StatusCode::OK);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn no_assignment_is_stored_unless_its_exposure_is_in_kafka() {
+    let stack = Stack::from_env();
+    let cluster = stack.isolated_cluster().await;
+    let mut env = stack.env(&cluster).await;
+    env.config.ingest.ack_timeout = Duration::from_secs(2);
+    let api = start_api(env.config.clone()).await;
+    let c = Client::new(&api);
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+
+    stack.broker(&cluster, 1, false).await;
+    let (status, err) = c.get(&format!("/experiments/{id}/assignment/while-down")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(err["error"], "unavailable");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
+    assert_eq!(rows, 0, "the assignment rolled back with the failed exposure");
+
+    stack.broker(&cluster, 1, true).await;
+    let a = eventually("assignment after Kafka is back", WAIT, || async {
+        let (status, a) = c.get(&format!("/experiments/{id}/assignment/while-down")).await;
+        (status == StatusCode::OK).then_some(a)
+    })
+    .await;
+    assert_eq!(a["new"], true);
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
+    assert_eq!(rows, 1);
+    assert!(env.topic_messages(&env.config.kafka.topics.exposures).await >= 1);
+    api.stop().await;
+    stack.drop_cluster(&cluster).await;
+}

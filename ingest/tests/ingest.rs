@@ -319,3 +319,20 @@ async fn events_must_be_objects_not_arrays_of_fields() {
     assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0);
     ingest.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_producer_queue_is_backpressure_not_memory() {
+    let stack = Stack::from_env();
+    let mut env = stack.env(&stack.shared_cluster().await).await;
+    env.config.kafka.queue_max_messages = 5;
+    let ingest = Ingest::start(env.config.clone()).await;
+    let batch: Vec<Value> = (0..6).map(|i| json!({"user_id": format!("u{i}"), "type": "t"})).collect();
+    let response =
+        ingest.http.post(ingest.url("/events/batch")).bearer_auth("test-key").json(&batch).send().await.expect("send");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0, "refused whole, nothing enqueued");
+    let (status, body) = ingest.post("/events/batch", serde_json::to_vec(&batch[..5]).expect("json"), false).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 5})));
+    ingest.stop().await;
+}
