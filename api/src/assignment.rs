@@ -76,15 +76,22 @@ impl ExperimentCache {
         Self { ttl, entries: Default::default() }
     }
 
+    /// The experiment, from the cache while fresh. When Postgres is unavailable, a stale
+    /// copy still serves (results and existing definitions keep working through an outage).
     pub async fn get(&self, db: &sqlx::PgPool, id: i64) -> Result<Option<Arc<Experiment>>, ApiError> {
-        if let Ok(entries) = self.entries.read() {
-            if let Some((at, e)) = entries.get(&id) {
-                if at.elapsed() < self.ttl {
-                    return Ok(Some(e.clone()));
-                }
+        let cached = self.entries.read().ok().and_then(|entries| entries.get(&id).cloned());
+        if let Some((at, e)) = &cached {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(e.clone()));
             }
         }
-        let Some(experiment) = experiments::load(db, id).await? else { return Ok(None) };
+        let loaded = match experiments::load(db, id).await {
+            Err(ApiError::Unavailable { .. }) if cached.is_some() => {
+                return Ok(cached.map(|(_, e)| e));
+            }
+            other => other?,
+        };
+        let Some(experiment) = loaded else { return Ok(None) };
         let experiment = Arc::new(experiment);
         if let Ok(mut entries) = self.entries.write() {
             entries.insert(id, (Instant::now(), experiment.clone()));

@@ -221,7 +221,7 @@ pub async fn results(
     Query(params): Query<ResultsParams>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     let p = parse(params)?;
-    let experiment = experiments::load(&state.db, id.0).await?.ok_or_else(|| experiments::not_found(id.0))?;
+    let experiment = state.cache.get(&state.db, id.0).await?.ok_or_else(|| experiments::not_found(id.0))?;
     let to = Utc::now();
     let from = match p.last_day {
         Some(days) => to - ChronoDuration::days(i64::from(days)),

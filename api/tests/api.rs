@@ -1,46 +1,24 @@
 //! The API against the real Postgres, ClickHouse and dev broker.
 
-use std::{collections::HashMap, net::SocketAddr, process::Stdio, sync::Arc, time::Duration};
+use std::{collections::HashMap, process::Stdio, sync::Arc, time::Duration};
 
 use common::{
-    shutdown::CancellationToken,
-    testkit::{eventually, Stack, TestEnv},
+    testkit::{eventually, Proxy, Service, Stack, TestEnv},
     Config,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::{io::AsyncWriteExt, net::TcpListener};
+use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-struct Service {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Service {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.expect("join").expect("service ran");
-    }
-}
-
 async fn start_api(config: Config) -> Service {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(api::run(config, listener, shutdown.clone()));
-    Service { addr, shutdown, task }
+    Service::start(config, api::run).await
 }
 
 async fn start_consumer(config: Config) -> Service {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(config, listener, shutdown.clone()));
-    Service { addr, shutdown, task }
+    Service::start(config, consumer::run).await
 }
 
 #[derive(Clone)]
@@ -51,7 +29,7 @@ struct Client {
 
 impl Client {
     fn new(api: &Service) -> Self {
-        Self { base: format!("http://{}", api.addr), http: reqwest::Client::new() }
+        Self { base: api.url(""), http: reqwest::Client::new() }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -390,7 +368,8 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
 
 async fn python_reference(spec: &Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/reference_stats.py");
-    let mut child = tokio::process::Command::new("python3")
+    let python = std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg("--users")
         .stdin(Stdio::piped())
@@ -541,4 +520,48 @@ async fn no_assignment_is_stored_unless_its_exposure_is_in_kafka() {
     assert!(env.topic_messages(&env.config.kafka.topics.exposures).await >= 1);
     api.stop().await;
     stack.drop_cluster(&cluster).await;
+}
+
+#[tokio::test]
+async fn postgres_down_means_503_for_new_assignments_while_events_and_results_keep_working() {
+    let stack = Stack::from_env();
+    let env = stack.env(&stack.shared_cluster().await).await;
+    let url = env.config.postgres.url.expose().to_owned();
+    let host_port = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in the URL");
+    let proxy = Proxy::start(host_port.parse().expect("socket address")).await;
+    let mut config = env.config.clone();
+    config.postgres.url = common::config::Secret::new(url.replace(host_port, &proxy.addr.to_string()));
+    config.postgres.acquire_timeout = Duration::from_secs(1);
+    let api = start_api(config).await;
+    let c = Client::new(&api);
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    let (status, before) = c.get(&format!("/experiments/{id}/assignment/known")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    proxy.set(false);
+    let started = std::time::Instant::now();
+    let (status, err) = c.get(&format!("/experiments/{id}/assignment/newcomer")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(err["error"], "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded by the acquire timeout");
+    let (status, _) = c.post("/events", json!({"user_id": "known", "type": "purchase"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "ingest does not need Postgres");
+    let (status, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(status, StatusCode::OK, "results use the cached experiment: {r}");
+    let ready = reqwest::get(api.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back without restarting the API.
+    proxy.set(true);
+    let a = eventually("assignments after Postgres is back", WAIT, || async {
+        let (status, a) = c.get(&format!("/experiments/{id}/assignment/newcomer")).await;
+        (status == StatusCode::OK).then_some(a)
+    })
+    .await;
+    assert_eq!(a["new"], true);
+    let (_, again) = c.get(&format!("/experiments/{id}/assignment/known")).await;
+    assert_eq!(again["variant"], before["variant"]);
+    api.stop().await;
 }

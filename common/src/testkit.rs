@@ -51,6 +51,87 @@ where
     }
 }
 
+/// One of our binaries running in-process on a port-0 listener, as `run(config, listener,
+/// shutdown)`; stopped (and checked to have ended cleanly) with [`Service::stop`].
+pub struct Service {
+    pub addr: std::net::SocketAddr,
+    shutdown: crate::shutdown::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Service {
+    pub async fn start<F, Fut, E>(config: Config, run: F) -> Self
+    where
+        F: FnOnce(Config, tokio::net::TcpListener, crate::shutdown::CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Debug,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local address");
+        let shutdown = crate::shutdown::CancellationToken::new();
+        let running = run(config, listener, shutdown.clone());
+        let task = tokio::spawn(async move { running.await.map_err(|e| format!("{e:?}")) });
+        Self { addr, shutdown, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sums the samples of a Prometheus metric (all label sets) from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics")).await.expect("metrics").text().await.expect("metrics text");
+        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("service task").expect("service ended cleanly");
+    }
+}
+
+/// A TCP proxy in front of a dependency that a test can cut, as an outage looks to the
+/// client: established connections are dropped and new ones reset.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::{atomic::AtomicBool, Arc};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees a reset
+                }
+                let cut = cut2.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, cut }
+    }
+
+    pub fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.cut.notify_waiters();
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Stack {
     pub postgres_admin_url: String,

@@ -1,19 +1,11 @@
 //! Kafka -> ClickHouse against the real dev broker and ClickHouse: nothing lost, nothing
 //! counted twice, through crashes, outages and poison messages.
 
-use std::{
-    io::Write,
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
 use common::{
     shutdown::CancellationToken,
-    testkit::{eventually, Stack, TestEnv},
+    testkit::{eventually, Proxy, Service, Stack, TestEnv},
     Config,
 };
 use rdkafka::{
@@ -23,47 +15,19 @@ use rdkafka::{
     ClientConfig, Message,
 };
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Running {
-    ops: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+async fn start_consumer(config: Config) -> Service {
+    Service::start(config, consumer::run).await
 }
 
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.expect("join").expect("service ran");
-    }
-
-    async fn metric(&self, name: &str) -> f64 {
-        let text =
-            reqwest::get(format!("http://{}/metrics", self.ops)).await.expect("metrics").text().await.expect("text");
-        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-    }
+async fn start_ingest(config: Config) -> Service {
+    Service::start(config, ingest::run).await
 }
 
-async fn start_consumer(config: Config) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let ops = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(config, listener, shutdown.clone()));
-    Running { ops, shutdown, task }
-}
-
-async fn start_ingest(config: Config) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let ops = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(ingest::run(config, listener, shutdown.clone()));
-    Running { ops, shutdown, task }
-}
-
-async fn post(ingest: &Running, path: &str, body: Vec<u8>, gzip: bool) -> Value {
-    let mut request = reqwest::Client::new().post(format!("http://{}{path}", ingest.ops)).bearer_auth("test-key");
+async fn post(ingest: &Service, path: &str, body: Vec<u8>, gzip: bool) -> Value {
+    let mut request = reqwest::Client::new().post(ingest.url(path)).bearer_auth("test-key");
     if gzip {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(&body).expect("gzip");
@@ -78,7 +42,7 @@ async fn post(ingest: &Running, path: &str, body: Vec<u8>, gzip: bool) -> Value 
 
 /// Sends `n` events through ingest, a quarter each as single, gzip single, batch and
 /// gzip batch requests. Returns their user ids.
-async fn send_events(ingest: &Running, prefix: &str, n: usize) -> Vec<String> {
+async fn send_events(ingest: &Service, prefix: &str, n: usize) -> Vec<String> {
     let users: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
     let event =
         |u: &String| json!({"user_id": u, "type": "purchase", "properties": {"order_value": 2.5, "tag": "x\"y"}});
@@ -177,46 +141,6 @@ async fn a_crash_between_insert_and_commit_replays_but_counts_each_event_once() 
     ingest.stop().await;
 }
 
-/// A TCP proxy in front of ClickHouse that can be cut, as an outage looks to the consumer.
-struct Proxy {
-    addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    cut: Arc<tokio::sync::Notify>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let up = Arc::new(AtomicBool::new(true));
-        let cut = Arc::new(tokio::sync::Notify::new());
-        let (up2, cut2) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: connection reset
-                }
-                let cut = cut2.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.notified() => {}
-                    }
-                });
-            }
-        });
-        Self { addr, up, cut }
-    }
-
-    fn set(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.cut.notify_waiters();
-        }
-    }
-}
-
 #[tokio::test]
 async fn clickhouse_down_while_events_flow_loses_nothing() {
     let (_stack, env) = setup().await;
@@ -237,7 +161,7 @@ async fn clickhouse_down_while_events_flow_loses_nothing() {
         (consumer.metric("abtest_consumer_insert_failures_total").await >= 2.0).then_some(())
     })
     .await;
-    let ready = reqwest::get(format!("http://{}/readyz", consumer.ops)).await.expect("readyz");
+    let ready = reqwest::get(consumer.url("/readyz")).await.expect("readyz");
     assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(distinct_events(&env).await, 100, "nothing new while ClickHouse is away");
 

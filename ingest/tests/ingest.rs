@@ -3,14 +3,12 @@
 
 use std::{
     io::Write,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
 use common::{
     event::EventEnvelope,
-    shutdown::CancellationToken,
-    testkit::{Stack, TestEnv},
+    testkit::{Service, Stack, TestEnv},
     Config,
 };
 use rdkafka::{
@@ -20,24 +18,19 @@ use rdkafka::{
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 
+/// The ingest service in-process, with a client holding the test key.
 struct Ingest {
-    addr: SocketAddr,
+    service: Service,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Ingest {
     async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ingest::run(config, listener, shutdown.clone()));
-        Self { addr, http: reqwest::Client::new(), shutdown, task }
+        Self { service: Service::start(config, ingest::run).await, http: reqwest::Client::new() }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.service.url(path)
     }
 
     async fn post(&self, path: &str, body: impl Into<reqwest::Body>, gzip: bool) -> (StatusCode, Value) {
@@ -52,8 +45,7 @@ impl Ingest {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.expect("join").expect("ingest ran");
+        self.service.stop().await;
     }
 }
 
