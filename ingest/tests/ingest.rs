@@ -328,3 +328,56 @@ async fn a_full_producer_queue_is_backpressure_not_memory() {
     assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 5})));
     ingest.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_under_load_finishes_in_flight_requests_and_loses_nothing_acknowledged() {
+    let (env, ingest) = setup().await;
+    let url = ingest.url("/events/batch");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let senders: Vec<_> = (0..16)
+        .map(|sender| {
+            let (url, stop, http, progress) = (url.clone(), stop.clone(), ingest.http.clone(), progress.clone());
+            tokio::spawn(async move {
+                let (mut accepted, mut refused_connections) = (0u64, 0u64);
+                for round in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) && round > 0 {
+                        break;
+                    }
+                    let batch: Vec<Value> =
+                        (0..20).map(|i| json!({"user_id": format!("s{sender}-{round}-{i}"), "type": "t"})).collect();
+                    match http.post(&url).bearer_auth("test-key").json(&batch).send().await {
+                        Ok(r) => {
+                            assert_eq!(r.status(), StatusCode::ACCEPTED, "an in-flight request must finish");
+                            accepted += 20;
+                            progress.fetch_add(20, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(_) => {
+                            refused_connections += 1; // the listener is closed: nothing was acknowledged
+                            break;
+                        }
+                    }
+                }
+                (accepted, refused_connections)
+            })
+        })
+        .collect();
+    common::testkit::eventually("load to build up", Duration::from_secs(30), || async {
+        (progress.load(std::sync::atomic::Ordering::SeqCst) >= 400).then_some(())
+    })
+    .await;
+    let Ingest { service, .. } = ingest;
+    let stopping = tokio::spawn(service.stop());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stopping.await.expect("shutdown completes");
+    let mut accepted = 0;
+    for sender in senders {
+        accepted += sender.await.expect("sender").0;
+    }
+    assert!(accepted > 0);
+    assert_eq!(
+        env.topic_messages(&env.config.kafka.topics.events).await,
+        accepted as i64,
+        "every acknowledged event is in Kafka, and only those"
+    );
+}
