@@ -18,15 +18,11 @@ use axum::{
     Router,
 };
 use common::{config::Config, metrics::Registry, shutdown::CancellationToken};
-use futures_lite::BoxFuture;
+use futures::future::BoxFuture;
 use ingest::{auth, error::ApiError, ops, Events};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
-
-mod futures_lite {
-    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-}
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -123,7 +119,7 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .with_state(state.clone())
         .merge(ingest::events::router(state.events.clone()))
         .layer(middleware::from_fn_with_state(keys, auth::require_api_key))
-        .layer(ingest::request_timeout(config.api.request_timeout));
+        .layer(middleware::from_fn_with_state(config.api.request_timeout, ingest::request_timeout));
     api.merge(ops::router(Arc::new(Ready(state)), registry))
         .merge(openapi::router())
         .fallback(ingest::error::no_route)

@@ -565,3 +565,94 @@ async fn postgres_down_means_503_for_new_assignments_while_events_and_results_ke
     assert_eq!(again["variant"], before["variant"]);
     api.stop().await;
 }
+
+/// Every public route against hostile input: a 4xx JSON error each time, never a 5xx,
+/// and the service stays healthy with nothing of it in Kafka.
+#[tokio::test]
+async fn hostile_input_on_every_route_gets_a_4xx_json_error() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &vec![b'{'; 64 << 20]).expect("gzip");
+    let bomb = gz.finish().expect("gzip");
+    let sql = "'; DROP TABLE experiments; --";
+    let bodies: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("malformed JSON", b"{\"name\": ".to_vec(), false),
+        ("wrong types", br#"{"name": ["x"], "variants": "many", "status": 5}"#.to_vec(), false),
+        ("empty strings", br#"{"name": "", "variants": [{"name": "", "allocation_percent": 50}], "status": ""}"#.to_vec(), false),
+        ("huge string", format!(r#"{{"name": "{}", "variants": []}}"#, "x".repeat(900_000)).into_bytes(), false),
+        ("over the body limit", vec![b' '; 2 << 20], false),
+        ("deep nesting", deep.clone().into_bytes(), false),
+        ("invalid UTF-8", b"{\"name\": \"\xff\xfe\"}".to_vec(), false),
+        ("gzip bomb", bomb, true),
+        ("not gzip", b"plain".to_vec(), true),
+        ("SQL in every field", serde_json::to_vec(&json!({"name": sql, "description": sql, "status": sql, "variants": [{"name": sql, "allocation_percent": sql}]})).expect("json"), false),
+    ];
+    let body_routes = [
+        (reqwest::Method::POST, "/experiments".to_owned()),
+        (reqwest::Method::PATCH, format!("/experiments/{id}")),
+        (reqwest::Method::POST, "/events".to_owned()),
+        (reqwest::Method::POST, "/events/batch".to_owned()),
+    ];
+    for (method, path) in &body_routes {
+        for (what, body, gzip) in &bodies {
+            let mut request =
+                c.http.request(method.clone(), format!("{}{path}", c.base)).bearer_auth("test-key").body(body.clone());
+            if *gzip {
+                request = request.header("content-encoding", "gzip");
+            }
+            let response = request.send().await.expect("send");
+            let status = response.status();
+            let text = response.text().await.expect("body");
+            assert!(status.is_client_error(), "{method} {path} with {what}: {status} {text:.200}");
+            let error: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path} with {what}: not JSON: {text:.200}"));
+            assert!(error["error"].is_string() && error["message"].is_string(), "{error}");
+        }
+    }
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
+    let get_paths = [
+        format!("/experiments/{}", enc(sql)),
+        "/experiments/1e3".to_owned(),
+        "/experiments/0".to_owned(),
+        "/experiments/9223372036854775808".to_owned(),
+        format!("/experiments?limit={}&after={}", enc(sql), enc(sql)),
+        format!("/experiments/{}/assignment/u", enc(sql)),
+        format!("/experiments/{id}/assignment/{}", "x".repeat(300)),
+        format!("/experiments/{id}/results?event_type=x&last_day={}", enc(sql)),
+        format!("/experiments/{id}/results?event_type=x&alpha={}", enc(sql)),
+        format!("/experiments/{id}/results?event_type={}", "x".repeat(200)),
+        format!("/experiments/{id}/results?event_type=x&value_property={}", "x".repeat(200)),
+    ];
+    for path in &get_paths {
+        let (status, error) = c.get(path).await;
+        assert!(status.is_client_error(), "GET {path}: {status} {error}");
+        assert!(error["error"].is_string(), "{error}");
+    }
+    // SQL-looking text where it is valid data is just data.
+    let (status, a) = c.get(&format!("/experiments/{id}/assignment/{}", enc(sql))).await;
+    assert_eq!((status, a["user_id"].as_str()), (StatusCode::OK, Some(sql)));
+    // Missing and wrong keys on every route.
+    for (method, path) in
+        body_routes.iter().cloned().chain([(reqwest::Method::GET, format!("/experiments/{id}/results?event_type=x"))])
+    {
+        for auth in [None, Some("Bearer nope"), Some("Bearer "), Some("test-key")] {
+            let mut request = c.http.request(method.clone(), format!("{}{path}", c.base)).body("{}");
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.expect("send");
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
+        }
+    }
+    let ready = reqwest::get(format!("{}/readyz", c.base)).await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK, "still healthy");
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0, "nothing rejected reached Kafka");
+    assert_eq!(
+        env.topic_messages(&env.config.kafka.topics.exposures).await,
+        1,
+        "only the valid SQL-looking user's exposure"
+    );
+    api.stop().await;
+}

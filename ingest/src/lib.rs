@@ -66,33 +66,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// Bounds every request by `limit`: past it the client gets a 503 JSON error (the work it
-/// started is dropped, and none of it was acknowledged).
-pub fn request_timeout(
-    limit: Duration,
-) -> axum::middleware::FromFnLayer<
-    impl Fn(
-            axum::extract::Request,
-            axum::middleware::Next,
-        ) -> futures::future::BoxFuture<'static, axum::response::Response>
-        + Clone,
-    (),
-    (axum::extract::Request,),
-> {
-    axum::middleware::from_fn(
-        move |request: axum::extract::Request,
-              next: axum::middleware::Next|
-              -> BoxFuture<'static, axum::response::Response> {
-            Box::pin(async move {
-                match tokio::time::timeout(limit, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => axum::response::IntoResponse::into_response(error::ApiError::unavailable(format!(
-                        "the request took longer than {limit:?}"
-                    ))),
-                }
-            })
-        },
-    )
+/// Middleware bounding every request by `limit` (use with
+/// `middleware::from_fn_with_state(limit, request_timeout)`): past it the client gets a
+/// 503 JSON error; the work it started is dropped and none of it was acknowledged.
+pub async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(error::ApiError::unavailable(format!(
+            "the request took longer than {limit:?}"
+        ))),
+    }
 }
 
 /// Waits for queued messages on shutdown; anything still queued after `timeout` was never
