@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
 
@@ -53,6 +54,11 @@ def srm(observed, weights):
                 p_value=float(stats.chisquare(observed, expected).pvalue))
 
 
+def corrections(p):
+    return dict(p=p, holm=[float(x) for x in multipletests(p, method="holm")[1]],
+                bh=[float(x) for x in multipletests(p, method="fdr_bh")[1]])
+
+
 def from_users(spec):
     """Statistics from raw per-user data, as the API integration test sends it on stdin:
     {"alpha", "allocations": [..], "variants": [{"converted": [0|1, ..], "values": [..]}, ..]}
@@ -88,6 +94,13 @@ def main():
             means(rng.normal(10, 3, 50), rng.normal(10.5, 6, 70), 0.05),
             means(np.concatenate([np.zeros(900), rng.gamma(2.0, 25.0, 100)]),
                   np.concatenate([np.zeros(880), rng.gamma(2.0, 26.0, 120)]), 0.01),
+        ],
+        "corrections": [
+            corrections([0.01, 0.04, 0.03, 0.2]),
+            corrections([0.001, 0.5]),
+            corrections([0.02]),
+            corrections([0.049, 0.049, 0.049]),
+            corrections([0.3, 0.0001, 0.02, 0.02, 0.9, 0.011]),
         ],
         "srm": [
             srm([5000, 5000], [50.0, 50.0]),

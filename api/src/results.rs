@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     experiments::{self, Experiment},
-    stats::{self, Comparison, Moments, Proportion},
+    stats::{self, Comparison, Correction, Moments, Proportion},
     AppState, ExperimentId,
 };
 
@@ -26,6 +26,8 @@ pub struct ResultsParams {
     pub value_property: Option<String>,
     /// Significance level, in (0, 0.5]; default 0.05.
     pub alpha: Option<String>,
+    /// Adjustment of the p-values of several treatments: `holm` (default), `bh` or `none`.
+    pub correction: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -72,6 +74,14 @@ pub struct VariantResult {
     pub comparison: Option<VariantComparison>,
 }
 
+/// Something that should make an analyst read the numbers with care.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    /// `sample_ratio_mismatch`, `small_sample` or `zero_conversions`.
+    pub code: &'static str,
+    pub message: String,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExperimentResults {
     pub experiment_id: i64,
@@ -81,7 +91,10 @@ pub struct ExperimentResults {
     /// Name of the control (the first variant).
     pub control: String,
     pub alpha: f64,
+    /// How `adjusted_p_value` (and so `significant`) accounts for several treatments.
+    pub correction: Correction,
     pub srm: Srm,
+    pub warnings: Vec<Warning>,
     pub variants: Vec<VariantResult>,
 }
 
@@ -177,6 +190,7 @@ struct Parsed {
     last_day: Option<u32>,
     value_property: Option<String>,
     alpha: f64,
+    correction: Correction,
 }
 
 fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
@@ -207,7 +221,13 @@ fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
             _ => return Err(bad("alpha", "alpha must be a number in (0, 0.5]")),
         },
     };
-    Ok(Parsed { event_type, last_day, value_property, alpha })
+    let correction = match params.correction.as_deref() {
+        None | Some("holm") => Correction::Holm,
+        Some("bh") => Correction::Bh,
+        Some("none") => Correction::None,
+        Some(_) => return Err(bad("correction", "correction must be holm, bh or none")),
+    };
+    Ok(Parsed { event_type, last_day, value_property, alpha, correction })
 }
 
 /// Conversion (and optionally value) per variant, compared with the control.
@@ -238,18 +258,31 @@ pub async fn results(
     )
     .await
     .map_err(crate::clickhouse_error)?;
-    Ok(Json(assemble(&experiment, rows, p.event_type, p.value_property, p.alpha, Window { from, to })))
+    let question = Question {
+        event_type: p.event_type,
+        value_property: p.value_property,
+        alpha: p.alpha,
+        correction: p.correction,
+    };
+    Ok(Json(assemble(&experiment, rows, question, Window { from, to })))
+}
+
+/// What the analyst asked for, validated.
+pub struct Question {
+    pub event_type: String,
+    pub value_property: Option<String>,
+    pub alpha: f64,
+    pub correction: Correction,
 }
 
 /// Turns sufficient statistics into the response; pure, so the numbers are unit-testable.
 pub fn assemble(
     experiment: &Experiment,
     rows: Vec<VariantStats>,
-    event_type: String,
-    value_property: Option<String>,
-    alpha: f64,
+    question: Question,
     window: Window,
 ) -> ExperimentResults {
+    let Question { event_type, value_property, alpha, correction } = question;
     let mut by_name: HashMap<String, VariantStats> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
     let stats: Vec<VariantStats> =
         experiment.variants.iter().map(|v| by_name.remove(&v.name).unwrap_or_default()).collect();
@@ -260,7 +293,7 @@ pub fn assemble(
     let observed: Vec<u64> = stats.iter().map(|s| s.users).collect();
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.allocation_percent).collect();
     let srm_p = stats::srm_p_value(&observed, &weights);
-    let variants = experiment
+    let mut variants: Vec<VariantResult> = experiment
         .variants
         .iter()
         .zip(&stats)
@@ -290,6 +323,18 @@ pub fn assemble(
             }
         })
         .collect();
+    let mut conversions: Vec<&mut Comparison> = Vec::new();
+    let mut values: Vec<&mut Comparison> = Vec::new();
+    for comparison in variants.iter_mut().filter_map(|v| v.comparison.as_mut()) {
+        conversions.push(&mut comparison.conversion);
+        if let Some(value) = comparison.value.as_mut() {
+            values.push(value);
+        }
+    }
+    stats::apply_correction(&mut conversions, correction, alpha);
+    stats::apply_correction(&mut values, correction, alpha);
+    let srm = Srm { p_value: srm_p, mismatch: srm_p.is_some_and(|p| p < stats::SRM_THRESHOLD) };
+    let warnings = warnings(&srm, &variants);
     ExperimentResults {
         experiment_id: experiment.id,
         event_type,
@@ -297,7 +342,138 @@ pub fn assemble(
         window,
         control: experiment.variants[0].name.clone(),
         alpha,
-        srm: Srm { p_value: srm_p, mismatch: srm_p.is_some_and(|p| p < stats::SRM_THRESHOLD) },
+        correction,
+        srm,
+        warnings,
         variants,
+    }
+}
+
+/// Users per variant below which the normal approximation is not trusted: it needs at
+/// least this many converted and this many unconverted users (the usual n·p ≥ 5 rule).
+const MIN_OUTCOMES: u64 = 5;
+
+fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if srm.mismatch {
+        out.push(Warning {
+            code: "sample_ratio_mismatch",
+            message: format!(
+                "users per variant do not match the allocations (p = {:.2e} < {}): check assignment and exposure logging before trusting any number",
+                srm.p_value.unwrap_or(0.0),
+                stats::SRM_THRESHOLD
+            ),
+        });
+    }
+    for v in variants {
+        if v.users > 0 && v.converted_users == 0 {
+            out.push(Warning {
+                code: "zero_conversions",
+                message: format!("variant `{}` has no conversions yet", v.name),
+            });
+        }
+        if v.converted_users < MIN_OUTCOMES || v.users - v.converted_users < MIN_OUTCOMES {
+            out.push(Warning {
+                code: "small_sample",
+                message: format!(
+                    "variant `{}` has {} users and {} conversions: too few for the normal approximation (at least {MIN_OUTCOMES} converted and {MIN_OUTCOMES} unconverted users)",
+                    v.name, v.users, v.converted_users
+                ),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::{Status, Variant};
+
+    fn experiment(bps: &[u32]) -> Experiment {
+        Experiment {
+            id: 1,
+            name: "e".into(),
+            description: None,
+            status: Status::Running,
+            salt: "s".into(),
+            variants: bps
+                .iter()
+                .enumerate()
+                .map(|(i, &bp)| Variant {
+                    id: i as i64,
+                    name: format!("v{i}"),
+                    allocation_percent: f64::from(bp) / 100.0,
+                    allocation_bp: bp,
+                })
+                .collect(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn stats(variant: &str, users: u64, converted: u64) -> VariantStats {
+        VariantStats {
+            variant: variant.into(),
+            users,
+            converted_users: converted,
+            events: converted,
+            value_sum: 0.0,
+            value_sum_sq: 0.0,
+        }
+    }
+
+    fn query(correction: Correction) -> Question {
+        Question { event_type: "purchase".into(), value_property: None, alpha: 0.05, correction }
+    }
+
+    fn window() -> Window {
+        Window { from: Utc::now(), to: Utc::now() }
+    }
+
+    #[test]
+    fn several_treatments_are_each_compared_with_the_control_and_corrected() {
+        let e = experiment(&[3334, 3333, 3333]);
+        let rows = vec![stats("v0", 1000, 100), stats("v1", 1000, 128), stats("v2", 1000, 131)];
+        let none = assemble(&e, rows.clone(), query(Correction::None), window());
+        let holm = assemble(&e, rows.clone(), query(Correction::Holm), window());
+        let p = |r: &ExperimentResults, i: usize| {
+            r.variants[i].comparison.as_ref().map(|c| c.conversion.clone()).expect("comparison")
+        };
+        assert!(none.variants[0].comparison.is_none());
+        let (p1, p2) = (p(&none, 1).p_value.expect("p"), p(&none, 2).p_value.expect("p"));
+        assert!(p1 < 0.05 && p2 < 0.05, "{p1} {p2}");
+        assert!(p(&none, 1).significant);
+        // Holm: the smaller p-value times 2, the larger times 1, kept monotone.
+        let expected = adjust_p_values_reference(&[p1, p2]);
+        assert_eq!(p(&holm, 1).adjusted_p_value, Some(expected[0]));
+        assert_eq!(p(&holm, 2).adjusted_p_value, Some(expected[1]));
+        assert_eq!(p(&holm, 1).p_value, Some(p1), "the raw p-value stays");
+        assert_eq!(p(&holm, 1).significant, expected[0] < 0.05);
+        assert_eq!(holm.correction, Correction::Holm);
+    }
+
+    fn adjust_p_values_reference(p: &[f64; 2]) -> [f64; 2] {
+        let (lo, hi) = if p[0] <= p[1] { (0, 1) } else { (1, 0) };
+        let mut out = [0.0; 2];
+        out[lo] = (2.0 * p[lo]).min(1.0);
+        out[hi] = p[hi].max(out[lo]).min(1.0);
+        out
+    }
+
+    #[test]
+    fn warnings_name_what_is_wrong() {
+        let e = experiment(&[5000, 5000]);
+        let balanced =
+            assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1000, 120)], query(Correction::Holm), window());
+        assert_eq!(balanced.warnings, vec![]);
+        let skewed =
+            assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1300, 120)], query(Correction::Holm), window());
+        assert!(skewed.srm.mismatch);
+        assert_eq!(skewed.warnings.iter().map(|w| w.code).collect::<Vec<_>>(), ["sample_ratio_mismatch"]);
+        let early = assemble(&e, vec![stats("v0", 12, 0), stats("v1", 11, 3)], query(Correction::Holm), window());
+        let codes: Vec<_> = early.warnings.iter().map(|w| w.code).collect();
+        assert_eq!(codes, ["zero_conversions", "small_sample", "small_sample"]);
+        assert!(early.warnings[0].message.contains("v0"));
     }
 }

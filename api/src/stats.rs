@@ -4,7 +4,7 @@
 //! against scipy/statsmodels (`scripts/reference_stats.py` produced
 //! `api/tests/data/reference_stats.json`). See `docs/statistics.md` for the formulas.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
 
 /// Users and conversions of one variant.
@@ -45,6 +45,10 @@ pub struct Comparison {
     pub relative_lift: Option<f64>,
     pub relative_ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
+    /// `p_value` adjusted for the comparisons of all variants with the control
+    /// (see [`adjust_p_values`]); equal to it with two variants or `correction=none`.
+    pub adjusted_p_value: Option<f64>,
+    /// `adjusted_p_value < alpha`.
     pub significant: bool,
 }
 
@@ -102,6 +106,7 @@ pub fn compare_proportions(control: Proportion, treatment: Proportion, alpha: f6
         relative_lift,
         relative_ci,
         significant: p_value.is_some_and(|p| p < alpha),
+        adjusted_p_value: p_value,
         p_value,
     }
 }
@@ -143,6 +148,7 @@ pub fn compare_means(control: Moments, treatment: Moments, alpha: f64) -> Compar
         relative_lift,
         relative_ci,
         significant: p_value.is_some_and(|p| p < alpha),
+        adjusted_p_value: p_value,
         p_value,
     }
 }
@@ -155,8 +161,59 @@ impl Comparison {
             relative_lift: None,
             relative_ci: None,
             p_value: None,
+            adjusted_p_value: None,
             significant: false,
         }
+    }
+}
+
+/// How p-values of several treatments against one control are adjusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Correction {
+    /// Holm-Bonferroni step-down: controls the family-wise error rate.
+    Holm,
+    /// Benjamini-Hochberg step-up: controls the false discovery rate.
+    Bh,
+    /// Unadjusted.
+    None,
+}
+
+/// Adjusted p-values in the order given (statsmodels' `multipletests`, methods `holm` and
+/// `fdr_bh`).
+pub fn adjust_p_values(p: &[f64], correction: Correction) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = p.to_vec();
+    match correction {
+        Correction::None => {}
+        Correction::Holm => {
+            let mut running: f64 = 0.0;
+            for (rank, &i) in order.iter().enumerate() {
+                running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+                adjusted[i] = running;
+            }
+        }
+        Correction::Bh => {
+            let mut running: f64 = 1.0;
+            for (rank, &i) in order.iter().enumerate().rev() {
+                running = running.min((m as f64 / (rank + 1) as f64 * p[i]).min(1.0));
+                adjusted[i] = running;
+            }
+        }
+    }
+    adjusted
+}
+
+/// Adjusts the p-values of a family of comparisons in place and re-decides significance
+/// on the adjusted values. Comparisons without a p-value take no part.
+pub fn apply_correction(family: &mut [&mut Comparison], correction: Correction, alpha: f64) {
+    let tested: Vec<usize> = (0..family.len()).filter(|&i| family[i].p_value.is_some()).collect();
+    let p: Vec<f64> = tested.iter().filter_map(|&i| family[i].p_value).collect();
+    for (&i, adjusted) in tested.iter().zip(adjust_p_values(&p, correction)) {
+        family[i].adjusted_p_value = Some(adjusted);
+        family[i].significant = adjusted < alpha;
     }
 }
 
@@ -190,6 +247,7 @@ mod tests {
 
     #[derive(Deserialize)]
     struct Reference {
+        corrections: Vec<CorrectionCase>,
         proportions: Vec<PropCase>,
         means: Vec<MeanCase>,
         srm: Vec<SrmCase>,
@@ -219,6 +277,12 @@ mod tests {
         absolute_ci: [f64; 2],
         relative_lift: f64,
         relative_ci: [f64; 2],
+    }
+    #[derive(Deserialize)]
+    struct CorrectionCase {
+        p: Vec<f64>,
+        holm: Vec<f64>,
+        bh: Vec<f64>,
     }
     #[derive(Deserialize)]
     struct SrmCase {
@@ -274,6 +338,36 @@ mod tests {
             close(rci[0], c.relative_ci[0], "rel ci lo");
             close(rci[1], c.relative_ci[1], "rel ci hi");
         }
+    }
+
+    #[test]
+    fn corrections_match_statsmodels_multipletests() {
+        let cases = reference().corrections;
+        assert!(cases.len() >= 4);
+        for c in cases {
+            for (ours, theirs) in adjust_p_values(&c.p, Correction::Holm).iter().zip(&c.holm) {
+                close(*ours, *theirs, &format!("holm {:?}", c.p));
+            }
+            for (ours, theirs) in adjust_p_values(&c.p, Correction::Bh).iter().zip(&c.bh) {
+                close(*ours, *theirs, &format!("bh {:?}", c.p));
+            }
+            assert_eq!(adjust_p_values(&c.p, Correction::None), c.p);
+        }
+    }
+
+    #[test]
+    fn corrected_significance_follows_the_adjusted_p_value() {
+        let with_p = |p: Option<f64>| Comparison {
+            p_value: p,
+            adjusted_p_value: p,
+            significant: p.is_some_and(|p| p < 0.05),
+            ..Comparison::empty()
+        };
+        let (mut a, mut b, mut c) = (with_p(Some(0.03)), with_p(None), with_p(Some(0.04)));
+        apply_correction(&mut [&mut a, &mut b, &mut c], Correction::Holm, 0.05);
+        assert_eq!((a.adjusted_p_value, c.adjusted_p_value), (Some(0.06), Some(0.06)));
+        assert!(!a.significant && !c.significant, "0.03 and 0.04 are not significant as a family of two");
+        assert_eq!((b.adjusted_p_value, b.significant), (None, false));
     }
 
     #[test]

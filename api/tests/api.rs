@@ -447,6 +447,7 @@ async fn query_parameters_are_validated_and_never_spliced_into_sql() {
         ("event_type=x&last_day=-1", "last_day"),
         ("event_type=x&alpha=2", "alpha"),
         ("event_type=x&alpha=nan", "alpha"),
+        ("event_type=x&correction=sidak", "correction"),
     ] {
         let (status, err) = c.get(&format!("/experiments/{id}/results?{query}")).await;
         assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
