@@ -227,15 +227,7 @@ mod tests {
     use super::*;
 
     fn variants(bps: &[u32]) -> Vec<Variant> {
-        bps.iter()
-            .enumerate()
-            .map(|(i, &bp)| Variant {
-                id: i as i64,
-                name: format!("v{i}"),
-                allocation_percent: f64::from(bp) / 100.0,
-                allocation_bp: bp,
-            })
-            .collect()
+        Variant::test_set(bps)
     }
 
     #[test]

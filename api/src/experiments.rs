@@ -315,6 +315,22 @@ pub async fn patch(
     Ok(Json(load(&state.db, id).await?.ok_or_else(|| not_found(id))?))
 }
 
+impl Variant {
+    /// Variants `v0`, `v1`, ... with these allocations in basis points, for tests.
+    #[cfg(test)]
+    pub fn test_set(bps: &[u32]) -> Vec<Variant> {
+        bps.iter()
+            .enumerate()
+            .map(|(i, &bp)| Variant {
+                id: i as i64,
+                name: format!("v{i}"),
+                allocation_percent: f64::from(bp) / 100.0,
+                allocation_bp: bp,
+            })
+            .collect()
+    }
+}
+
 pub fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("experiment {id} does not exist"))
 }

@@ -397,16 +397,7 @@ mod tests {
             description: None,
             status: Status::Running,
             salt: "s".into(),
-            variants: bps
-                .iter()
-                .enumerate()
-                .map(|(i, &bp)| Variant {
-                    id: i as i64,
-                    name: format!("v{i}"),
-                    allocation_percent: f64::from(bp) / 100.0,
-                    allocation_bp: bp,
-                })
-                .collect(),
+            variants: Variant::test_set(bps),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
