@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Reference values for api/src/stats.rs, computed independently with scipy/statsmodels.
+"""Reference values for api/src/stats/, computed independently with scipy, statsmodels
+and GrowthBook's published stats engine (gbstats: sequential, Bayesian, CUPED).
 
-    pip install scipy statsmodels
+    pip install scipy statsmodels gbstats==0.8.0
     python3 scripts/reference_stats.py > api/tests/data/reference_stats.json
     python3 scripts/reference_stats.py --users < per_user_data.json   # used by api/tests
 
 Conversion: statsmodels' proportions_ztest (pooled) for the p-value, a Wald interval of
 the difference, and the delta method for the relative lift. Value: scipy's Welch t-test
 on per-user samples rebuilt from the same sufficient statistics. SRM: scipy's chisquare.
+Sequential: gbstats SequentialTwoSidedTTest. Bayesian: gbstats EffectBayesianABTest with
+a proper N(0, 0.3^2) prior on the relative lift. CUPED: gbstats RegressionAdjustedStatistic
+with TwoSidedTTest. Power: statsmodels NormalIndPower (fixed horizon); for the sequential
+test, gbstats' confidence-sequence width and scipy's brentq.
 """
 import json
 import math
@@ -15,8 +20,16 @@ import sys
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportions_ztest
+
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
+from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+from gbstats.models.statistics import ProportionStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
+
+PRIOR = GaussianPrior(mean=0, variance=0.3**2, proper=True)
 
 
 def proportions(n1, x1, n2, x2, alpha):
@@ -59,6 +72,93 @@ def corrections(p):
                 bh=[float(x) for x in multipletests(p, method="fdr_bh")[1]])
 
 
+def gb_stat(s):
+    """A gbstats statistic from our sufficient statistics: {"n", "x"} or {"n", "sum", "sum_sq"}."""
+    if "x" in s:
+        return ProportionStatistic(n=s["n"], sum=s["x"])
+    return SampleMeanStatistic(n=s["n"], sum=s["sum"], sum_squares=s["sum_sq"])
+
+
+def gb_views(a, b, alpha, tuning):
+    """Sequential and Bayesian views of treatment b against control a."""
+    seq = lambda kind: SequentialTwoSidedTTest(gb_stat(a), gb_stat(b), SequentialConfig(
+        alpha=alpha, difference_type=kind, sequential_tuning_parameter=tuning)).compute_result()
+    absolute, relative = seq("absolute"), seq("relative")
+    bayes = EffectBayesianABTest(gb_stat(a), gb_stat(b), EffectBayesianConfig(
+        alpha=alpha, difference_type="relative", prior_type="relative", prior_effect=PRIOR)).compute_result()
+    return dict(control=a, treatment=b, alpha=alpha, tuning=tuning,
+                sequential=dict(p_value=float(absolute.p_value), absolute_ci=[float(x) for x in absolute.ci],
+                                relative_ci=[float(x) for x in relative.ci]),
+                bayesian=dict(chance_to_beat_control=float(bayes.chance_to_win), expected_loss=float(bayes.risk[1]),
+                              credible_interval=[float(x) for x in bayes.ci]))
+
+
+def paired_sums(y, x, binary):
+    y, x = np.asarray(y, float), np.asarray(x, float)
+    return dict(n=len(y), y_sum=float(y.sum()), y_sum_sq=float((y * y).sum()), x_sum=float(x.sum()),
+                x_sum_sq=float((x * x).sum()), xy_sum=float((x * y).sum()), binary=binary)
+
+
+def gb_ra(s):
+    make = (lambda n, t, _: ProportionStatistic(n=n, sum=t)) if s["binary"] else \
+        (lambda n, t, tt: SampleMeanStatistic(n=n, sum=t, sum_squares=tt))
+    return RegressionAdjustedStatistic(n=s["n"], post_statistic=make(s["n"], s["y_sum"], s["y_sum_sq"]),
+                                       pre_statistic=make(s["n"], s["x_sum"], s["x_sum_sq"]),
+                                       post_pre_sum_of_products=s["xy_sum"], theta=0)
+
+
+def cuped(a, b, alpha):
+    cfg = FrequentistConfig(alpha=alpha, difference_type="relative")
+    adjusted = TwoSidedTTest(gb_ra(a), gb_ra(b), cfg)
+    result = adjusted.compute_result()
+    plain = TwoSidedTTest(gb_ra(a).post_statistic, gb_ra(b).post_statistic, cfg)
+    return dict(control=a, treatment=b, alpha=alpha, theta=float(adjusted.stat_a.theta),
+                relative_lift=float(result.expected), relative_ci=[float(x) for x in result.ci],
+                p_value=float(result.p_value), variance_reduction=float(1 - adjusted.variance / plain.variance))
+
+
+def cs_half_width(variance, n, alpha, tuning):
+    """Eq. 9 of Waudby-Smith et al. (arXiv:2103.06476v7) for an estimate of variance
+    `variance` after n units (n may be fractional when traffic is extrapolated)."""
+    rho = math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning)
+    s2 = variance * n
+    return math.sqrt(s2) * math.sqrt(2 * (n * rho**2 + 1) * math.log(math.sqrt(n * rho**2 + 1) / alpha) / (n * rho) ** 2)
+
+
+def power_boundary(mean, var, n_c, n_t, alpha, tuning):
+    """(se, boundary) of the relative lift under no effect."""
+    se = math.sqrt(var / mean**2 * (1 / n_c + 1 / n_t))
+    if tuning is None:
+        return se, None
+    boundary = cs_half_width(se**2, n_c + n_t, alpha, tuning)
+    if float(n_c).is_integer() and float(n_t).is_integer():  # the transcription agrees with gbstats
+        stat = lambda n: SampleMeanStatistic(n=int(n), sum=mean * n, sum_squares=var * (n - 1) + mean**2 * n)
+        lo, hi = SequentialTwoSidedTTest(stat(n_c), stat(n_t), SequentialConfig(
+            alpha=alpha, difference_type="relative", sequential_tuning_parameter=tuning)).confidence_interval
+        assert abs((hi - lo) / 2 - boundary) <= 1e-9 * boundary, ((hi - lo) / 2, boundary)
+    return se, boundary
+
+
+def mde(mean, var, n_c, n_t, alpha, tuning):
+    se, boundary = power_boundary(mean, var, n_c, n_t, alpha, tuning)
+    if boundary is None:  # fixed horizon: statsmodels' power of the standardised effect
+        # (its solve_power stops at ~1e-6; brentq on its power function goes to 1e-13)
+        pw = lambda d: NormalIndPower().power(effect_size=d, nobs1=n_c, alpha=alpha, ratio=n_t / n_c,
+                                              alternative="two-sided") - 0.8
+        d = brentq(pw, 1e-9, 100, xtol=1e-15, rtol=1e-13)
+        return float(d * math.sqrt(var) / abs(mean))
+    f = lambda d: stats.norm.cdf((d - boundary) / se) + stats.norm.cdf((-d - boundary) / se) - 0.8
+    return float(brentq(f, 0, boundary + 10 * se, xtol=1e-14, rtol=1e-13))
+
+
+def power(mean, var, n_c, n_t, alpha, tuning, elapsed, target):
+    now = mde(mean, var, n_c, n_t, alpha, tuning)
+    at = lambda days: mde(mean, var, n_c * days / elapsed, n_t * days / elapsed, alpha, tuning) - target
+    days = 0.0 if now <= target else float(brentq(at, elapsed, elapsed + 3650, xtol=1e-10, rtol=1e-12)) - elapsed
+    return dict(mean=mean, variance=var, n_c=n_c, n_t=n_t, alpha=alpha, tuning=tuning, elapsed_days=elapsed,
+                target=target, mde_relative=now, days_to_target=days)
+
+
 def from_users(spec):
     """Statistics from raw per-user data, as the API integration test sends it on stdin:
     {"alpha", "allocations": [..], "variants": [{"converted": [0|1, ..], "values": [..]}, ..]}
@@ -70,9 +170,38 @@ def from_users(spec):
         [len(v["converted"]) for v in vs],
         [sum(len(v["converted"]) for v in vs) * a / sum(spec["allocations"]) for a in spec["allocations"]]).pvalue),
         "comparisons": []}
+    tuning = spec.get("tuning", 5000)
     for t in vs[1:]:
         conv = proportions(len(c["converted"]), sum(c["converted"]), len(t["converted"]), sum(t["converted"]), alpha)
-        out["comparisons"].append({"conversion": conv, "value": means(c["values"], t["values"], alpha)})
+        val = means(c["values"], t["values"], alpha)
+        conv_views = gb_views(dict(n=len(c["converted"]), x=sum(c["converted"])),
+                              dict(n=len(t["converted"]), x=sum(t["converted"])), alpha, tuning)
+        sums = lambda v: dict(n=len(v), sum=float(np.sum(v)), sum_sq=float(np.sum(np.square(v))))
+        val_views = gb_views(sums(c["values"]), sums(t["values"]), alpha, tuning)
+        conv.update(sequential=conv_views["sequential"], bayesian=conv_views["bayesian"])
+        val.update(sequential=val_views["sequential"], bayesian=val_views["bayesian"])
+        if "pre_converted" in c:
+            conv["cuped"] = cuped(paired_sums(c["converted"], c["pre_converted"], True),
+                                  paired_sums(t["converted"], t["pre_converted"], True), alpha)
+            val["cuped"] = cuped(paired_sums(c["values"], c["pre_values"], False),
+                                 paired_sums(t["values"], t["pre_values"], False), alpha)
+        out["comparisons"].append({"conversion": conv, "value": val})
+    return out
+
+
+def cuped_cases(rng):
+    out = []
+    for n_a, n_b, rate, lift, alpha in [(2000, 2100, 0.2, 0.1, 0.05), (500, 450, 0.5, -0.05, 0.01), (30000, 30000, 0.04, 0.03, 0.05)]:
+        arms = []
+        for n, l in [(n_a, 0.0), (n_b, lift)]:
+            pre_value = rng.gamma(1.5, 20.0, n) * (rng.random(n) < 0.6)
+            value = 0.7 * pre_value * (1 + l) + rng.gamma(1.2, 10.0, n) * (rng.random(n) < 0.5)
+            pre = (rng.random(n) < rate).astype(float)
+            post = np.where(pre == 1, rng.random(n) < rate * 3 * (1 + l), rng.random(n) < rate * (1 + l)).astype(float)
+            arms.append((post, pre, value, pre_value))
+        (pa, xa, va, pva), (pb, xb, vb, pvb) = arms
+        out.append(cuped(paired_sums(pa, xa, True), paired_sums(pb, xb, True), alpha))
+        out.append(cuped(paired_sums(va, pva, False), paired_sums(vb, pvb, False), alpha))
     return out
 
 
@@ -101,6 +230,23 @@ def main():
             corrections([0.02]),
             corrections([0.049, 0.049, 0.049]),
             corrections([0.3, 0.0001, 0.02, 0.02, 0.9, 0.011]),
+        ],
+        "views": [
+            gb_views(dict(n=1000, x=100), dict(n=1000, x=120), 0.05, 5000),
+            gb_views(dict(n=5000, x=250), dict(n=5100, x=310), 0.05, 5000),
+            gb_views(dict(n=200, x=30), dict(n=180, x=22), 0.01, 1000),
+            gb_views(dict(n=123456, x=4567), dict(n=120001, x=4890), 0.10, 5000),
+            gb_views(dict(n=50, x=1), dict(n=60, x=9), 0.05, 100),
+            gb_views(dict(n=800, sum=4000.0, sum_sq=52000.0), dict(n=820, sum=4510.0, sum_sq=61000.0), 0.05, 5000),
+            gb_views(dict(n=20000, sum=51234.5, sum_sq=912345.0), dict(n=19800, sum=50999.0, sum_sq=905000.0), 0.05, 20000),
+        ],
+        "cuped": cuped_cases(rng),
+        "power": [
+            power(0.1, 0.09, 1000, 1000, 0.05, None, 7.0, 0.05),
+            power(0.1, 0.09, 1000, 1000, 0.05, 5000, 7.0, 0.05),
+            power(0.03, 0.03 * 0.97, 52000, 48000, 0.01, None, 10.0, 0.2),
+            power(25.0, 900.0, 4000, 4100, 0.05, 5000, 3.5, 0.02),
+            power(25.0, 900.0, 4000, 4100, 0.10, 20000, 2.0, 0.5),
         ],
         "srm": [
             srm([5000, 5000], [50.0, 50.0]),

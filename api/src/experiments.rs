@@ -11,7 +11,11 @@ use ingest::{
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::{db_error, AppState, ExperimentId};
+use crate::{
+    db_error,
+    stats::{Significance, DEFAULT_SEQUENTIAL_TUNING},
+    AppState, ExperimentId,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +68,10 @@ pub struct Experiment {
     pub salt: String,
     /// In order; the first is the control.
     pub variants: Vec<Variant>,
+    /// Which test decides `significant` in the results (default `sequential`).
+    pub significance: Significance,
+    /// Sample size (both variants) around which the sequential intervals are tightest.
+    pub sequential_tuning: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -74,6 +82,12 @@ pub struct NewExperiment {
     #[serde(default)]
     pub description: Option<String>,
     pub variants: Vec<NewVariant>,
+    /// `sequential` (default: safe to look at results any time) or `fixed_horizon`.
+    #[serde(default)]
+    pub significance: Option<Significance>,
+    /// Default 5000; from 1 to 1e9.
+    #[serde(default)]
+    pub sequential_tuning: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -93,6 +107,10 @@ pub struct ExperimentPatch {
     /// New allocations for the same variant names. Assigned users never move.
     #[serde(default)]
     pub variants: Option<Vec<NewVariant>>,
+    #[serde(default)]
+    pub significance: Option<Significance>,
+    #[serde(default)]
+    pub sequential_tuning: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -125,6 +143,17 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+fn validate_tuning(tuning: Option<f64>) -> Result<(), ApiError> {
+    match tuning {
+        Some(t) if !(1.0..=1e9).contains(&t) => Err(ApiError::field(
+            "invalid_experiment",
+            "sequential_tuning",
+            "sequential_tuning must be a number from 1 to 1e9 (a sample size; default 5000)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn validate_description(description: &Option<String>) -> Result<(), ApiError> {
@@ -193,17 +222,22 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     validate_name(&new.name)?;
     validate_description(&new.description)?;
+    validate_tuning(new.sequential_tuning)?;
     let bps = validate_variants(&new.variants)?;
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let mut tx = state.db.begin().await.map_err(db_error)?;
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO experiments (name, description, salt) VALUES ($1, $2, $3) RETURNING id")
-            .bind(new.name.trim())
-            .bind(&new.description)
-            .bind(&salt)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO experiments (name, description, salt, significance, sequential_tuning)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(new.name.trim())
+    .bind(&new.description)
+    .bind(&salt)
+    .bind(new.significance.unwrap_or(Significance::Sequential).as_str())
+    .bind(new.sequential_tuning.unwrap_or(DEFAULT_SEQUENTIAL_TUNING))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
     for (position, (variant, bp)) in new.variants.iter().zip(&bps).enumerate() {
         sqlx::query("INSERT INTO variants (experiment_id, position, name, allocation_bp) VALUES ($1, $2, $3, $4)")
             .bind(id)
@@ -272,6 +306,7 @@ pub async fn patch(
         validate_name(name)?;
     }
     validate_description(&patch.description)?;
+    validate_tuning(patch.sequential_tuning)?;
     let current = load(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let new_bps = match &patch.variants {
         Some(variants) => {
@@ -292,12 +327,15 @@ pub async fn patch(
     let mut tx = state.db.begin().await.map_err(db_error)?;
     sqlx::query(
         "UPDATE experiments SET status = COALESCE($2, status), name = COALESCE($3, name),
-         description = COALESCE($4, description), updated_at = now() WHERE id = $1",
+         description = COALESCE($4, description), significance = COALESCE($5, significance),
+         sequential_tuning = COALESCE($6, sequential_tuning), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(patch.status.map(Status::as_str))
     .bind(patch.name.as_deref().map(str::trim))
     .bind(&patch.description)
+    .bind(patch.significance.map(Significance::as_str))
+    .bind(patch.sequential_tuning)
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;
@@ -342,6 +380,8 @@ struct ExperimentRow {
     description: Option<String>,
     status: String,
     salt: String,
+    significance: String,
+    sequential_tuning: f64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -356,7 +396,8 @@ struct VariantRow {
 /// Loads an experiment with its variants in order; `None` when it does not exist.
 pub async fn load(db: &PgPool, id: i64) -> Result<Option<Experiment>, ApiError> {
     let Some(row) = sqlx::query_as::<_, ExperimentRow>(
-        "SELECT id, name, description, status, salt, created_at, updated_at FROM experiments WHERE id = $1",
+        "SELECT id, name, description, status, salt, significance, sequential_tuning, created_at, updated_at
+         FROM experiments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db)
@@ -387,6 +428,9 @@ pub async fn load(db: &PgPool, id: i64) -> Result<Option<Experiment>, ApiError> 
                 allocation_bp: u32::try_from(v.allocation_bp).unwrap_or(0),
             })
             .collect(),
+        significance: Significance::parse(&row.significance)
+            .ok_or_else(|| ApiError::Internal(format!("unknown significance {} in the database", row.significance)))?,
+        sequential_tuning: row.sequential_tuning,
         created_at: row.created_at,
         updated_at: row.updated_at,
     }))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     experiments::{self, Experiment},
-    stats::{self, Comparison, Correction, Moments, Proportion},
+    stats::{self, cuped::Paired, Analysis, Comparison, Correction, Moments, Proportion, Significance},
     AppState, ExperimentId,
 };
 
@@ -28,6 +28,11 @@ pub struct ResultsParams {
     pub alpha: Option<String>,
     /// Adjustment of the p-values of several treatments: `holm` (default), `bh` or `none`.
     pub correction: Option<String>,
+    /// Days before each user's exposure whose events are the CUPED covariate, 0 to 365
+    /// (default 14; 0 turns CUPED off).
+    pub cuped_days: Option<String>,
+    /// A relative lift (e.g. `0.05` for +5 %) for `power.days_to_target`.
+    pub target_lift: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -93,12 +98,21 @@ pub struct ExperimentResults {
     pub alpha: f64,
     /// How `adjusted_p_value` (and so `significant`) accounts for several treatments.
     pub correction: Correction,
+    /// The experiment's setting: which test's adjusted p-value decides `significant`.
+    pub significance: Significance,
+    /// The experiment's tuning parameter of the sequential intervals.
+    pub sequential_tuning: f64,
+    /// Days before exposure used as the CUPED covariate (0: CUPED off).
+    pub cuped_days: u32,
+    /// The lift `power.days_to_target` is about, when asked.
+    pub target_lift: Option<f64>,
     pub srm: Srm,
     pub warnings: Vec<Warning>,
     pub variants: Vec<VariantResult>,
 }
 
-/// Per-variant sufficient statistics, as the query returns them.
+/// Per-variant sufficient statistics, as the query returns them. `pre_*`: the same
+/// metric for the same users in the CUPED window before their exposure.
 #[derive(Debug, Clone, Default, Row, Deserialize)]
 pub struct VariantStats {
     pub variant: String,
@@ -107,11 +121,19 @@ pub struct VariantStats {
     pub events: u64,
     pub value_sum: f64,
     pub value_sum_sq: f64,
+    /// Users with an event before exposure, and those of them who also converted after.
+    pub pre_converted_users: u64,
+    pub converted_both: u64,
+    pub pre_value_sum: f64,
+    pub pre_value_sum_sq: f64,
+    /// Sum over users of value × pre-exposure value.
+    pub value_pre_value: f64,
 }
 
 /// One pass over the exposures and the events of one type. Exposure per user: the
-/// earliest (replays collapse). Events per user: each event id once, at or after the
-/// user's exposure, inside the window. No per-user rows leave ClickHouse.
+/// earliest (replays collapse). Events per user: each event id once, inside the window;
+/// at or after the user's exposure they count, in the `cuped_days` before it they are
+/// the CUPED covariate. No per-user rows leave ClickHouse.
 /// Runs on ClickHouse 18.16 and current releases (hence `ANY LEFT JOIN ... USING`, and
 /// no alias that shadows a column).
 pub const RESULTS_SQL: &str = "
@@ -121,10 +143,15 @@ SELECT
     toUInt64(countIf(n_events > 0)) AS converted_users,
     toUInt64(sum(n_events)) AS events,
     toFloat64(sum(value)) AS value_sum,
-    toFloat64(sum(value * value)) AS value_sum_sq
+    toFloat64(sum(value * value)) AS value_sum_sq,
+    toUInt64(countIf(n_pre > 0)) AS pre_converted_users,
+    toUInt64(countIf(n_pre > 0 AND n_events > 0)) AS converted_both,
+    toFloat64(sum(pre_value)) AS pre_value_sum,
+    toFloat64(sum(pre_value * pre_value)) AS pre_value_sum_sq,
+    toFloat64(sum(value * pre_value)) AS value_pre_value
 FROM
 (
-    SELECT user_id, assigned_variant, n_events, value
+    SELECT user_id, assigned_variant, n_events, value, n_pre, pre_value
     FROM
     (
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
@@ -134,10 +161,15 @@ FROM
     )
     ANY LEFT JOIN
     (
-        SELECT user_id, toUInt64(count()) AS n_events, sum(v) AS value
+        SELECT
+            user_id,
+            toUInt64(countIf(ts >= first_exposed)) AS n_events,
+            sumIf(v, ts >= first_exposed) AS value,
+            toUInt64(countIf(ts < first_exposed)) AS n_pre,
+            sumIf(v, ts < first_exposed) AS pre_value
         FROM
         (
-            SELECT user_id, ts, v
+            SELECT user_id, ts, v, first_exposed
             FROM
             (
                 SELECT user_id, event_id, min(timestamp) AS ts, any(visitParamExtractFloat(properties, ?)) AS v
@@ -153,34 +185,42 @@ FROM
                 WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
                 GROUP BY user_id
             ) USING user_id
-            WHERE ts >= first_exposed
+            WHERE ts >= first_exposed - ?
         )
         GROUP BY user_id
     ) USING user_id
 )
 GROUP BY assigned_variant";
 
+/// What [`RESULTS_SQL`] is asked: times in Unix seconds.
+pub struct StatsQuery<'a> {
+    pub experiment_id: i64,
+    pub event_type: &'a str,
+    pub value_property: &'a str,
+    pub from: u32,
+    pub to: u32,
+    /// Length of the CUPED pre-exposure window.
+    pub cuped_seconds: u32,
+}
+
 /// Runs [`RESULTS_SQL`] with every parameter bound (escaped by the client), never spliced.
 pub async fn query_stats(
     ch: &clickhouse::Client,
-    experiment_id: i64,
-    event_type: &str,
-    value_property: &str,
-    from: u32,
-    to: u32,
+    q: &StatsQuery<'_>,
 ) -> Result<Vec<VariantStats>, clickhouse::error::Error> {
     ch.query(RESULTS_SQL)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .bind(value_property)
-        .bind(event_type)
-        .bind(from)
-        .bind(to)
-        .bind(experiment_id)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
+        .bind(q.experiment_id)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.value_property)
+        .bind(q.event_type)
+        .bind(q.from.saturating_sub(q.cuped_seconds))
+        .bind(q.to)
+        .bind(q.experiment_id)
+        .bind(q.experiment_id)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.cuped_seconds)
         .fetch_all::<VariantStats>()
         .await
 }
@@ -191,7 +231,12 @@ struct Parsed {
     value_property: Option<String>,
     alpha: f64,
     correction: Correction,
+    cuped_days: u32,
+    target_lift: Option<f64>,
 }
+
+/// Default CUPED window before exposure, in days.
+pub const DEFAULT_CUPED_DAYS: u32 = 14;
 
 fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field("invalid_query", field, message);
@@ -227,7 +272,21 @@ fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
         Some("none") => Correction::None,
         Some(_) => return Err(bad("correction", "correction must be holm, bh or none")),
     };
-    Ok(Parsed { event_type, last_day, value_property, alpha, correction })
+    let cuped_days = match params.cuped_days {
+        None => DEFAULT_CUPED_DAYS,
+        Some(s) => match s.trim().parse::<u32>() {
+            Ok(n) if n <= 365 => n,
+            _ => return Err(bad("cuped_days", "cuped_days must be a whole number of days from 0 to 365")),
+        },
+    };
+    let target_lift = match params.target_lift {
+        None => None,
+        Some(s) => match s.trim().parse::<f64>() {
+            Ok(t) if t.is_finite() && t != 0.0 && t.abs() <= 100.0 => Some(t),
+            _ => return Err(bad("target_lift", "target_lift must be a non-zero relative lift, e.g. 0.05 for +5 %")),
+        },
+    };
+    Ok(Parsed { event_type, last_day, value_property, alpha, correction, cuped_days, target_lift })
 }
 
 /// Conversion (and optionally value) per variant, compared with the control.
@@ -248,21 +307,22 @@ pub async fn results(
         None => experiment.created_at - ChronoDuration::seconds(1),
     };
     let secs = |t: DateTime<Utc>| u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX);
-    let rows = query_stats(
-        &state.clickhouse,
-        experiment.id,
-        &p.event_type,
-        p.value_property.as_deref().unwrap_or(""),
-        secs(from),
-        secs(to),
-    )
-    .await
-    .map_err(crate::clickhouse_error)?;
+    let query = StatsQuery {
+        experiment_id: experiment.id,
+        event_type: &p.event_type,
+        value_property: p.value_property.as_deref().unwrap_or(""),
+        from: secs(from),
+        to: secs(to),
+        cuped_seconds: p.cuped_days * 86_400,
+    };
+    let rows = query_stats(&state.clickhouse, &query).await.map_err(crate::clickhouse_error)?;
     let question = Question {
         event_type: p.event_type,
         value_property: p.value_property,
         alpha: p.alpha,
         correction: p.correction,
+        cuped_days: p.cuped_days,
+        target_lift: p.target_lift,
     };
     Ok(Json(assemble(&experiment, rows, question, Window { from, to })))
 }
@@ -273,6 +333,8 @@ pub struct Question {
     pub value_property: Option<String>,
     pub alpha: f64,
     pub correction: Correction,
+    pub cuped_days: u32,
+    pub target_lift: Option<f64>,
 }
 
 /// Turns sufficient statistics into the response; pure, so the numbers are unit-testable.
@@ -282,45 +344,53 @@ pub fn assemble(
     question: Question,
     window: Window,
 ) -> ExperimentResults {
-    let Question { event_type, value_property, alpha, correction } = question;
+    let Question { event_type, value_property, alpha, correction, cuped_days, target_lift } = question;
     let mut by_name: HashMap<String, VariantStats> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
     let stats: Vec<VariantStats> =
         experiment.variants.iter().map(|v| by_name.remove(&v.name).unwrap_or_default()).collect();
     let with_value = value_property.is_some();
+    let started = window.from.max(experiment.created_at);
+    let analysis = Analysis {
+        alpha,
+        significance: experiment.significance,
+        sequential_tuning: experiment.sequential_tuning,
+        target_lift,
+        elapsed_days: (window.to - started).num_milliseconds().max(0) as f64 / 86_400_000.0,
+    };
     let control = &stats[0];
-    let control_prop = Proportion { n: control.users, x: control.converted_users };
-    let control_moments = Moments { n: control.users, sum: control.value_sum, sum_sq: control.value_sum_sq };
     let observed: Vec<u64> = stats.iter().map(|s| s.users).collect();
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.allocation_percent).collect();
     let srm_p = stats::srm_p_value(&observed, &weights);
+    let cuped = |metric: fn(&VariantStats) -> Paired, treatment: &VariantStats| {
+        (cuped_days > 0).then(|| stats::cuped::analyse(&metric(control), &metric(treatment), alpha)).flatten()
+    };
     let mut variants: Vec<VariantResult> = experiment
         .variants
         .iter()
         .zip(&stats)
         .enumerate()
-        .map(|(i, (v, s))| {
-            let moments = Moments { n: s.users, sum: s.value_sum, sum_sq: s.value_sum_sq };
-            VariantResult {
-                name: v.name.clone(),
-                allocation_percent: v.allocation_percent,
-                users: s.users,
-                converted_users: s.converted_users,
-                conversion_rate: (s.users > 0).then(|| s.converted_users as f64 / s.users as f64),
-                events: s.events,
-                value: with_value.then(|| ValueSummary {
-                    sum: s.value_sum,
-                    mean: moments.mean(),
-                    std_dev: moments.variance().map(f64::sqrt),
+        .map(|(i, (v, s))| VariantResult {
+            name: v.name.clone(),
+            allocation_percent: v.allocation_percent,
+            users: s.users,
+            converted_users: s.converted_users,
+            conversion_rate: (s.users > 0).then(|| s.converted_users as f64 / s.users as f64),
+            events: s.events,
+            value: with_value.then(|| ValueSummary {
+                sum: s.value_sum,
+                mean: s.moments().mean(),
+                std_dev: s.moments().variance().map(f64::sqrt),
+            }),
+            comparison: (i > 0).then(|| VariantComparison {
+                conversion: Comparison {
+                    cuped: cuped(VariantStats::conversion_pairs, s),
+                    ..stats::compare_proportions(control.proportion(), s.proportion(), &analysis)
+                },
+                value: with_value.then(|| Comparison {
+                    cuped: cuped(VariantStats::value_pairs, s),
+                    ..stats::compare_means(control.moments(), s.moments(), &analysis)
                 }),
-                comparison: (i > 0).then(|| VariantComparison {
-                    conversion: stats::compare_proportions(
-                        control_prop,
-                        Proportion { n: s.users, x: s.converted_users },
-                        alpha,
-                    ),
-                    value: with_value.then(|| stats::compare_means(control_moments, moments, alpha)),
-                }),
-            }
+            }),
         })
         .collect();
     let mut conversions: Vec<&mut Comparison> = Vec::new();
@@ -331,8 +401,8 @@ pub fn assemble(
             values.push(value);
         }
     }
-    stats::apply_correction(&mut conversions, correction, alpha);
-    stats::apply_correction(&mut values, correction, alpha);
+    stats::apply_correction(&mut conversions, correction, &analysis);
+    stats::apply_correction(&mut values, correction, &analysis);
     let srm = Srm { p_value: srm_p, mismatch: srm_p.is_some_and(|p| p < stats::SRM_THRESHOLD) };
     let warnings = warnings(&srm, &variants);
     ExperimentResults {
@@ -343,9 +413,50 @@ pub fn assemble(
         control: experiment.variants[0].name.clone(),
         alpha,
         correction,
+        significance: experiment.significance,
+        sequential_tuning: experiment.sequential_tuning,
+        cuped_days,
+        target_lift,
         srm,
         warnings,
         variants,
+    }
+}
+
+impl VariantStats {
+    fn proportion(&self) -> Proportion {
+        Proportion { n: self.users, x: self.converted_users }
+    }
+
+    fn moments(&self) -> Moments {
+        Moments { n: self.users, sum: self.value_sum, sum_sq: self.value_sum_sq }
+    }
+
+    /// Converted after exposure (y) and before it (x), as 0/1 per user.
+    fn conversion_pairs(&self) -> Paired {
+        let (y, x) = (self.converted_users as f64, self.pre_converted_users as f64);
+        Paired {
+            n: self.users,
+            y_sum: y,
+            y_sum_sq: y,
+            x_sum: x,
+            x_sum_sq: x,
+            xy_sum: self.converted_both as f64,
+            binary: true,
+        }
+    }
+
+    /// Value after exposure (y) and before it (x) per user.
+    fn value_pairs(&self) -> Paired {
+        Paired {
+            n: self.users,
+            y_sum: self.value_sum,
+            y_sum_sq: self.value_sum_sq,
+            x_sum: self.pre_value_sum,
+            x_sum_sq: self.pre_value_sum_sq,
+            xy_sum: self.value_pre_value,
+            binary: false,
+        }
     }
 }
 
@@ -398,6 +509,8 @@ mod tests {
             status: Status::Running,
             salt: "s".into(),
             variants: Variant::test_set(bps),
+            significance: Significance::FixedHorizon,
+            sequential_tuning: stats::DEFAULT_SEQUENTIAL_TUNING,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -409,13 +522,19 @@ mod tests {
             users,
             converted_users: converted,
             events: converted,
-            value_sum: 0.0,
-            value_sum_sq: 0.0,
+            ..Default::default()
         }
     }
 
     fn query(correction: Correction) -> Question {
-        Question { event_type: "purchase".into(), value_property: None, alpha: 0.05, correction }
+        Question {
+            event_type: "purchase".into(),
+            value_property: None,
+            alpha: 0.05,
+            correction,
+            cuped_days: DEFAULT_CUPED_DAYS,
+            target_lift: None,
+        }
     }
 
     fn window() -> Window {

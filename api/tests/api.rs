@@ -106,6 +106,22 @@ async fn experiments_are_created_listed_fetched_and_patched_with_clear_errors() 
     let (status, patched) = c.patch(&format!("/experiments/{id}"), json!({"status": "paused"})).await;
     assert_eq!((status, patched["status"].as_str()), (StatusCode::OK, Some("paused")));
 
+    // Which test decides `significant`: sequential unless the experiment says otherwise.
+    assert_eq!((e["significance"].as_str(), e["sequential_tuning"].as_f64()), (Some("sequential"), Some(5000.0)));
+    let (status, patched) = c
+        .patch(&format!("/experiments/{id}"), json!({"significance": "fixed_horizon", "sequential_tuning": 20000}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        (patched["significance"].as_str(), patched["sequential_tuning"].as_f64()),
+        (Some("fixed_horizon"), Some(20000.0))
+    );
+    assert_eq!(patched["status"], "paused", "a patch changes only what it names");
+    let (_, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!((r["significance"].as_str(), r["sequential_tuning"].as_f64()), (Some("fixed_horizon"), Some(20000.0)));
+    let (status, err) = c.patch(&format!("/experiments/{id}"), json!({"sequential_tuning": -5})).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("sequential_tuning")), "{err}");
+
     let bad_bodies = [
         (
             json!({"name": "", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]}),
@@ -133,6 +149,14 @@ async fn experiments_are_created_listed_fetched_and_patched_with_clear_errors() 
             "variants[0].allocation_percent",
         ),
         (json!({"name": 7, "variants": []}), "name"),
+        (
+            json!({"name": "n", "significance": "bayesian", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]}),
+            "significance",
+        ),
+        (
+            json!({"name": "n", "sequential_tuning": 0, "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]}),
+            "sequential_tuning",
+        ),
     ];
     for (body, field) in bad_bodies {
         let (status, err) = c.post("/experiments", body.clone()).await;
@@ -266,35 +290,49 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
     let mut rng = Rng(42);
     let now_ms = chrono::Utc::now().timestamp_millis();
 
-    // 300 users: assignment through the API; conversions at 20 % / 30 %, values.
-    let mut per_variant: HashMap<String, (Vec<u8>, Vec<f64>, u64)> = HashMap::new();
+    // 300 users: assignment through the API. 40 % bought something two days before
+    // their exposure (the CUPED covariate) and convert more often; conversions at
+    // 20 % / 30 % (+30 points with history), values.
+    let mut per_variant: HashMap<String, PerUser> = HashMap::new();
     let mut batch = Vec::new();
     for i in 0..300 {
         let user = format!("sim-{i}");
         let (status, a) = c.get(&format!("/experiments/{id}/assignment/{user}")).await;
         assert_eq!(status, StatusCode::OK);
         let variant = a["variant"].as_str().expect("variant").to_owned();
-        let rate = if variant == "control" { 0.2 } else { 0.3 };
-        let entry = per_variant.entry(variant).or_default();
-        // An event an hour before the exposure never counts.
-        batch.push(json!({"user_id": user, "type": "purchase", "properties": {"order_value": 1000.0}, "timestamp": now_ms - 3_600_000}));
+        let entry = per_variant.entry(variant.clone()).or_default();
+        let (mut pre_converted, mut pre_value) = (0, 0.0);
+        if rng.next() < 0.4 {
+            pre_value = (rng.next() * 200.0 * 100.0).round() / 100.0;
+            pre_converted = 1;
+            let two_days_before = now_ms - 2 * 86_400_000;
+            batch.push(json!({"user_id": user, "type": "purchase", "properties": {"order_value": pre_value}, "timestamp": two_days_before}));
+        }
+        if rng.next() < 0.3 {
+            // Before the CUPED window (14 days) and the results window: never counts.
+            let twenty_days_before = now_ms - 20 * 86_400_000;
+            batch.push(json!({"user_id": user, "type": "purchase", "properties": {"order_value": 5000}, "timestamp": twenty_days_before}));
+        }
+        entry.pre_converted.push(pre_converted);
+        entry.pre_values.push(pre_value);
+        let rate = if variant == "control" { 0.2 } else { 0.3 } + 0.3 * f64::from(pre_converted);
         if rng.next() < rate {
             let purchases = 1 + (rng.next() * 3.0) as usize;
             let mut value = 0.0;
             for _ in 0..purchases {
-                let order_value = (rng.next() * 100.0 * 100.0).round() / 100.0;
+                let order_value = (rng.next() * 100.0 * 100.0).round() / 100.0 + pre_value / 4.0;
                 value += order_value;
                 let event_id = uuid::Uuid::now_v7();
                 let event = json!({"user_id": user, "type": "purchase", "event_id": event_id, "properties": {"order_value": order_value}});
                 batch.push(event.clone());
                 batch.push(event); // a client retry: the same event id twice counts once
             }
-            entry.0.push(1);
-            entry.1.push(value);
-            entry.2 += purchases as u64;
+            entry.converted.push(1);
+            entry.values.push(value);
+            entry.events += purchases as u64;
         } else {
-            entry.0.push(0);
-            entry.1.push(0.0);
+            entry.converted.push(0);
+            entry.values.push(0.0);
         }
         batch.push(json!({"user_id": user, "type": "click"}));
     }
@@ -305,7 +343,8 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
 
-    let expected_converted: u64 = per_variant.values().map(|v| v.0.iter().map(|&x| u64::from(x)).sum::<u64>()).sum();
+    let expected_converted: u64 =
+        per_variant.values().map(|v| v.converted.iter().map(|&x| u64::from(x)).sum::<u64>()).sum();
     let path = format!("/experiments/{id}/results?event_type=purchase&value_property=order_value&alpha=0.05");
     let results = eventually("every exposure and event in the results", WAIT, || async {
         let (status, r) = c.get(&path).await;
@@ -313,7 +352,7 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
         let users: u64 = r["variants"].as_array()?.iter().map(|v| v["users"].as_u64().unwrap_or(0)).sum();
         let converted: u64 = r["variants"].as_array()?.iter().map(|v| v["converted_users"].as_u64().unwrap_or(0)).sum();
         let events: u64 = r["variants"].as_array()?.iter().map(|v| v["events"].as_u64().unwrap_or(0)).sum();
-        let expected_events: u64 = per_variant.values().map(|v| v.2).sum();
+        let expected_events: u64 = per_variant.values().map(|v| v.events).sum();
         (users == 300 && converted == expected_converted && events == expected_events).then_some(r)
     })
     .await;
@@ -326,20 +365,20 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
         .iter()
         .map(|v| (v["name"].as_str().expect("name"), v))
         .collect();
-    for (name, (converted, values, events)) in &per_variant {
+    for (name, u) in &per_variant {
         let v = by_name[name.as_str()];
-        assert_eq!(v["users"], converted.len(), "{name}");
-        assert_eq!(v["converted_users"], converted.iter().map(|&x| u64::from(x)).sum::<u64>(), "{name}");
-        assert_eq!(v["events"], *events, "{name}");
-        close(&v["value"]["sum"], &json!(values.iter().sum::<f64>()), "value sum");
+        assert_eq!(v["users"], u.converted.len(), "{name}");
+        assert_eq!(v["converted_users"], u.converted.iter().map(|&x| u64::from(x)).sum::<u64>(), "{name}");
+        assert_eq!(v["events"], u.events, "{name}");
+        close(&v["value"]["sum"], &json!(u.values.iter().sum::<f64>()), "value sum");
     }
 
     // The same per-user data through scipy/statsmodels.
     let variants: Vec<Value> = ["control", "treatment"]
         .iter()
         .map(|n| {
-            let (converted, values, _) = &per_variant[*n];
-            json!({"converted": converted, "values": values})
+            let u = &per_variant[*n];
+            json!({"converted": u.converted, "values": u.values, "pre_converted": u.pre_converted, "pre_values": u.pre_values})
         })
         .collect();
     let spec = json!({"alpha": 0.05, "allocations": [50.0, 50.0], "variants": variants});
@@ -353,7 +392,29 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
             close(&ours[metric][field][i], &theirs[metric][field][i], &format!("{metric} {field}[{i}]"));
         }
         close(&ours[metric]["relative_lift"], &theirs[metric]["relative_lift"], &format!("{metric} lift"));
+        // The sequential, Bayesian and CUPED views, against GrowthBook's gbstats.
+        let views = [
+            ("sequential", vec!["p_value", "absolute_ci", "relative_ci"]),
+            ("bayesian", vec!["chance_to_beat_control", "expected_loss", "credible_interval"]),
+            ("cuped", vec!["relative_lift", "relative_ci", "p_value", "variance_reduction"]),
+        ];
+        for (view, fields) in views {
+            for field in fields {
+                let (a, b) = (&ours[metric][view][field], &theirs[metric][view][field]);
+                let what = format!("{metric} {view}.{field}");
+                match b.as_array() {
+                    Some(pair) => (0..2).for_each(|i| close(&a[i], &pair[i], &format!("{what}[{i}]"))),
+                    None => close(a, b, &what),
+                }
+            }
+        }
+        let reduction = ours[metric]["cuped"]["variance_reduction"].as_f64().expect("variance reduction");
+        assert!(reduction > 0.05, "{metric}: history predicts the metric, CUPED must reduce variance ({reduction})");
+        let significant = ours[metric]["sequential"]["adjusted_p_value"].as_f64().expect("p") < 0.05;
+        assert_eq!(ours[metric]["significant"], significant, "{metric}: sequential significance by default");
     }
+    assert_eq!(results["significance"], "sequential");
+    assert_eq!(results["cuped_days"], 14);
     assert_eq!(by_name["control"]["comparison"], Value::Null);
 
     // Clicks are their own metric: everyone clicked, after exposure.
@@ -364,6 +425,16 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
     assert_eq!(clicks["variants"][0]["value"], Value::Null);
     consumer.stop().await;
     api.stop().await;
+}
+
+/// Per-user truth of one variant, as the simulation generated it.
+#[derive(Default)]
+struct PerUser {
+    converted: Vec<u8>,
+    values: Vec<f64>,
+    pre_converted: Vec<u8>,
+    pre_values: Vec<f64>,
+    events: u64,
 }
 
 async fn python_reference(spec: &Value) -> Value {
@@ -448,6 +519,12 @@ async fn query_parameters_are_validated_and_never_spliced_into_sql() {
         ("event_type=x&alpha=2", "alpha"),
         ("event_type=x&alpha=nan", "alpha"),
         ("event_type=x&correction=sidak", "correction"),
+        ("event_type=x&cuped_days=-1", "cuped_days"),
+        ("event_type=x&cuped_days=366", "cuped_days"),
+        ("event_type=x&cuped_days=1.5", "cuped_days"),
+        ("event_type=x&target_lift=0", "target_lift"),
+        ("event_type=x&target_lift=inf", "target_lift"),
+        ("event_type=x&target_lift=five", "target_lift"),
     ] {
         let (status, err) = c.get(&format!("/experiments/{id}/results?{query}")).await;
         assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
@@ -482,6 +559,28 @@ async fn openapi_and_docs_are_served_without_a_key() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("Comparison", "sequential"),
+        ("Comparison", "bayesian"),
+        ("Comparison", "cuped"),
+        ("Comparison", "power"),
+        ("Sequential", "adjusted_p_value"),
+        ("Bayesian", "chance_to_beat_control"),
+        ("Cuped", "variance_reduction"),
+        ("Power", "days_to_target"),
+        ("ExperimentResults", "significance"),
+        ("Experiment", "sequential_tuning"),
+    ] {
+        assert!(schemas[schema]["properties"][field].is_object(), "{schema}.{field} missing from the OpenAPI document");
+    }
+    let params: Vec<&str> = doc["paths"]["/experiments/{id}/results"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(params.contains(&"cuped_days") && params.contains(&"target_lift"), "{params:?}");
     let docs = reqwest::get(format!("{}/docs/", c.base)).await.expect("send");
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("swagger"));
