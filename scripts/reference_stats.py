@@ -189,6 +189,22 @@ def from_users(spec):
     return out
 
 
+def pooled_theta(rng):
+    """Theta over all variants: gbstats' joint statistic, built from three variants' sums."""
+    variants = []
+    for n in (1500, 1400, 1600):
+        x = rng.gamma(1.5, 20.0, n) * (rng.random(n) < 0.6)
+        y = 0.6 * x + rng.gamma(1.2, 10.0, n)
+        variants.append(paired_sums(y, x, False))
+    tot = lambda k: sum(v[k] for v in variants)
+    n = sum(v["n"] for v in variants)
+    joint = RegressionAdjustedStatistic(
+        n=n, post_statistic=SampleMeanStatistic(n=n, sum=tot("y_sum"), sum_squares=tot("y_sum_sq")),
+        pre_statistic=SampleMeanStatistic(n=n, sum=tot("x_sum"), sum_squares=tot("x_sum_sq")),
+        post_pre_sum_of_products=tot("xy_sum"), theta=0)
+    return dict(variants=variants, theta=float(joint.covariance / joint.pre_statistic.variance))
+
+
 def cuped_cases(rng):
     out = []
     for n_a, n_b, rate, lift, alpha in [(2000, 2100, 0.2, 0.1, 0.05), (500, 450, 0.5, -0.05, 0.01), (30000, 30000, 0.04, 0.03, 0.05)]:
@@ -241,6 +257,7 @@ def main():
             gb_views(dict(n=20000, sum=51234.5, sum_sq=912345.0), dict(n=19800, sum=50999.0, sum_sq=905000.0), 0.05, 20000),
         ],
         "cuped": cuped_cases(rng),
+        "cuped_theta_three_variants": pooled_theta(rng),
         "power": [
             power(0.1, 0.09, 1000, 1000, 0.05, None, 7.0, 0.05),
             power(0.1, 0.09, 1000, 1000, 0.05, 5000, 7.0, 0.05),

@@ -361,8 +361,13 @@ pub fn assemble(
     let observed: Vec<u64> = stats.iter().map(|s| s.users).collect();
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.allocation_percent).collect();
     let srm_p = stats::srm_p_value(&observed, &weights);
-    let cuped = |metric: fn(&VariantStats) -> Paired, treatment: &VariantStats| {
-        (cuped_days > 0).then(|| stats::cuped::analyse(&metric(control), &metric(treatment), alpha)).flatten()
+    // theta is pooled over all variants, per metric
+    let thetas: Vec<f64> = [VariantStats::conversion_pairs as fn(&VariantStats) -> Paired, VariantStats::value_pairs]
+        .iter()
+        .map(|metric| stats::cuped::theta(&stats.iter().map(metric).collect::<Vec<_>>()))
+        .collect();
+    let cuped = |metric: fn(&VariantStats) -> Paired, theta: f64, treatment: &VariantStats| {
+        (cuped_days > 0).then(|| stats::cuped::analyse(&metric(control), &metric(treatment), theta, alpha)).flatten()
     };
     let mut variants: Vec<VariantResult> = experiment
         .variants
@@ -383,11 +388,11 @@ pub fn assemble(
             }),
             comparison: (i > 0).then(|| VariantComparison {
                 conversion: Comparison {
-                    cuped: cuped(VariantStats::conversion_pairs, s),
+                    cuped: cuped(VariantStats::conversion_pairs, thetas[0], s),
                     ..stats::compare_proportions(control.proportion(), s.proportion(), &analysis)
                 },
                 value: with_value.then(|| Comparison {
-                    cuped: cuped(VariantStats::value_pairs, s),
+                    cuped: cuped(VariantStats::value_pairs, thetas[1], s),
                     ..stats::compare_means(control.moments(), s.moments(), &analysis)
                 }),
             }),

@@ -1,8 +1,9 @@
 //! CUPED (Deng, Xu, Kohavi and Walker, "Improving the sensitivity of online controlled
 //! experiments by utilizing pre-experiment data", WSDM 2013): the metric minus theta
-//! times the same metric before exposure, theta pooled over the two variants compared,
-//! as GrowthBook's regression adjustment (gbstats `RegressionAdjustedStatistic`,
-//! `compute_theta`) with its two-sided t-test on the relative lift.
+//! times the same metric before exposure, theta pooled over all variants of the
+//! experiment, then GrowthBook's regression adjustment (gbstats
+//! `RegressionAdjustedStatistic`) with its two-sided t-test on the relative lift. With two
+//! variants theta is exactly gbstats' `compute_theta`.
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -76,17 +77,20 @@ fn adjust(s: &Paired, theta: f64) -> Adjusted {
     }
 }
 
-/// Theta = Cov(x, y) / Var(x) over both variants together; 0 when either is constant.
-pub fn theta(a: &Paired, b: &Paired) -> f64 {
-    let n = (a.n + b.n) as f64;
-    let (ys, yss) = (a.y_sum + b.y_sum, a.y_sum_sq + b.y_sum_sq);
-    let (xs, xss) = (a.x_sum + b.x_sum, a.x_sum_sq + b.x_sum_sq);
-    let var_y = variance(n, ys, yss, a.binary);
-    let var_x = variance(n, xs, xss, a.binary);
+/// Theta = Cov(x, y) / Var(x) over all variants together; 0 when either is constant
+/// (then the adjusted lift is the unadjusted one).
+pub fn theta(variants: &[Paired]) -> f64 {
+    let Some(first) = variants.first() else { return 0.0 };
+    let total = |f: fn(&Paired) -> f64| variants.iter().map(f).sum::<f64>();
+    let n = total(|p| p.n as f64);
+    let (ys, yss) = (total(|p| p.y_sum), total(|p| p.y_sum_sq));
+    let (xs, xss) = (total(|p| p.x_sum), total(|p| p.x_sum_sq));
+    let var_y = variance(n, ys, yss, first.binary);
+    let var_x = variance(n, xs, xss, first.binary);
     if var_x <= 0.0 || var_y <= 0.0 {
         return 0.0;
     }
-    covariance(n, a.xy_sum + b.xy_sum, xs, ys) / var_x
+    covariance(n, total(|p| p.xy_sum), xs, ys) / var_x
 }
 
 /// Variance of the relative lift `(mean_b - mean_a) / unadjusted_mean_a` (delta method).
@@ -94,13 +98,13 @@ fn relative_variance(a: &Adjusted, b: &Adjusted, var_a: f64, var_b: f64) -> f64 
     var_b / (a.unadjusted_mean.powi(2) * b.n) + var_a * b.unadjusted_mean.powi(2) / (a.unadjusted_mean.powi(4) * a.n)
 }
 
-/// The CUPED-adjusted relative lift of `treatment` over `control`; `None` when there is
-/// nothing to adjust or compare (fewer than two users, a zero control mean, no variance).
-pub fn analyse(control: &Paired, treatment: &Paired, alpha: f64) -> Option<Cuped> {
+/// The CUPED-adjusted relative lift of `treatment` over `control` with the pooled
+/// `theta` (see [`theta`]); `None` when there is nothing to compare (fewer than two users,
+/// a zero control mean, no variance).
+pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> Option<Cuped> {
     if control.n < 2 || treatment.n < 2 {
         return None;
     }
-    let theta = theta(control, treatment);
     let (a, b) = (adjust(control, theta), adjust(treatment, theta));
     if a.mean == 0.0 || a.unadjusted_mean == 0.0 || a.variance <= 0.0 || b.variance <= 0.0 {
         return None;

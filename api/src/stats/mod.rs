@@ -394,6 +394,7 @@ mod tests {
     struct Reference {
         views: Vec<ViewCase>,
         cuped: Vec<CupedCase>,
+        cuped_theta_three_variants: ThetaCase,
         power: Vec<PowerCase>,
         corrections: Vec<CorrectionCase>,
         proportions: Vec<PropCase>,
@@ -474,6 +475,11 @@ mod tests {
         relative_ci: [f64; 2],
         p_value: f64,
         variance_reduction: f64,
+    }
+    #[derive(Deserialize)]
+    struct ThetaCase {
+        variants: Vec<PairedRef>,
+        theta: f64,
     }
     #[derive(Deserialize)]
     struct PowerCase {
@@ -568,7 +574,8 @@ mod tests {
             binary: p.binary,
         };
         for (i, c) in cases.iter().enumerate() {
-            let r = cuped::analyse(&paired(&c.control), &paired(&c.treatment), c.alpha).expect("cuped");
+            let (a, b) = (paired(&c.control), paired(&c.treatment));
+            let r = cuped::analyse(&a, &b, cuped::theta(&[a, b]), c.alpha).expect("cuped");
             close(r.theta, c.theta, &format!("case {i} theta"));
             close(r.relative_lift, c.relative_lift, &format!("case {i} lift"));
             close_pair(r.relative_ci.expect("ci"), c.relative_ci, &format!("case {i} ci"));
@@ -576,6 +583,9 @@ mod tests {
             close(r.variance_reduction, c.variance_reduction, &format!("case {i} variance reduction"));
             assert!(r.variance_reduction > 0.0, "case {i}: a correlated covariate reduces variance");
         }
+        let three = reference().cuped_theta_three_variants;
+        let variants: Vec<cuped::Paired> = three.variants.iter().map(paired).collect();
+        close(cuped::theta(&variants), three.theta, "theta pooled over three variants");
     }
 
     #[test]
