@@ -130,28 +130,35 @@ pub struct VariantStats {
     pub value_pre_value: f64,
 }
 
-/// One pass over the exposures and the events of one type. Exposure per user: the
-/// earliest (replays collapse). Events per user: each event id once, inside the window;
-/// at or after the user's exposure they count, in the `cuped_days` before it they are
-/// the CUPED covariate. No per-user rows leave ClickHouse.
-/// Runs on ClickHouse 18.16 and current releases (hence `ANY LEFT JOIN ... USING`, and
+/// One pass over the events of one type and two over the experiment's exposures.
+/// Exposure per user: the earliest (replays collapse), which also fixes the user's variant.
+/// Events: each `(type, user_id, event_id)` once, read with `FINAL` (the table's
+/// ReplacingMergeTree key: a streaming merge of sorted parts, far cheaper than hashing
+/// every event id; of duplicates the last written counts). Per user, events at or after
+/// the exposure count, those in the `cuped_days` before it are the CUPED covariate. Users
+/// per variant come from the exposures alone, the event sums from users with events, and
+/// the two are added up by variant: no per-user rows leave ClickHouse and no join of all
+/// exposed users with their events is needed.
+/// Runs on ClickHouse 18.16 and current releases (hence `ALL INNER JOIN ... USING`, and
 /// no alias that shadows a column).
 pub const RESULTS_SQL: &str = "
 SELECT
-    assigned_variant AS variant,
-    toUInt64(count()) AS users,
-    toUInt64(countIf(n_events > 0)) AS converted_users,
-    toUInt64(sum(n_events)) AS events,
-    toFloat64(sum(value)) AS value_sum,
-    toFloat64(sum(value * value)) AS value_sum_sq,
-    toUInt64(countIf(n_pre > 0)) AS pre_converted_users,
-    toUInt64(countIf(n_pre > 0 AND n_events > 0)) AS converted_both,
-    toFloat64(sum(pre_value)) AS pre_value_sum,
-    toFloat64(sum(pre_value * pre_value)) AS pre_value_sum_sq,
-    toFloat64(sum(value * pre_value)) AS value_pre_value
+    variant,
+    toUInt64(sum(n_users)) AS users,
+    toUInt64(sum(n_converted)) AS converted_users,
+    toUInt64(sum(n_events_total)) AS events,
+    toFloat64(sum(y_sum)) AS value_sum,
+    toFloat64(sum(y_sum_sq)) AS value_sum_sq,
+    toUInt64(sum(n_pre_converted)) AS pre_converted_users,
+    toUInt64(sum(n_both)) AS converted_both,
+    toFloat64(sum(x_sum)) AS pre_value_sum,
+    toFloat64(sum(x_sum_sq)) AS pre_value_sum_sq,
+    toFloat64(sum(xy_sum)) AS value_pre_value
 FROM
 (
-    SELECT user_id, assigned_variant, n_events, value, n_pre, pre_value
+    SELECT
+        assigned_variant AS variant, count() AS n_users, 0 AS n_converted, 0 AS n_events_total,
+        0. AS y_sum, 0. AS y_sum_sq, 0 AS n_pre_converted, 0 AS n_both, 0. AS x_sum, 0. AS x_sum_sq, 0. AS xy_sum
     FROM
     (
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
@@ -159,38 +166,42 @@ FROM
         WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
         GROUP BY user_id
     )
-    ANY LEFT JOIN
+    GROUP BY assigned_variant
+    UNION ALL
+    SELECT
+        assigned_variant AS variant, 0 AS n_users,
+        countIf(n_events > 0) AS n_converted, sum(n_events) AS n_events_total,
+        sum(value) AS y_sum, sum(value * value) AS y_sum_sq,
+        countIf(n_pre > 0) AS n_pre_converted, countIf(n_pre > 0 AND n_events > 0) AS n_both,
+        sum(pre_value) AS x_sum, sum(pre_value * pre_value) AS x_sum_sq, sum(value * pre_value) AS xy_sum
+    FROM
     (
         SELECT
             user_id,
-            toUInt64(countIf(ts >= first_exposed)) AS n_events,
+            any(assigned_variant) AS assigned_variant,
+            countIf(ts >= first_exposed) AS n_events,
             sumIf(v, ts >= first_exposed) AS value,
-            toUInt64(countIf(ts < first_exposed)) AS n_pre,
+            countIf(ts < first_exposed) AS n_pre,
             sumIf(v, ts < first_exposed) AS pre_value
         FROM
         (
-            SELECT user_id, ts, v, first_exposed
-            FROM
-            (
-                SELECT user_id, event_id, min(timestamp) AS ts, any(visitParamExtractFloat(properties, ?)) AS v
-                FROM events
-                WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-                  AND user_id IN (SELECT user_id FROM exposures WHERE experiment_id = ?)
-                GROUP BY user_id, event_id
-            )
-            ALL INNER JOIN
-            (
-                SELECT user_id, min(exposed_at) AS first_exposed
-                FROM exposures
-                WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-                GROUP BY user_id
-            ) USING user_id
-            WHERE ts >= first_exposed - ?
+            SELECT user_id, timestamp AS ts, visitParamExtractFloat(properties, ?) AS v
+            FROM events FINAL
+            WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
         )
+        ALL INNER JOIN
+        (
+            SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
+            FROM exposures
+            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            GROUP BY user_id
+        ) USING user_id
+        WHERE ts >= first_exposed - ?
         GROUP BY user_id
-    ) USING user_id
+    )
+    GROUP BY assigned_variant
 )
-GROUP BY assigned_variant";
+GROUP BY variant";
 
 /// What [`RESULTS_SQL`] is asked: times in Unix seconds.
 pub struct StatsQuery<'a> {
@@ -216,7 +227,6 @@ pub async fn query_stats(
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
         .bind(q.to)
-        .bind(q.experiment_id)
         .bind(q.experiment_id)
         .bind(q.from)
         .bind(q.to)
