@@ -6,6 +6,7 @@ pub mod experiments;
 pub mod openapi;
 pub mod results;
 pub mod stats;
+pub mod timeseries;
 
 use std::sync::Arc;
 
@@ -116,6 +117,7 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .route("/experiments/{id}", get(experiments::get).patch(experiments::patch))
         .route("/experiments/{id}/assignment/{user_id}", get(assignment::assign))
         .route("/experiments/{id}/results", get(results::results))
+        .route("/experiments/{id}/timeseries", get(timeseries::timeseries))
         .with_state(state.clone())
         .merge(ingest::events::router(state.events.clone()))
         .layer(middleware::from_fn_with_state(keys, auth::require_api_key))

@@ -185,15 +185,15 @@ pub async fn query_stats(
         .await
 }
 
-struct Parsed {
-    event_type: String,
-    last_day: Option<u32>,
-    value_property: Option<String>,
-    alpha: f64,
-    correction: Correction,
+pub(crate) struct Parsed {
+    pub event_type: String,
+    pub last_day: Option<u32>,
+    pub value_property: Option<String>,
+    pub alpha: f64,
+    pub correction: Correction,
 }
 
-fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
+pub(crate) fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field("invalid_query", field, message);
     let event_type =
         params.event_type.ok_or_else(|| bad("event_type", "event_type is required, e.g. ?event_type=purchase"))?;
@@ -242,12 +242,7 @@ pub async fn results(
 ) -> Result<Json<ExperimentResults>, ApiError> {
     let p = parse(params)?;
     let experiment = state.cache.get(&state.db, id.0).await?.ok_or_else(|| experiments::not_found(id.0))?;
-    let to = Utc::now();
-    let from = match p.last_day {
-        Some(days) => to - ChronoDuration::days(i64::from(days)),
-        None => experiment.created_at - ChronoDuration::seconds(1),
-    };
-    let secs = |t: DateTime<Utc>| u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX);
+    let Window { from, to } = window(&experiment, p.last_day);
     let rows = query_stats(
         &state.clickhouse,
         experiment.id,
@@ -265,6 +260,21 @@ pub async fn results(
         correction: p.correction,
     };
     Ok(Json(assemble(&experiment, rows, question, Window { from, to })))
+}
+
+/// The last `last_day` days up to now, or everything since the experiment was created.
+pub(crate) fn window(experiment: &Experiment, last_day: Option<u32>) -> Window {
+    let to = Utc::now();
+    let from = match last_day {
+        Some(days) => to - ChronoDuration::days(i64::from(days)),
+        None => experiment.created_at - ChronoDuration::seconds(1),
+    };
+    Window { from, to }
+}
+
+/// Seconds since the epoch as ClickHouse 18.16's `DateTime` takes them.
+pub(crate) fn secs(t: DateTime<Utc>) -> u32 {
+    u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX)
 }
 
 /// What the analyst asked for, validated.
