@@ -7,6 +7,7 @@ pub mod openapi;
 pub mod results;
 pub mod stats;
 pub mod timeseries;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -124,6 +125,7 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .layer(middleware::from_fn_with_state(config.api.request_timeout, ingest::request_timeout));
     api.merge(ops::router(Arc::new(Ready(state)), registry))
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(ingest::error::no_route)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))

@@ -570,6 +570,19 @@ async fn openapi_and_docs_are_served_without_a_key() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
+    for (path, content_type) in [
+        ("/ui", "text/html"),
+        ("/ui/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+        ("/ui/vendor/chart.umd.js", "text/javascript"),
+    ] {
+        let page = reqwest::get(format!("{}{path}", c.base)).await.expect("send");
+        assert_eq!(page.status(), StatusCode::OK, "{path} needs no key");
+        let got = page.headers()["content-type"].to_str().expect("type").to_owned();
+        assert!(got.starts_with(content_type), "{path}: {got}");
+        assert!(page.headers().contains_key("content-security-policy"), "{path}");
+    }
     let docs = reqwest::get(format!("{}/docs/", c.base)).await.expect("send");
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("swagger"));
