@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -15,15 +16,29 @@ use std::{
 
 use common::testkit::{eventually, Service, Stack};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use futures::FutureExt;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
 const KEY: &str = "test-key";
 
-/// chromedriver on a free loopback port, killed when dropped.
+/// chromedriver on a free loopback port, in a process group of its own which the
+/// Chromium it starts shares: dropping the driver kills that group by its id, so no
+/// browser outlives the test even when something failed before the session closed.
 struct Driver {
     child: tokio::process::Child,
     url: String,
+    /// Chromium's profile, removed with the driver.
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }
 
 impl Driver {
@@ -35,10 +50,15 @@ impl Driver {
              (`apt-get install chromium chromium-driver`, which scripts/test does)"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        // Chromium's profile and temporary files, all in one directory removed with the driver.
+        let profile = std::env::temp_dir().join(common::testkit::random_name("abtest_chromium"));
+        std::fs::create_dir_all(&profile).expect("profile directory");
         let child = tokio::process::Command::new(&path)
+            .env("TMPDIR", &profile)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {path}: {e}"));
@@ -49,7 +69,7 @@ impl Driver {
             ready["value"]["ready"].as_bool().filter(|r| *r)
         })
         .await;
-        Self { child, url }
+        Self { child, url, profile }
     }
 
     async fn browser(&self) -> Browser {
@@ -59,7 +79,8 @@ impl Driver {
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1000", "--lang=en-US", "--no-first-run", "--disable-extensions"],
+                         "--window-size=1280,1000", "--lang=en-US", "--no-first-run", "--disable-extensions",
+                         format!("--user-data-dir={}", self.profile.display())],
             }
         });
         let Value::Object(capabilities) = capabilities else { unreachable!() };
@@ -72,6 +93,7 @@ impl Driver {
 
     async fn stop(mut self) {
         let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
     }
 }
 
@@ -235,6 +257,15 @@ async fn until(browser: &Browser, what: &str, expression: &str) {
     .await;
 }
 
+/// The condition of an experiment's page being open, its results not asked for yet.
+fn opened(experiment: &Value) -> String {
+    format!(
+        "!document.getElementById('experiment').hidden && document.getElementById('experiment-name').innerText === {} \
+         && document.body.dataset.results === ''",
+        experiment["name"]
+    )
+}
+
 async fn click(browser: &Browser, css: &str) {
     browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
 }
@@ -331,18 +362,40 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     let seeded = std::time::Instant::now();
 
     let browser = driver.browser().await;
+    // Whatever happens in the page, the session is closed (Chromium quits) before failing.
+    let shot = AssertUnwindSafe(drive(&browser, &api, &api_service, [id, skewed], &results, &timeseries, &list))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    let shot = shot.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    driver.stop().await;
+    consumer.stop().await;
+    api_service.stop().await;
+    eprintln!("ui test: seeding {:?}, browser {:?}, screenshot {}", seeded - started, seeded.elapsed(), shot.display());
+}
+
+/// Everything done in the browser; returns the screenshot's path.
+async fn drive(
+    browser: &Browser,
+    api: &Api,
+    api_service: &Service,
+    [id, skewed]: [i64; 2],
+    results: &Value,
+    timeseries: &Value,
+    list: &Value,
+) -> PathBuf {
     browser.goto(&api_service.url("/ui")).await.expect("open /ui");
     // The key, once, into the page's form.
     let key_input = browser.wait().at_most(WAIT).for_element(Locator::Css("#key")).await.expect("key form");
     key_input.send_keys(KEY).await.expect("type the key");
-    click(&browser, "#key-submit").await;
-    until(&browser, "the experiment list", "document.querySelectorAll('#experiment-list tbody tr').length === 2").await;
+    click(browser, "#key-submit").await;
+    until(browser, "the experiment list", "document.querySelectorAll('#experiment-list tbody tr').length === 2").await;
     assert!(!browser.current_url().await.expect("url").as_str().contains(KEY), "the key never goes into a URL");
 
     // The list: name, status, variants, created, users so far, as GET /experiments says.
     for e in list["experiments"].as_array().expect("experiments") {
         let row: HashMap<String, String> = serde_json::from_value(
-            js(&browser, &format!(
+            js(browser, &format!(
                 "return Object.fromEntries([...document.querySelector('#experiment-list tr[data-experiment-id=\"{}\"]').cells].map(td => [td.dataset.field, td.innerText.trim()]));",
                 e["id"]
             ))
@@ -364,15 +417,15 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     assert_eq!(list["experiments"][0]["exposed_users"], 900);
 
     // Pick the experiment, ask for purchases with order_value.
-    click(&browser, &format!("a[data-experiment-id=\"{id}\"]")).await;
-    until(&browser, "the experiment", "!document.getElementById('experiment').hidden").await;
+    click(browser, &format!("a[data-experiment-id=\"{id}\"]")).await;
+    until(browser, "the experiment", &opened(&list["experiments"][0])).await;
     let value_input = browser.find(Locator::Css("#value-property")).await.expect("value property");
     value_input.send_keys("order_value").await.expect("type");
-    click(&browser, "#show").await;
-    until(&browser, "the results", "document.body.dataset.results === 'ready'").await;
+    click(browser, "#show").await;
+    until(browser, "the results", "document.body.dataset.results === 'ready'").await;
 
     // The table: every number as the JSON API has it, formatted for people.
-    let cells = table(&browser).await;
+    let cells = table(browser).await;
     let variants = results["variants"].as_array().expect("variants");
     assert_eq!(cells.len(), variants.len());
     for v in variants {
@@ -404,11 +457,11 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
             assert_eq!(row["chance"], chance(&c["bayesian"]["chance_to_beat_control"]), "{name} chance");
         }
     }
-    assert_eq!(js(&browser, "return document.getElementById('srm-warning').hidden").await, true, "no SRM here");
+    assert_eq!(js(browser, "return document.getElementById('srm-warning').hidden").await, true, "no SRM here");
 
     // The charts: the very numbers of the JSON API, drawn.
     let treatments: Vec<&Value> = variants.iter().filter(|v| !v["comparison"].is_null()).collect();
-    let lift_chart = chart(&browser, "lift-chart").await;
+    let lift_chart = chart(browser, "lift-chart").await;
     assert_eq!(lift_chart["labels"], json!(treatments.iter().map(|v| v["name"].clone()).collect::<Vec<_>>()));
     let intervals: Vec<Value> = treatments
         .iter()
@@ -430,7 +483,7 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     for (id, field, scale) in
         [("users-chart", "cumulative_users", 1.0), ("rate-chart", "cumulative_conversion_rate", 100.0)]
     {
-        let drawn = chart(&browser, id).await;
+        let drawn = chart(browser, id).await;
         assert_eq!(drawn["labels"], timeseries["days"], "{id} days");
         assert!(
             drawn["width"].as_u64().unwrap_or(0) > 100 && drawn["height"].as_u64().unwrap_or(0) > 100,
@@ -454,37 +507,34 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     }
 
     // The whole page, for the README and as the test's artifact.
-    let height = js(&browser, "return document.documentElement.scrollHeight").await.as_u64().expect("height");
+    let height = js(browser, "return document.documentElement.scrollHeight").await.as_u64().expect("height");
     browser.set_window_size(1280, height as u32 + 140).await.expect("resize");
-    until(&browser, "charts resized", "Chart.getChart(document.getElementById('rate-chart')).width > 0").await;
-    let shot = screenshot(&browser, "results.png").await;
+    until(browser, "charts resized", "Chart.getChart(document.getElementById('rate-chart')).width > 0").await;
+    let shot = screenshot(browser, "results.png").await;
 
     // Pause, resume and stop from the page, as the API then reports.
-    let status = |expected: &'static str| {
-        let api = &api;
-        async move {
-            let got = api.get(&format!("/experiments/{id}")).await;
-            assert_eq!(got["status"], expected);
-        }
+    let status = |expected: &'static str| async move {
+        let got = api.get(&format!("/experiments/{id}")).await;
+        assert_eq!(got["status"], expected);
     };
-    click(&browser, "#pause").await;
-    until(&browser, "paused", "document.getElementById('experiment-status').innerText === 'paused'").await;
+    click(browser, "#pause").await;
+    until(browser, "paused", "document.getElementById('experiment-status').innerText === 'paused'").await;
     status("paused").await;
-    click(&browser, "#resume").await;
-    until(&browser, "running", "document.getElementById('experiment-status').innerText === 'running'").await;
+    click(browser, "#resume").await;
+    until(browser, "running", "document.getElementById('experiment-status').innerText === 'running'").await;
     status("running").await;
-    click(&browser, "#stop").await;
+    click(browser, "#stop").await;
     browser.accept_alert().await.expect("confirm stopping");
-    until(&browser, "stopped", "document.getElementById('experiment-status').innerText === 'stopped'").await;
+    until(browser, "stopped", "document.getElementById('experiment-status').innerText === 'stopped'").await;
     status("stopped").await;
-    assert_eq!(js(&browser, "return document.getElementById('resume').disabled").await, true, "stopped is for good");
+    assert_eq!(js(browser, "return document.getElementById('resume').disabled").await, true, "stopped is for good");
 
     // The skewed experiment: a visible sample-ratio-mismatch warning, as the API says.
     browser.set_window_size(1280, 1000).await.expect("resize");
     browser.goto(&api_service.url(&format!("/ui#/experiments/{skewed}"))).await.expect("open skewed");
-    until(&browser, "the skewed experiment", "!document.getElementById('experiment').hidden").await;
-    click(&browser, "#show").await;
-    until(&browser, "its results", "document.body.dataset.results === 'ready'").await;
+    until(browser, "the skewed experiment", &opened(&list["experiments"][1])).await;
+    click(browser, "#show").await;
+    until(browser, "its results", "document.body.dataset.results === 'ready'").await;
     let srm = api.get(&format!("/experiments/{skewed}/results?event_type=purchase")).await;
     assert_eq!(srm["srm"]["mismatch"], true, "{srm}");
     let warning = browser.find(Locator::Css("#srm-warning")).await.expect("warning");
@@ -495,26 +545,21 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     // A phone: nothing wider than the screen but the table, which scrolls inside its box.
     browser.goto(&api_service.url(&format!("/ui#/experiments/{id}"))).await.expect("reopen");
     browser.set_window_size(390, 844).await.expect("phone size");
-    until(&browser, "the experiment", "!document.getElementById('experiment').hidden").await;
-    click(&browser, "#show").await;
-    until(&browser, "results on a phone", "document.body.dataset.results === 'ready'").await;
+    until(browser, "the experiment", &opened(&list["experiments"][0])).await;
+    click(browser, "#show").await;
+    until(browser, "results on a phone", "document.body.dataset.results === 'ready'").await;
     let overflow =
-        js(&browser, "return document.documentElement.scrollWidth - document.documentElement.clientWidth").await;
+        js(browser, "return document.documentElement.scrollWidth - document.documentElement.clientWidth").await;
     assert_eq!(overflow, 0, "the page is no wider than a phone");
-    screenshot(&browser, "results-phone.png").await;
+    screenshot(browser, "results-phone.png").await;
 
     // A wrong key is refused and the page asks again.
-    js(&browser, "sessionStorage.setItem('abtest.api_key', 'wrong'); location.hash = '#'; return true").await;
+    js(browser, "sessionStorage.setItem('abtest.api_key', 'wrong'); location.hash = '#'; return true").await;
     eventually("the key form again", WAIT, || async {
-        js(&browser, "return !document.getElementById('key-form').hidden").await.as_bool().filter(|b| *b)
+        js(browser, "return !document.getElementById('key-form').hidden").await.as_bool().filter(|b| *b)
     })
     .await;
     let error = browser.find(Locator::Css("#error")).await.expect("error").text().await.expect("text");
     assert!(error.contains("API key"), "{error}");
-
-    browser.close().await.expect("close the browser");
-    driver.stop().await;
-    consumer.stop().await;
-    api_service.stop().await;
-    eprintln!("ui test: seeding {:?}, browser {:?}, screenshot {}", seeded - started, seeded.elapsed(), shot.display());
+    shot
 }

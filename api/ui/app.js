@@ -117,6 +117,7 @@
     $("experiment").hidden = false;
     $("results").hidden = true;
     document.body.dataset.state = "experiment";
+    document.body.dataset.results = "";
   }
 
   async function setStatus(status) {
@@ -152,9 +153,10 @@
 
   function renderResults(r) {
     const srm = $("srm-warning");
+    const srmP = fmt.p(r.srm.p_value);
     srm.hidden = !r.srm.mismatch;
     srm.textContent = r.srm.mismatch
-      ? `Sample ratio mismatch: users per variant do not match the allocations (p ${fmt.p(r.srm.p_value)}). ` +
+      ? `Sample ratio mismatch: users per variant do not match the allocations (p ${srmP.startsWith("<") ? srmP : `= ${srmP}`}). ` +
         "Check assignment and exposure logging before trusting any number below."
       : "";
     const others = r.warnings.filter((w) => w.code !== "sample_ratio_mismatch");
