@@ -352,6 +352,12 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
         (sum("users") == 900 && sum("events") == expected_events).then_some(r)
     })
     .await;
+    for v in results["variants"].as_array().expect("variants") {
+        let name = v["name"].as_str().expect("name");
+        let users = seen[name] as u64;
+        assert_eq!(v["users"], users, "{name}: the users assigned to it");
+        assert_eq!(v["converted_users"], users / every[name] as u64, "{name}: every {}th converted", every[name]);
+    }
     eventually("the skewed experiment's exposures", WAIT, || async {
         let r = api.get(&format!("/experiments/{skewed}/results?event_type=purchase")).await;
         (r["variants"].as_array()?.iter().map(|v| v["users"].as_u64().unwrap_or(0)).sum::<u64>() == 400).then_some(())
