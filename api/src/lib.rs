@@ -119,6 +119,7 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .route("/experiments/{id}/assignment/{user_id}", get(assignment::assign))
         .route("/experiments/{id}/results", get(results::results))
         .route("/experiments/{id}/timeseries", get(timeseries::timeseries))
+        .route("/event_types", get(results::event_types))
         .with_state(state.clone())
         .merge(ingest::events::router(state.events.clone()))
         .layer(middleware::from_fn_with_state(keys, auth::require_api_key))

@@ -13,7 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
     info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics, docs and the results page (`/ui`) needs `Authorization: Bearer <key>`."),
     paths(
         crate::experiments::create, crate::experiments::list, crate::experiments::get, crate::experiments::patch,
-        crate::assignment::assign, crate::results::results, crate::timeseries::timeseries,
+        crate::assignment::assign, crate::results::results, crate::timeseries::timeseries, crate::results::event_types,
         ingest::events::post_event, ingest::events::post_batch,
     ),
     components(schemas(ingest::error::ErrorBody, ingest::events::Accepted)),

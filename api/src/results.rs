@@ -262,6 +262,75 @@ pub async fn results(
     Ok(Json(assemble(&experiment, rows, question, Window { from, to })))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventTypesParams {
+    /// Event types seen in the last N days (1 to 3650, default 30).
+    pub last_day: Option<String>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TypeRow {
+    event_type: String,
+    n: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypeCount {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Events of this type in the window (a replayed event may count twice here).
+    pub events: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypes {
+    pub window: Window,
+    /// The 100 most frequent types, most frequent first.
+    pub event_types: Vec<EventTypeCount>,
+}
+
+/// The event types recently received, for choosing a results metric (the results page's
+/// event type selector). One cheap query: two columns, partitions of the window only.
+#[utoipa::path(get, path = "/event_types", tag = "results", params(EventTypesParams),
+    responses((status = 200, body = EventTypes), (status = 400, body = ingest::error::ErrorBody), (status = 503, body = ingest::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn event_types(
+    State(state): State<AppState>,
+    Query(params): Query<EventTypesParams>,
+) -> Result<Json<EventTypes>, ApiError> {
+    let days = match params.last_day {
+        None => 30,
+        Some(s) => match s.trim().parse::<u32>() {
+            Ok(n) if (1..=3650).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "invalid_query",
+                    "last_day",
+                    "last_day must be a whole number of days from 1 to 3650",
+                ))
+            }
+        },
+    };
+    let to = Utc::now();
+    let from = to - ChronoDuration::days(i64::from(days));
+    let event_types = state
+        .clickhouse
+        .query(
+            "SELECT type AS event_type, toUInt64(count()) AS n FROM events
+             WHERE timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
+             GROUP BY type ORDER BY n DESC, event_type LIMIT 100",
+        )
+        .bind(secs(from))
+        .bind(secs(to))
+        .fetch_all::<TypeRow>()
+        .await
+        .map_err(crate::clickhouse_error)?
+        .into_iter()
+        .map(|r| EventTypeCount { event_type: r.event_type, events: r.n })
+        .collect();
+    Ok(Json(EventTypes { window: Window { from, to }, event_types }))
+}
+
 /// The last `last_day` days up to now, or everything since the experiment was created.
 pub(crate) fn window(experiment: &Experiment, last_day: Option<u32>) -> Window {
     let to = Utc::now();

@@ -510,6 +510,16 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
     let (_, recent) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase&last_day=2")).await;
     assert_eq!(recent["days"].as_array().map(Vec::len), Some(3), "{recent}");
     assert_eq!(recent["variants"][1]["exposed_users"][2], 1, "u6, today: {recent}");
+    // The event types received lately, most frequent first, for the page's selector.
+    let (status, types) = c.get("/event_types?last_day=30").await;
+    assert_eq!(status, StatusCode::OK, "{types}");
+    assert_eq!(
+        types["event_types"],
+        json!([{"type": "purchase", "events": 8}, {"type": "click", "events": 1}]),
+        "a replayed event id may count twice here"
+    );
+    let (status, err) = c.get("/event_types?last_day=0").await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("last_day")));
     // The list shows users so far: distinct exposed users per experiment.
     let (_, list) = c.get("/experiments").await;
     assert_eq!(list["experiments"][0]["exposed_users"], 6, "{list}");
@@ -565,6 +575,7 @@ async fn openapi_and_docs_are_served_without_a_key() {
         "/experiments/{id}/assignment/{user_id}",
         "/experiments/{id}/results",
         "/experiments/{id}/timeseries",
+        "/event_types",
         "/events",
         "/events/batch",
     ] {
@@ -729,6 +740,7 @@ async fn hostile_input_on_every_route_gets_a_4xx_json_error() {
         format!("/experiments/{id}/timeseries?event_type=x&last_day={}", enc(sql)),
         format!("/experiments/{id}/timeseries?event_type={}", "x".repeat(200)),
         format!("/experiments/{}/timeseries?event_type=x", enc(sql)),
+        format!("/event_types?last_day={}", enc(sql)),
     ];
     for path in &get_paths {
         let (status, error) = c.get(path).await;

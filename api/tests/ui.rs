@@ -425,6 +425,17 @@ async fn drive(
     // Pick the experiment, ask for purchases with order_value.
     click(browser, &format!("a[data-experiment-id=\"{id}\"]")).await;
     until(browser, "the experiment", &opened(&list["experiments"][0])).await;
+    // The event type field suggests the types the API lists.
+    let types: Vec<Value> = api.get("/event_types").await["event_types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .map(|t| t["type"].clone())
+        .collect();
+    assert_eq!(types, [json!("view"), json!("purchase")], "more views than purchases");
+    until(browser, "event type suggestions", "document.querySelectorAll('#event-types option').length === 2").await;
+    let suggested = js(browser, "return [...document.querySelectorAll('#event-types option')].map(o => o.value)").await;
+    assert_eq!(suggested, json!(types));
     let value_input = browser.find(Locator::Css("#value-property")).await.expect("value property");
     value_input.send_keys("order_value").await.expect("type");
     click(browser, "#show").await;

@@ -109,8 +109,19 @@
     $("stop").disabled = e.status === "stopped";
   }
 
+  // Suggestions for the event type: the types received lately (typing any other works too).
+  async function loadEventTypes() {
+    try {
+      const t = await api("GET", "/event_types?last_day=30");
+      $("event-types").replaceChildren(...t.event_types.map((x) => el("option", { value: x.type })));
+    } catch (e) {
+      // Only suggestions: the page works without them.
+    }
+  }
+
   async function openExperiment(id) {
     showError(null);
+    loadEventTypes();
     const e = await api("GET", `/experiments/${id}`);
     showExperiment(e);
     $("experiments").hidden = true;
