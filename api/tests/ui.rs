@@ -421,6 +421,7 @@ async fn drive(
         assert_eq!(row["variants"], variants.join(", ").replace(".0%", "%"));
     }
     assert_eq!(list["experiments"][0]["exposed_users"], 900);
+    screenshot(browser, "experiments.png").await;
 
     // Pick the experiment, ask for purchases with order_value.
     click(browser, &format!("a[data-experiment-id=\"{id}\"]")).await;
