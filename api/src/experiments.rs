@@ -1,6 +1,6 @@
 //! Experiments and variants in Postgres.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
@@ -122,8 +122,17 @@ pub struct ListParams {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListedExperiment {
+    #[serde(flatten)]
+    pub experiment: Experiment,
+    /// Users exposed so far (distinct users with an exposure in ClickHouse); null when
+    /// ClickHouse did not answer, so the list still works without it.
+    pub exposed_users: Option<u64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExperimentPage {
-    pub experiments: Vec<Experiment>,
+    pub experiments: Vec<ListedExperiment>,
     /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<i64>,
 }
@@ -281,7 +290,46 @@ pub async fn list(
         }
     }
     let next_after = if more { experiments.last().map(|e| e.id) } else { None };
+    let mut users = match (experiments.first(), experiments.last()) {
+        (Some(first), Some(last)) => exposed_users(&state.clickhouse, first.id, last.id).await,
+        _ => Some(HashMap::new()),
+    };
+    let experiments = experiments
+        .into_iter()
+        .map(|experiment| {
+            let exposed_users = users.as_mut().map(|u| u.remove(&experiment.id).unwrap_or(0));
+            ListedExperiment { experiment, exposed_users }
+        })
+        .collect();
     Ok(Json(ExperimentPage { experiments, next_after }))
+}
+
+#[derive(clickhouse::Row, Deserialize)]
+struct ExposedUsers {
+    experiment_id: u64,
+    users: u64,
+}
+
+/// Distinct exposed users of the experiments with ids in `first..=last` (a page is a
+/// contiguous id range, so this reads only those experiments' part of the primary key),
+/// in one query; `None` when ClickHouse fails (logged).
+async fn exposed_users(ch: &clickhouse::Client, first: i64, last: i64) -> Option<HashMap<i64, u64>> {
+    let rows = ch
+        .query(
+            "SELECT experiment_id, toUInt64(uniqExact(user_id)) AS users FROM exposures
+             WHERE experiment_id >= ? AND experiment_id <= ? GROUP BY experiment_id",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all::<ExposedUsers>()
+        .await;
+    match rows {
+        Ok(rows) => Some(rows.into_iter().map(|r| (r.experiment_id as i64, r.users)).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "exposed users per experiment: ClickHouse did not answer");
+            None
+        }
+    }
 }
 
 /// One experiment.
@@ -366,6 +414,26 @@ impl Variant {
                 allocation_bp: bp,
             })
             .collect()
+    }
+}
+
+impl Experiment {
+    /// A running experiment 1 with variants `v0`, `v1`, ... (see [`Variant::test_set`]) and
+    /// fixed-horizon significance, for tests.
+    #[cfg(test)]
+    pub fn test(bps: &[u32]) -> Experiment {
+        Experiment {
+            id: 1,
+            name: "e".into(),
+            description: None,
+            status: Status::Running,
+            salt: "s".into(),
+            variants: Variant::test_set(bps),
+            significance: Significance::FixedHorizon,
+            sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
     }
 }
 

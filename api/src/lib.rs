@@ -6,6 +6,8 @@ pub mod experiments;
 pub mod openapi;
 pub mod results;
 pub mod stats;
+pub mod timeseries;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -116,12 +118,15 @@ pub fn router(config: &Config, state: AppState, registry: Registry) -> Router {
         .route("/experiments/{id}", get(experiments::get).patch(experiments::patch))
         .route("/experiments/{id}/assignment/{user_id}", get(assignment::assign))
         .route("/experiments/{id}/results", get(results::results))
+        .route("/experiments/{id}/timeseries", get(timeseries::timeseries))
+        .route("/event_types", get(results::event_types))
         .with_state(state.clone())
         .merge(ingest::events::router(state.events.clone()))
         .layer(middleware::from_fn_with_state(keys, auth::require_api_key))
         .layer(middleware::from_fn_with_state(config.api.request_timeout, ingest::request_timeout));
     api.merge(ops::router(Arc::new(Ready(state)), registry))
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(ingest::error::no_route)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))

@@ -10,10 +10,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics and docs needs `Authorization: Bearer <key>`."),
+    info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics, docs and the results page (`/ui`) needs `Authorization: Bearer <key>`."),
     paths(
         crate::experiments::create, crate::experiments::list, crate::experiments::get, crate::experiments::patch,
-        crate::assignment::assign, crate::results::results,
+        crate::assignment::assign, crate::results::results, crate::timeseries::timeseries, crate::results::event_types,
         ingest::events::post_event, ingest::events::post_batch,
     ),
     components(schemas(ingest::error::ErrorBody, ingest::events::Accepted)),

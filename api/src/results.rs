@@ -235,20 +235,20 @@ pub async fn query_stats(
         .await
 }
 
-struct Parsed {
-    event_type: String,
-    last_day: Option<u32>,
-    value_property: Option<String>,
-    alpha: f64,
-    correction: Correction,
-    cuped_days: u32,
-    target_lift: Option<f64>,
+pub(crate) struct Parsed {
+    pub event_type: String,
+    pub last_day: Option<u32>,
+    pub value_property: Option<String>,
+    pub alpha: f64,
+    pub correction: Correction,
+    pub cuped_days: u32,
+    pub target_lift: Option<f64>,
 }
 
 /// Default CUPED window before exposure, in days.
 pub const DEFAULT_CUPED_DAYS: u32 = 14;
 
-fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
+pub(crate) fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field("invalid_query", field, message);
     let event_type =
         params.event_type.ok_or_else(|| bad("event_type", "event_type is required, e.g. ?event_type=purchase"))?;
@@ -311,12 +311,7 @@ pub async fn results(
 ) -> Result<Json<ExperimentResults>, ApiError> {
     let p = parse(params)?;
     let experiment = state.cache.get(&state.db, id.0).await?.ok_or_else(|| experiments::not_found(id.0))?;
-    let to = Utc::now();
-    let from = match p.last_day {
-        Some(days) => to - ChronoDuration::days(i64::from(days)),
-        None => experiment.created_at - ChronoDuration::seconds(1),
-    };
-    let secs = |t: DateTime<Utc>| u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX);
+    let Window { from, to } = window(&experiment, p.last_day);
     let query = StatsQuery {
         experiment_id: experiment.id,
         event_type: &p.event_type,
@@ -335,6 +330,90 @@ pub async fn results(
         target_lift: p.target_lift,
     };
     Ok(Json(assemble(&experiment, rows, question, Window { from, to })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventTypesParams {
+    /// Event types seen in the last N days (1 to 3650, default 30).
+    pub last_day: Option<String>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TypeRow {
+    event_type: String,
+    n: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypeCount {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Events of this type in the window (a replayed event may count twice here).
+    pub events: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypes {
+    pub window: Window,
+    /// The 100 most frequent types, most frequent first.
+    pub event_types: Vec<EventTypeCount>,
+}
+
+/// The event types recently received, for choosing a results metric (the results page's
+/// event type selector). One cheap query: two columns, partitions of the window only.
+#[utoipa::path(get, path = "/event_types", tag = "results", params(EventTypesParams),
+    responses((status = 200, body = EventTypes), (status = 400, body = ingest::error::ErrorBody), (status = 503, body = ingest::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn event_types(
+    State(state): State<AppState>,
+    Query(params): Query<EventTypesParams>,
+) -> Result<Json<EventTypes>, ApiError> {
+    let days = match params.last_day {
+        None => 30,
+        Some(s) => match s.trim().parse::<u32>() {
+            Ok(n) if (1..=3650).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "invalid_query",
+                    "last_day",
+                    "last_day must be a whole number of days from 1 to 3650",
+                ))
+            }
+        },
+    };
+    let to = Utc::now();
+    let from = to - ChronoDuration::days(i64::from(days));
+    let event_types = state
+        .clickhouse
+        .query(
+            "SELECT type AS event_type, toUInt64(count()) AS n FROM events
+             WHERE timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
+             GROUP BY type ORDER BY n DESC, event_type LIMIT 100",
+        )
+        .bind(secs(from))
+        .bind(secs(to))
+        .fetch_all::<TypeRow>()
+        .await
+        .map_err(crate::clickhouse_error)?
+        .into_iter()
+        .map(|r| EventTypeCount { event_type: r.event_type, events: r.n })
+        .collect();
+    Ok(Json(EventTypes { window: Window { from, to }, event_types }))
+}
+
+/// The last `last_day` days up to now, or everything since the experiment was created.
+pub(crate) fn window(experiment: &Experiment, last_day: Option<u32>) -> Window {
+    let to = Utc::now();
+    let from = match last_day {
+        Some(days) => to - ChronoDuration::days(i64::from(days)),
+        None => experiment.created_at - ChronoDuration::seconds(1),
+    };
+    Window { from, to }
+}
+
+/// Seconds since the epoch as ClickHouse 18.16's `DateTime` takes them.
+pub(crate) fn secs(t: DateTime<Utc>) -> u32 {
+    u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX)
 }
 
 /// What the analyst asked for, validated.
@@ -514,22 +593,6 @@ fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::{Status, Variant};
-
-    fn experiment(bps: &[u32]) -> Experiment {
-        Experiment {
-            id: 1,
-            name: "e".into(),
-            description: None,
-            status: Status::Running,
-            salt: "s".into(),
-            variants: Variant::test_set(bps),
-            significance: Significance::FixedHorizon,
-            sequential_tuning: stats::DEFAULT_SEQUENTIAL_TUNING,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
 
     fn stats(variant: &str, users: u64, converted: u64) -> VariantStats {
         VariantStats {
@@ -558,7 +621,7 @@ mod tests {
 
     #[test]
     fn several_treatments_are_each_compared_with_the_control_and_corrected() {
-        let e = experiment(&[3334, 3333, 3333]);
+        let e = Experiment::test(&[3334, 3333, 3333]);
         let rows = vec![stats("v0", 1000, 100), stats("v1", 1000, 128), stats("v2", 1000, 131)];
         let none = assemble(&e, rows.clone(), query(Correction::None), window());
         let holm = assemble(&e, rows.clone(), query(Correction::Holm), window());
@@ -588,7 +651,7 @@ mod tests {
 
     #[test]
     fn warnings_name_what_is_wrong() {
-        let e = experiment(&[5000, 5000]);
+        let e = Experiment::test(&[5000, 5000]);
         let balanced =
             assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1000, 120)], query(Correction::Holm), window());
         assert_eq!(balanced.warnings, vec![]);

@@ -507,6 +507,97 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
 }
 
 #[tokio::test]
+async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion_day() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '5 days' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+    let today = chrono::Utc::now().date_naive();
+    // Seconds since the epoch of `hour` o'clock (UTC), `days` days ago.
+    let at = |days: u64, hour: u32| {
+        (today - chrono::Days::new(days)).and_hms_opt(hour, 0, 0).expect("time").and_utc().timestamp()
+    };
+    let day = |days: u64| (today - chrono::Days::new(days)).to_string();
+    let ch = env.clickhouse();
+    let exposures = [
+        ("u1", "a", at(4, 10)),
+        ("u2", "a", at(4, 11)),
+        ("u3", "a", at(3, 10)),
+        ("u3", "a", at(1, 10)), // a replayed exposure: the earliest counts
+        ("u4", "b", at(3, 10)),
+        ("u4", "a", at(2, 10)), // a later exposure never moves a user
+        ("u5", "b", at(2, 10)),
+        ("u6", "b", at(0, 0)),
+    ];
+    let rows: Vec<String> = exposures.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
+    ch.query(&format!("INSERT INTO exposures VALUES {}", rows.join(", "))).execute().await.expect("exposures");
+    let same = uuid::Uuid::new_v4();
+    let events = [
+        (uuid::Uuid::new_v4(), "u1", "purchase", at(4, 12)),
+        (uuid::Uuid::new_v4(), "u2", "purchase", at(2, 9)), // first conversion two days ago
+        (same, "u2", "purchase", at(1, 9)),
+        (same, "u2", "purchase", at(1, 9)),                 // the same event id twice
+        (uuid::Uuid::new_v4(), "u3", "purchase", at(3, 8)), // before the exposure: never
+        (uuid::Uuid::new_v4(), "u4", "purchase", at(1, 10)),
+        (uuid::Uuid::new_v4(), "u5", "click", at(2, 11)), // another type
+        (uuid::Uuid::new_v4(), "u6", "purchase", at(0, 0)), // the same second as the exposure
+        (uuid::Uuid::new_v4(), "stranger", "purchase", at(1, 10)),
+    ];
+    let rows: Vec<String> =
+        events.iter().map(|(e, u, t, ts)| format!("('{e}', '{u}', '{t}', {ts}, {ts}, '{{}}')")).collect();
+    ch.query(&format!("INSERT INTO events VALUES {}", rows.join(", "))).execute().await.expect("events");
+
+    let (status, t) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase")).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let days: Vec<String> = serde_json::from_value(t["days"].clone()).expect("days");
+    assert_eq!(days.last(), Some(&day(0)), "up to today");
+    assert_eq!(days.first(), Some(&t["window"]["from"].as_str().expect("from")[..10].to_owned()));
+    let on = |series: &[(u64, u64)]| -> Vec<u64> {
+        days.iter().map(|d| series.iter().filter(|(ago, _)| day(*ago) == *d).map(|(_, n)| n).sum()).collect()
+    };
+    let a = &t["variants"][0];
+    let b = &t["variants"][1];
+    assert_eq!((a["name"].as_str(), b["name"].as_str()), (Some("a"), Some("b")));
+    assert_eq!(a["exposed_users"], json!(on(&[(4, 2), (3, 1)])), "{t}");
+    assert_eq!(a["converted_users"], json!(on(&[(4, 1), (2, 1)])), "{t}");
+    assert_eq!(b["exposed_users"], json!(on(&[(3, 1), (2, 1), (0, 1)])), "{t}");
+    assert_eq!(b["converted_users"], json!(on(&[(1, 1), (0, 1)])), "{t}");
+    let last = |v: &Value, f: &str| v[f].as_array().and_then(|a| a.last().cloned()).expect("last");
+    assert_eq!(last(a, "cumulative_conversion_rate"), json!(2.0 / 3.0));
+    let i = days.iter().position(|d| *d == day(3)).expect("3 days ago");
+    assert_eq!(b["cumulative_users"][i], 1);
+    assert_eq!(b["cumulative_conversion_rate"][i], 0.0);
+    assert_eq!(b["cumulative_conversion_rate"][0], Value::Null, "no users yet");
+    // The series ends where the results are.
+    let (_, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    for (series, v) in [(a, &r["variants"][0]), (b, &r["variants"][1])] {
+        assert_eq!(last(series, "cumulative_users"), v["users"], "{r}");
+        assert_eq!(last(series, "cumulative_converted_users"), v["converted_users"], "{r}");
+    }
+    // A window of the last 2 days: three dates, older exposures gone.
+    let (_, recent) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase&last_day=2")).await;
+    assert_eq!(recent["days"].as_array().map(Vec::len), Some(3), "{recent}");
+    assert_eq!(recent["variants"][1]["exposed_users"][2], 1, "u6, today: {recent}");
+    // The event types received lately, most frequent first, for the page's selector.
+    let (status, types) = c.get("/event_types?last_day=30").await;
+    assert_eq!(status, StatusCode::OK, "{types}");
+    assert_eq!(
+        types["event_types"],
+        json!([{"type": "purchase", "events": 8}, {"type": "click", "events": 1}]),
+        "a replayed event id may count twice here"
+    );
+    let (status, err) = c.get("/event_types?last_day=0").await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("last_day")));
+    // The list shows users so far: distinct exposed users per experiment.
+    let (_, list) = c.get("/experiments").await;
+    assert_eq!(list["experiments"][0]["exposed_users"], 6, "{list}");
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn query_parameters_are_validated_and_never_spliced_into_sql() {
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
@@ -528,6 +619,10 @@ async fn query_parameters_are_validated_and_never_spliced_into_sql() {
     ] {
         let (status, err) = c.get(&format!("/experiments/{id}/results?{query}")).await;
         assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
+        if field == "event_type" || field == "last_day" {
+            let (status, err) = c.get(&format!("/experiments/{id}/timeseries?{query}")).await;
+            assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
+        }
     }
     for hostile in ["purchase' OR 1=1 --", "x'); DROP TABLE events; --", "\\' \\\\ \" ` ?", "ünïcødé ?? ?"] {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
@@ -537,6 +632,8 @@ async fn query_parameters_are_validated_and_never_spliced_into_sql() {
         let (status, r) = c.get(&format!("/experiments/{id}/results?{q}")).await;
         assert_eq!(status, StatusCode::OK, "{hostile}: {r}");
         assert_eq!(r["event_type"], hostile);
+        let (status, t) = c.get(&format!("/experiments/{id}/timeseries?{q}")).await;
+        assert_eq!((status, &t["event_type"]), (StatusCode::OK, &json!(hostile)), "{hostile}: {t}");
     }
     assert_eq!(
         env.ch_count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'events'").await,
@@ -554,6 +651,8 @@ async fn openapi_and_docs_are_served_without_a_key() {
         "/experiments/{id}",
         "/experiments/{id}/assignment/{user_id}",
         "/experiments/{id}/results",
+        "/experiments/{id}/timeseries",
+        "/event_types",
         "/events",
         "/events/batch",
     ] {
@@ -581,6 +680,19 @@ async fn openapi_and_docs_are_served_without_a_key() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(params.contains(&"cuped_days") && params.contains(&"target_lift"), "{params:?}");
+    for (path, content_type) in [
+        ("/ui", "text/html"),
+        ("/ui/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+        ("/ui/vendor/chart.umd.js", "text/javascript"),
+    ] {
+        let page = reqwest::get(format!("{}{path}", c.base)).await.expect("send");
+        assert_eq!(page.status(), StatusCode::OK, "{path} needs no key");
+        let got = page.headers()["content-type"].to_str().expect("type").to_owned();
+        assert!(got.starts_with(content_type), "{path}: {got}");
+        assert!(page.headers().contains_key("content-security-policy"), "{path}");
+    }
     let docs = reqwest::get(format!("{}/docs/", c.base)).await.expect("send");
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("swagger"));
@@ -724,6 +836,10 @@ async fn hostile_input_on_every_route_gets_a_4xx_json_error() {
         format!("/experiments/{id}/results?event_type=x&alpha={}", enc(sql)),
         format!("/experiments/{id}/results?event_type={}", "x".repeat(200)),
         format!("/experiments/{id}/results?event_type=x&value_property={}", "x".repeat(200)),
+        format!("/experiments/{id}/timeseries?event_type=x&last_day={}", enc(sql)),
+        format!("/experiments/{id}/timeseries?event_type={}", "x".repeat(200)),
+        format!("/experiments/{}/timeseries?event_type=x", enc(sql)),
+        format!("/event_types?last_day={}", enc(sql)),
     ];
     for path in &get_paths {
         let (status, error) = c.get(path).await;

@@ -1,0 +1,353 @@
+// The results page: plain browser JavaScript, no build step. It only calls the JSON API
+// (same origin) with the key from sessionStorage in an Authorization header.
+"use strict";
+
+(function () {
+  const KEY = "abtest.api_key";
+  const $ = (id) => document.getElementById(id);
+  const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+
+  // Numbers for people, in one fixed locale so that what the page shows is reproducible.
+  const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const percent2 = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const percent1 = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const signed1 = new Intl.NumberFormat("en-US", {
+    style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1, signDisplay: "exceptZero",
+  });
+  const decimal2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const decimal3 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 });
+  const DASH = "—";
+  const fmt = {
+    int: (n) => (n == null ? DASH : integer.format(n)),
+    rate: (x) => (x == null ? DASH : percent2.format(x)),
+    lift: (x) => (x == null ? DASH : signed1.format(x)),
+    range: (ci, f) => (ci == null || ci[0] == null || ci[1] == null ? DASH : `${f(ci[0])} to ${f(ci[1])}`),
+    p: (p) => (p == null ? DASH : p < 0.001 ? "< 0.001" : decimal3.format(p)),
+    chance: (x) => (x == null ? DASH : percent1.format(x)),
+    money: (x) => (x == null ? DASH : decimal2.format(x)),
+    date: (s) => (s ? s.slice(0, 10) : DASH),
+  };
+
+  const state = { experiment: null, after: null, charts: {} };
+
+  function key() {
+    return sessionStorage.getItem(KEY);
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${key()}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await response.json().catch(() => ({ message: `${response.status} ${response.statusText}` }));
+    if (response.status === 401) {
+      sessionStorage.removeItem(KEY);
+      showKeyForm();
+    }
+    if (!response.ok) throw new Error(data.message || `${response.status}`);
+    return data;
+  }
+
+  function showError(e) {
+    const box = $("error");
+    box.textContent = e ? String(e.message || e) : "";
+    box.hidden = !e;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("data-")) node.setAttribute(k, v);
+      else node[k] = v;
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+    return node;
+  }
+
+  function showKeyForm() {
+    $("key-form").hidden = false;
+    $("experiments").hidden = true;
+    $("experiment").hidden = true;
+    $("forget-key").hidden = true;
+    $("key").focus();
+  }
+
+  // --- experiments list --------------------------------------------------------------
+
+  async function loadList(append) {
+    const query = new URLSearchParams({ limit: "50" });
+    if (append && state.after != null) query.set("after", state.after);
+    const page = await api("GET", `/experiments?${query}`);
+    const body = $("experiment-list").tBodies[0];
+    if (!append) body.replaceChildren();
+    for (const e of page.experiments) {
+      const link = el("a", { href: `#/experiments/${e.id}`, "data-experiment-id": e.id }, e.name);
+      body.append(
+        el("tr", { "data-experiment-id": e.id },
+          el("td", { "data-field": "name" }, link),
+          el("td", { "data-field": "status" }, el("span", { class: `status ${e.status}` }, e.status)),
+          el("td", { "data-field": "variants" }, e.variants.map((v) => `${v.name} (${v.allocation_percent}%)`).join(", ")),
+          el("td", { "data-field": "created" }, fmt.date(e.created_at)),
+          el("td", { "data-field": "users", class: "num" }, fmt.int(e.exposed_users))));
+    }
+    state.after = page.next_after;
+    $("more").hidden = page.next_after == null;
+    $("experiments").hidden = false;
+  }
+
+  // --- one experiment ----------------------------------------------------------------
+
+  function showExperiment(e) {
+    state.experiment = e;
+    $("experiment-name").textContent = e.name;
+    const status = $("experiment-status");
+    status.textContent = e.status;
+    status.className = `status ${e.status}`;
+    $("experiment-description").textContent = e.description || "";
+    $("pause").disabled = e.status !== "running";
+    $("resume").disabled = e.status !== "paused";
+    $("stop").disabled = e.status === "stopped";
+  }
+
+  // Suggestions for the event type: the types received lately (typing any other works too).
+  async function loadEventTypes() {
+    try {
+      const t = await api("GET", "/event_types?last_day=30");
+      $("event-types").replaceChildren(...t.event_types.map((x) => el("option", { value: x.type })));
+    } catch (e) {
+      // Only suggestions: the page works without them.
+    }
+  }
+
+  async function openExperiment(id) {
+    showError(null);
+    loadEventTypes();
+    const e = await api("GET", `/experiments/${id}`);
+    showExperiment(e);
+    $("experiments").hidden = true;
+    $("experiment").hidden = false;
+    $("results").hidden = true;
+    document.body.dataset.state = "experiment";
+    document.body.dataset.results = "";
+  }
+
+  async function setStatus(status) {
+    if (status === "stopped" && !window.confirm(`Stop "${state.experiment.name}" for good? Nobody new will be assigned.`)) return;
+    showError(null);
+    const e = await api("PATCH", `/experiments/${state.experiment.id}`, { status });
+    showExperiment(e);
+  }
+
+  function queryString() {
+    const q = new URLSearchParams({ event_type: $("event-type").value.trim() });
+    if ($("last-day").value) q.set("last_day", $("last-day").value);
+    return q;
+  }
+
+  async function showResults() {
+    showError(null);
+    document.body.dataset.results = "loading";
+    const id = state.experiment.id;
+    const q = queryString();
+    const series = new URLSearchParams(q);
+    const value = $("value-property").value.trim();
+    if (value) q.set("value_property", value);
+    const [results, timeseries] = await Promise.all([
+      api("GET", `/experiments/${id}/results?${q}`),
+      api("GET", `/experiments/${id}/timeseries?${series}`),
+    ]);
+    renderResults(results);
+    renderTimeseries(timeseries);
+    $("results").hidden = false;
+    document.body.dataset.results = "ready";
+  }
+
+  function renderResults(r) {
+    const srm = $("srm-warning");
+    const srmP = fmt.p(r.srm.p_value);
+    srm.hidden = !r.srm.mismatch;
+    srm.textContent = r.srm.mismatch
+      ? `Sample ratio mismatch: users per variant do not match the allocations (p ${srmP.startsWith("<") ? srmP : `= ${srmP}`}). ` +
+        "Check assignment and exposure logging before trusting any number below."
+      : "";
+    const others = r.warnings.filter((w) => w.code !== "sample_ratio_mismatch");
+    $("warnings").replaceChildren(...others.map((w) => el("li", { "data-code": w.code }, w.message)));
+    $("warnings").hidden = others.length === 0;
+    const from = r.window.from.slice(0, 16).replace("T", " ");
+    const to = r.window.to.slice(0, 16).replace("T", " ");
+    $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC`;
+
+    const comparisons = r.variants.map((v) => v.comparison && v.comparison.conversion).filter(Boolean);
+    const hasSequential = comparisons.some((c) => c.sequential);
+    const hasBayes = comparisons.some((c) => c.bayesian);
+    const hasValue = r.value_property != null;
+    const level = `${Math.round((1 - r.alpha) * 100)}%`;
+    const columns = [
+      ["variant", "Variant", (v) => (v.name === r.control && v.name !== "control" ? `${v.name} (control)` : v.name)],
+      ["users", "Users", (v) => fmt.int(v.users), "num"],
+      ["conversions", "Conversions", (v) => fmt.int(v.converted_users), "num"],
+      ["rate", "Conversion rate", (v) => fmt.rate(v.conversion_rate), "num"],
+      ["lift", "Lift", (v, c) => (c ? fmt.lift(c.relative_lift) : DASH), "num"],
+      ["ci", `${level} interval`, (v, c) => (c ? fmt.range(c.relative_ci, fmt.lift) : DASH), "num"],
+      ["p", "p-value", (v, c) => (c ? fmt.p(c.p_value) : DASH), "num"],
+      ["adjusted-p", `Adjusted p (${r.correction})`, (v, c) => (c ? fmt.p(c.adjusted_p_value) : DASH), "num"],
+      ["significant", "Significant", (v, c) => (c ? (c.significant ? "Yes" : "No") : DASH)],
+    ];
+    if (hasSequential) {
+      columns.push(["sequential-ci", "Always-valid interval", (v, c) => (c && c.sequential ? fmt.range(c.sequential.relative_ci, fmt.lift) : DASH), "num"]);
+      columns.push(["sequential-p", `Always-valid p (${r.correction})`, (v, c) => (c && c.sequential ? fmt.p(c.sequential.adjusted_p_value) : DASH), "num"]);
+    }
+    if (hasBayes) {
+      columns.push(["chance", "Chance to beat control", (v, c) => (c && c.bayesian ? fmt.chance(c.bayesian.chance_to_beat_control) : DASH), "num"]);
+    }
+    if (hasValue) {
+      columns.push(["value-mean", `Mean ${r.value_property}`, (v) => (v.value ? fmt.money(v.value.mean) : DASH), "num"]);
+      columns.push(["value-lift", `${r.value_property} lift`, (v) => {
+        const c = v.comparison && v.comparison.value;
+        return c ? `${fmt.lift(c.relative_lift)} (${fmt.range(c.relative_ci, fmt.lift)})` : DASH;
+      }, "num"]);
+    }
+    const table = $("results-table");
+    table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
+    table.tBodies[0].replaceChildren(...r.variants.map((v) => {
+      const c = v.comparison && v.comparison.conversion;
+      const row = el("tr", { "data-variant": v.name, class: c && c.significant ? (c.relative_lift > 0 ? "win" : "loss") : "" },
+        ...columns.map(([field, , f, cls]) => el("td", { class: cls || "", "data-field": field }, f(v, c))));
+      return row;
+    }));
+    $("results-note").textContent =
+      `Lift and intervals are relative to ${r.control}. Significant: the ` +
+      (r.significance === "fixed_horizon" ? "fixed-horizon" : "always-valid (sequential)") +
+      ` p-value, adjusted (${r.correction}), below ${r.alpha} (the experiment's setting).` +
+      (hasSequential ? " Always-valid intervals stay correct however often you look." : "");
+    drawLift(r, hasSequential);
+  }
+
+  function chart(id, config) {
+    if (state.charts[id]) state.charts[id].destroy();
+    config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false }, config.options);
+    state.charts[id] = new Chart($(id), config);
+    $(id).dataset.ready = "true";
+  }
+
+  // A forest plot: per treatment the interval as a floating bar and the estimate as a point.
+  function drawLift(r, hasSequential) {
+    const treatments = r.variants.filter((v) => v.comparison);
+    const pct = (x) => (x == null ? null : x * 100);
+    const bar = (ci) => (ci == null || ci[0] == null || ci[1] == null ? null : ci.map(pct));
+    const datasets = [
+      {
+        type: "bar", label: `${Math.round((1 - r.alpha) * 100)}% interval`,
+        data: treatments.map((v) => bar(v.comparison.conversion.relative_ci)),
+        backgroundColor: "rgba(37, 99, 235, 0.35)", borderColor: "#2563eb", borderWidth: 1, barPercentage: 0.35,
+      },
+      {
+        type: "scatter", label: "Lift",
+        data: treatments.map((v) => ({ x: pct(v.comparison.conversion.relative_lift), y: v.name })),
+        backgroundColor: "#111827", pointRadius: 6, pointStyle: "rectRot",
+      },
+    ];
+    if (hasSequential) {
+      datasets.push({
+        type: "bar", label: "Always-valid interval",
+        data: treatments.map((v) => (v.comparison.conversion.sequential ? bar(v.comparison.conversion.sequential.relative_ci) : null)),
+        backgroundColor: "rgba(234, 88, 12, 0.25)", borderColor: "#ea580c", borderWidth: 1, barPercentage: 0.35,
+      });
+    }
+    chart("lift-chart", {
+      data: { labels: treatments.map((v) => v.name), datasets },
+      options: {
+        indexAxis: "y",
+        scales: {
+          x: { title: { display: true, text: `Relative lift of ${r.event_type} conversion vs ${r.control} (%)` }, ticks: { callback: (x) => `${x}%` } },
+          y: { type: "category", labels: treatments.map((v) => v.name) },
+        },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: (ctx) => (Array.isArray(ctx.raw) ? `${ctx.dataset.label}: ${ctx.raw[0].toFixed(1)}% to ${ctx.raw[1].toFixed(1)}%` : `Lift: ${ctx.raw.x.toFixed(1)}%`),
+            },
+          },
+        },
+      },
+    });
+  }
+
+  function drawLines(id, t, field, scale, yTitle) {
+    chart(id, {
+      type: "line",
+      data: {
+        labels: t.days,
+        datasets: t.variants.map((v, i) => ({
+          label: v.name,
+          data: v[field].map((x) => (x == null ? null : x * scale)),
+          borderColor: COLORS[i % COLORS.length],
+          backgroundColor: COLORS[i % COLORS.length],
+          pointRadius: t.days.length > 60 ? 0 : 3,
+          tension: 0.2,
+        })),
+      },
+      options: {
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          y: { beginAtZero: true, title: { display: true, text: yTitle } },
+          // A few days: points in the middle of their day rather than on the edges.
+          x: { offset: t.days.length < 8, ticks: { maxRotation: 0, autoSkip: true } },
+        },
+      },
+    });
+  }
+
+  function renderTimeseries(t) {
+    drawLines("users-chart", t, "cumulative_users", 1, "Users exposed so far");
+    drawLines("rate-chart", t, "cumulative_conversion_rate", 100, `${t.event_type} conversion so far (%)`);
+  }
+
+  // --- navigation --------------------------------------------------------------------
+
+  async function route() {
+    showError(null);
+    if (!key()) return showKeyForm();
+    $("key-form").hidden = true;
+    $("forget-key").hidden = false;
+    const m = location.hash.match(/^#\/experiments\/(\d+)$/);
+    try {
+      if (m) {
+        await openExperiment(m[1]);
+      } else {
+        $("experiment").hidden = true;
+        document.body.dataset.state = "list";
+        await loadList(false);
+      }
+    } catch (e) {
+      showError(e);
+    }
+  }
+
+  function guard(f) {
+    return (event) => {
+      if (event) event.preventDefault();
+      Promise.resolve().then(f).catch((e) => {
+        document.body.dataset.results = "error";
+        showError(e);
+      });
+    };
+  }
+
+  $("key-form").addEventListener("submit", guard(() => {
+    sessionStorage.setItem(KEY, $("key").value);
+    $("key").value = "";
+    return route();
+  }));
+  $("forget-key").addEventListener("click", guard(() => {
+    sessionStorage.removeItem(KEY);
+    return route();
+  }));
+  $("more").addEventListener("click", guard(() => loadList(true)));
+  $("query").addEventListener("submit", guard(showResults));
+  for (const id of ["pause", "resume", "stop"]) {
+    $(id).addEventListener("click", guard(() => setStatus($(id).dataset.status)));
+  }
+  window.addEventListener("hashchange", () => route());
+  route();
+})();
