@@ -93,7 +93,15 @@ impl Stack {
     pub fn spawn(&self, name: &str, overrides: &[(&str, String)]) -> anyhow::Result<Instance> {
         std::fs::create_dir_all(&self.tmp)?;
         let log = std::fs::File::create(self.tmp.join(format!("{name}.log")))?;
-        let mut cmd = Command::new(self.bin.join(name));
+        // BENCH_PERF=<binary> runs that binary under `perf record -g` (profile in bench/tmp/).
+        let mut cmd = if std::env::var("BENCH_PERF").is_ok_and(|b| b == name) {
+            let mut c = Command::new("perf");
+            c.args(["record", "-F", "499", "-g", "-o"]).arg(self.tmp.join(format!("{name}.perf.data"))).arg("--");
+            c.arg(self.bin.join(name));
+            c
+        } else {
+            Command::new(self.bin.join(name))
+        };
         cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
         for (k, v) in overrides {
             cmd.env(k, v);
