@@ -69,7 +69,7 @@ impl Sizes {
                 fresh_rate: 1000,
                 fresh_secs: 20,
                 results: [(1_000_000, 10_000_000), (100_000, 1_000_000)],
-                result_reps: 10,
+                result_reps: 5,
                 repeat_pool: 100_000,
             }
         }
@@ -363,6 +363,9 @@ async fn drain(
         ],
     )?;
     s.wait_ready(addr, Duration::from_secs(30)).await?;
+    let cpu_pids =
+        [("consumer", Some(consumer.pid())), ("clickhouse", s.pid("clickhouse")), ("devbroker", s.pid("devbroker"))];
+    let cpu_before: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| p.and_then(stack::cpu_seconds)).collect();
     let key = "abtest_consumer_rows_inserted_total{table=\"events\"}";
     let deadline = Instant::now() + Duration::from_secs(60 + (n / 2000) as u64);
     let mut first: Option<(Instant, f64)> = None;
@@ -385,6 +388,24 @@ async fn drain(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let wall = first.map_or(0.0, |(t0, _)| (last.0 - t0).as_secs_f64());
+    let cpu: Vec<String> = cpu_pids
+        .iter()
+        .zip(&cpu_before)
+        .filter_map(|((name, pid), before)| {
+            let used = pid.and_then(stack::cpu_seconds)? - (*before)?;
+            Some(format!("{name} {used:.1} s"))
+        })
+        .collect();
+    let m = s.metrics(addr).await.unwrap_or_default();
+    let inserts = m.get("abtest_consumer_insert_seconds_count").copied().unwrap_or(0.0);
+    let insert_secs = m.get("abtest_consumer_insert_seconds_sum").copied().unwrap_or(0.0);
+    let drain_facts = format!(
+        "CPU used while draining (from the consumer's start, {wall:.1} s of timed drain): {}; {inserts:.0} inserts \
+         taking {insert_secs:.1} s in total",
+        cpu.join(", ")
+    );
+    eprintln!("    {drain_facts}");
     if let Some(kib) = consumer.peak_rss_kib() {
         peaks.push(("consumer (bench instance)".into(), kib));
     }
@@ -408,7 +429,7 @@ async fn drain(
          message, timed from the first message. Raw insert: the same rows (decoded beforehand) inserted with the \
          `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events`. Consumer: a separate \
          instance of the release `consumer` binary (stack config, own group and topic), rate from its rows-inserted \
-         metric between the first and the last observation (the group join is not timed).",
+         metric between the first and the last observation (the group join is not timed). {drain_facts}.",
         bytes >> 20,
         sizes.partitions
     ));

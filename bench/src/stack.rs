@@ -93,14 +93,18 @@ impl Stack {
     pub fn spawn(&self, name: &str, overrides: &[(&str, String)]) -> anyhow::Result<Instance> {
         std::fs::create_dir_all(&self.tmp)?;
         let log = std::fs::File::create(self.tmp.join(format!("{name}.log")))?;
-        // BENCH_PERF=<binary> runs that binary under `perf record -g` (profile in bench/tmp/).
+        // BENCH_BIN_<NAME>=path runs another build of the binary (before/after comparisons);
+        // BENCH_PERF=<binary> runs it under `perf record -g` (profile in bench/tmp/).
+        let exe = std::env::var_os(format!("BENCH_BIN_{}", name.to_uppercase()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.bin.join(name));
         let mut cmd = if std::env::var("BENCH_PERF").is_ok_and(|b| b == name) {
             let mut c = Command::new("perf");
             c.args(["record", "-F", "499", "-g", "-o"]).arg(self.tmp.join(format!("{name}.perf.data"))).arg("--");
-            c.arg(self.bin.join(name));
+            c.arg(exe);
             c
         } else {
-            Command::new(self.bin.join(name))
+            Command::new(exe)
         };
         cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
         for (k, v) in overrides {
@@ -177,6 +181,16 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system) a process has used so far, seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// A loopback port nobody listens on right now.
