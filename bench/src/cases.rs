@@ -426,7 +426,7 @@ async fn drain(
          (watermarks) before timing. The dev broker (librdkafka's mock cluster, in-process in devbroker) keeps at \
          most 100 000 messages and 5 MiB per partition and drops older ones, hence the many partitions; it also \
          uses CPU of the same 2 cores while serving fetches. Raw consumption: a BaseConsumer reading every \
-         message, timed from the first message. Raw insert: the same rows (decoded beforehand) inserted with the \
+         message (fetch.queue.backoff.ms=20 like the consumer), timed from the first message. Raw insert: the same rows (decoded beforehand) inserted with the \
          `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events`. Consumer: a separate \
          instance of the release `consumer` binary (stack config, own group and topic), rate from its rows-inserted \
          metric between the first and the last observation (the group join is not timed). {drain_facts}.",
@@ -497,6 +497,9 @@ async fn raw_consume(brokers: &str, topic: &str, n: usize, run_id: &str) -> anyh
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
+            // The consumer's own fetch setting (common::kafka::consumer), so the baseline is
+            // not held back by librdkafka's 1 s default either.
+            .set("fetch.queue.backoff.ms", "20")
             .create()?;
         c.subscribe(&[&topic])?;
         let deadline = Instant::now() + Duration::from_secs(120 + (n / 5000) as u64);
