@@ -65,15 +65,40 @@ pub struct Assignment {
 }
 
 /// Experiment definitions for assignment, cached for `api.experiment_cache_ttl`.
+/// Users' stored assignments are cached too: a row, once committed, never changes (the
+/// first assignment wins forever), so a cached copy is never stale and a repeat request
+/// needs no Postgres round trip. At most this many users per experiment are kept; the
+/// set is emptied when full.
+const MAX_CACHED_ASSIGNMENTS: usize = 200_000;
+
+type Stored = (i64, DateTime<Utc>);
+
 #[derive(Default)]
 pub struct ExperimentCache {
     ttl: Duration,
     entries: std::sync::RwLock<HashMap<i64, (Instant, Arc<Experiment>)>>,
+    assignments: std::sync::RwLock<HashMap<i64, HashMap<String, Stored>>>,
 }
 
 impl ExperimentCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Default::default() }
+        Self { ttl, entries: Default::default(), assignments: Default::default() }
+    }
+
+    /// The committed assignment of `user_id`, when this process has seen it.
+    fn assignment(&self, id: i64, user_id: &str) -> Option<Stored> {
+        self.assignments.read().ok()?.get(&id)?.get(user_id).copied()
+    }
+
+    /// Remembers a committed assignment.
+    fn remember(&self, id: i64, user_id: &str, stored: Stored) {
+        if let Ok(mut all) = self.assignments.write() {
+            let users = all.entry(id).or_default();
+            if users.len() >= MAX_CACHED_ASSIGNMENTS {
+                users.clear();
+            }
+            users.insert(user_id.to_owned(), stored);
+        }
     }
 
     /// The experiment, from the cache while fresh. When Postgres is unavailable, a stale
@@ -156,7 +181,11 @@ pub async fn assign(
         .bind(&user_id)
         .fetch_optional(db)
     };
+    if let Some((variant_id, assigned_at)) = state.cache.assignment(id, &user_id) {
+        return answer(variant_id, assigned_at, false);
+    }
     if let Some(found) = existing(&state.db).await.map_err(db_error)? {
+        state.cache.remember(id, &user_id, (found.variant_id, found.assigned_at));
         return answer(found.variant_id, found.assigned_at, false);
     }
     // The cached status may be a few seconds old; the insert below re-checks it.
@@ -182,7 +211,10 @@ pub async fn assign(
     let Some(assigned_at) = inserted else {
         tx.rollback().await.map_err(db_error)?;
         return match existing(&state.db).await.map_err(db_error)? {
-            Some(found) => answer(found.variant_id, found.assigned_at, false),
+            Some(found) => {
+                state.cache.remember(id, &user_id, (found.variant_id, found.assigned_at));
+                answer(found.variant_id, found.assigned_at, false)
+            }
             None => {
                 state.cache.invalidate(id);
                 Err(not_running(id, Status::Paused))
@@ -199,6 +231,7 @@ pub async fn assign(
     // Dropping `tx` on an error rolls the assignment back: no 200, no row, retry is safe.
     state.send_exposure(&exposure).await?;
     tx.commit().await.map_err(db_error)?;
+    state.cache.remember(id, &user_id, (variant.id, assigned_at));
     answer(variant.id, assigned_at, true)
 }
 

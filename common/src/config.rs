@@ -244,7 +244,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             topics: Topics::default(),
             compression: Compression::Lz4,
-            linger: Duration::from_millis(5),
+            linger: Duration::ZERO,
             queue_max_messages: 500_000,
             group_id: "abtest-consumer".into(),
             session_timeout: Duration::from_secs(45),

@@ -50,7 +50,11 @@ pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", cfg.session_timeout.as_millis().to_string())
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // When the prefetch queue is full (the consumer is busy writing a batch), librdkafka
+        // waits this long before fetching again; its default (1 s) left the consumer idle
+        // for most of a backlog drain (scripts/bench, bench/RESULTS.md).
+        .set("fetch.queue.backoff.ms", "20");
     apply_overrides(&mut client, cfg);
     client.create()
 }

@@ -1,14 +1,17 @@
 //! Kafka -> ClickHouse, at least once into the table and exactly once in every count.
 //!
 //! Messages accumulate in one batch until it holds `consumer.batch_max_rows` rows or its
-//! first row has waited `consumer.batch_max_wait`. A flush inserts the rows (retrying with
-//! backoff while ClickHouse is down, consuming nothing meanwhile), then commits, per
-//! partition, the offset after the last message of the batch. A crash between insert and
-//! commit replays the batch; the tables collapse on the event id and the queries count
-//! each id once, so a replay never counts twice.
+//! first row has waited `consumer.batch_max_wait`. A full batch goes to a writer task that
+//! inserts the rows (retrying with backoff while ClickHouse is down) and then commits, per
+//! partition, the offset after the last message of the batch, in batch order: a batch
+//! commits only after every earlier batch committed. Up to `WRITERS` batches are written
+//! while the next one fills; then reading waits, so an outage stops consumption after a
+//! bounded amount. A crash between insert and commit replays the batch; the tables
+//! collapse on the event id and the queries count each id once, so a replay never counts
+//! twice.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -19,12 +22,14 @@ use common::{
     event::{DecodeError, EventEnvelope, ExposureEnvelope},
     shutdown::CancellationToken,
 };
+use futures::{FutureExt, StreamExt};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::{BorrowedMessage, Header, Message, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
     Offset, TopicPartitionList,
 };
+use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
     metrics::ConsumerMetrics,
@@ -37,6 +42,28 @@ pub enum ConsumerError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("stopped by fault injection after an insert, before its commit")]
     InjectedCrash,
+    #[error("a batch writer task failed: {0}")]
+    Writer(String),
+}
+
+/// How many batches may be inserting (and then committing, in order) while the next one
+/// fills. While ClickHouse is down this bounds what is consumed ahead: the reader stops
+/// when this many batches wait for their insert.
+const WRITERS: usize = 2;
+
+/// Batches being written in the background, oldest first.
+#[derive(Default)]
+struct Writers {
+    tasks: VecDeque<JoinHandle<Result<(), ConsumerError>>>,
+    /// Resolves once the newest batch is committed (`true`) or was given up (`false`).
+    newest: Option<oneshot::Receiver<bool>>,
+}
+
+async fn oldest_done(tasks: &mut VecDeque<JoinHandle<Result<(), ConsumerError>>>) -> Result<(), ConsumerError> {
+    match tasks.front_mut() {
+        Some(task) => task.await.unwrap_or_else(|e| Err(ConsumerError::Writer(e.to_string()))),
+        None => std::future::pending().await,
+    }
 }
 
 /// Test-only switches that simulate a crash at the worst moment.
@@ -60,9 +87,10 @@ pub struct Pipeline {
 struct Batch {
     events: Vec<EventRow>,
     exposures: Vec<ExposureRow>,
-    /// Highest offset seen per (topic, partition): everything up to it is in this batch or
-    /// already in the DLQ.
-    offsets: HashMap<(String, i32), i64>,
+    /// Highest offset seen per partition of the events and of the exposures topic:
+    /// everything up to it is in this batch or already in the DLQ.
+    event_offsets: HashMap<i32, i64>,
+    exposure_offsets: HashMap<i32, i64>,
     started: Option<Instant>,
 }
 
@@ -71,11 +99,24 @@ impl Batch {
         self.events.len() + self.exposures.len()
     }
 
-    fn track(&mut self, msg: &BorrowedMessage<'_>) {
+    fn is_empty(&self) -> bool {
+        self.event_offsets.is_empty() && self.exposure_offsets.is_empty()
+    }
+
+    fn track(&mut self, events: bool, msg: &BorrowedMessage<'_>) {
         self.started.get_or_insert_with(Instant::now);
-        let key = (msg.topic().to_owned(), msg.partition());
-        let entry = self.offsets.entry(key).or_insert(msg.offset());
+        let offsets = if events { &mut self.event_offsets } else { &mut self.exposure_offsets };
+        let entry = offsets.entry(msg.partition()).or_insert(msg.offset());
         *entry = (*entry).max(msg.offset());
+    }
+
+    /// Empties the batch, keeping its allocations for the next one.
+    fn clear(&mut self) {
+        self.events.clear();
+        self.exposures.clear();
+        self.event_offsets.clear();
+        self.exposure_offsets.clear();
+        self.started = None;
     }
 }
 
@@ -104,32 +145,64 @@ impl Pipeline {
     /// Consumes until `shutdown`, then flushes and commits what it holds and leaves the
     /// group.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
+        Arc::new(self).consume(shutdown).await
+    }
+
+    async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), ConsumerError> {
         let topics = &self.config.kafka.topics;
         self.consumer.subscribe(&[topics.events.as_str(), topics.exposures.as_str()])?;
         tracing::info!(topics = ?[&topics.events, &topics.exposures], group = %self.config.kafka.group_id, "consumer started");
         let max_rows = self.config.consumer.batch_max_rows;
         let max_wait = self.config.consumer.batch_max_wait;
         let mut batch = Batch::default();
+        let mut writers = Writers::default();
         let mut last_lag = Instant::now();
+        // One message stream and one timer for the whole run: creating them per message
+        // (a `recv()` registers a waker slot, a `sleep_until` a timer entry) cost more
+        // than decoding the message.
+        let mut stream = self.consumer.stream();
+        let deadline = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(deadline);
         loop {
-            let deadline = batch.started.map(|t| tokio::time::Instant::from_std(t + max_wait));
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = sleep_until(deadline) => {
-                    self.flush(&mut batch, &shutdown).await?;
+                _ = &mut deadline, if batch.started.is_some() => {
+                    self.flush(&mut batch, &shutdown, &mut writers).await?;
                 }
-                received = self.consumer.recv() => match received {
-                    Ok(msg) => {
+                written = oldest_done(&mut writers.tasks), if !writers.tasks.is_empty() => {
+                    writers.tasks.pop_front();
+                    written?;
+                }
+                received = stream.next() => match received {
+                    Some(Ok(msg)) => {
+                        let was_empty = batch.started.is_none();
                         self.take(&mut batch, &msg, &shutdown).await;
+                        drop(msg);
+                        // Take whatever librdkafka has already fetched without another
+                        // round through `select!`.
+                        while batch.rows() < max_rows {
+                            match stream.next().now_or_never() {
+                                Some(Some(Ok(msg))) => self.take(&mut batch, &msg, &shutdown).await,
+                                Some(Some(Err(e))) => {
+                                    tracing::warn!(error = %e, "Kafka consumer error");
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                        if let (true, Some(started)) = (was_empty, batch.started) {
+                            deadline.as_mut().reset(tokio::time::Instant::from_std(started + max_wait));
+                        }
                         if batch.rows() >= max_rows {
-                            self.flush(&mut batch, &shutdown).await?;
+                            self.flush(&mut batch, &shutdown, &mut writers).await?;
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         tracing::warn!(error = %e, "Kafka consumer error");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                    None => break,
                 },
             }
             if last_lag.elapsed() > Duration::from_secs(5) {
@@ -137,11 +210,20 @@ impl Pipeline {
                 last_lag = Instant::now();
             }
         }
-        // Shutdown: one last flush; it gives up (committing nothing) if ClickHouse is down.
+        drop(stream);
+        // Shutdown: one last flush, then every writer in order; a writer gives up (and no
+        // later batch commits) if ClickHouse is down.
         let last = CancellationToken::new();
-        let drain = self.flush(&mut batch, &last);
-        if tokio::time::timeout(self.config.clickhouse.timeout, drain).await.is_err() {
-            tracing::warn!("final flush did not finish; its messages stay uncommitted and will be replayed");
+        let drain = async {
+            self.flush(&mut batch, &last, &mut writers).await?;
+            while let Some(task) = writers.tasks.pop_front() {
+                task.await.unwrap_or_else(|e| Err(ConsumerError::Writer(e.to_string())))?;
+            }
+            Ok::<(), ConsumerError>(())
+        };
+        match tokio::time::timeout(self.config.clickhouse.timeout, drain).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!("final flush did not finish; its messages stay uncommitted and will be replayed"),
         }
         self.consumer.unsubscribe();
         tracing::info!("consumer stopped");
@@ -152,7 +234,8 @@ impl Pipeline {
     async fn take(&self, batch: &mut Batch, msg: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
         let payload = msg.payload().unwrap_or_default();
         let topics = &self.config.kafka.topics;
-        let decoded: Result<(), DecodeError> = if msg.topic() == topics.events {
+        let events = msg.topic() == topics.events;
+        let decoded: Result<(), DecodeError> = if events {
             EventEnvelope::decode(payload).map(|e| batch.events.push(e.into()))
         } else {
             ExposureEnvelope::decode(payload).map(|e| batch.exposures.push(e.into()))
@@ -160,7 +243,7 @@ impl Pipeline {
         if let Err(reason) = decoded {
             self.dead_letter(msg, &reason, shutdown).await;
         }
-        batch.track(msg);
+        batch.track(events, msg);
     }
 
     /// Copies a poison message to the DLQ with the reason in headers, retrying until the
@@ -198,25 +281,70 @@ impl Pipeline {
         }
     }
 
-    /// Inserts the batch, then commits its offsets. Returns with the batch untouched and
-    /// nothing committed when shut down while ClickHouse is unavailable.
-    async fn flush(&self, batch: &mut Batch, shutdown: &CancellationToken) -> Result<(), ConsumerError> {
-        if batch.offsets.is_empty() {
-            batch.started = None;
+    /// Hands the batch to a writer task (waiting for the oldest writer when `WRITERS` are
+    /// busy) and starts an empty one.
+    async fn flush(
+        self: &Arc<Self>,
+        batch: &mut Batch,
+        shutdown: &CancellationToken,
+        writers: &mut Writers,
+    ) -> Result<(), ConsumerError> {
+        if batch.is_empty() {
+            batch.clear();
             return Ok(());
         }
+        while writers.tasks.len() >= WRITERS {
+            oldest_done(&mut writers.tasks).await?;
+            writers.tasks.pop_front();
+        }
+        let full = std::mem::take(batch);
+        let (done, newest) = oneshot::channel();
+        let earlier = writers.newest.replace(newest);
+        let this = self.clone();
+        let shutdown = shutdown.clone();
+        writers.tasks.push_back(tokio::spawn(async move { this.write(full, earlier, done, &shutdown).await }));
+        Ok(())
+    }
+
+    /// Inserts the batch, then, once every earlier batch is committed, commits its offsets.
+    /// Commits nothing when shut down while ClickHouse is unavailable, nor after an earlier
+    /// batch gave up.
+    async fn write(
+        &self,
+        batch: Batch,
+        earlier: Option<oneshot::Receiver<bool>>,
+        done: oneshot::Sender<bool>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ConsumerError> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
         if !self.insert("events", &batch.events, shutdown).await
             || !self.insert("exposures", &batch.exposures, shutdown).await
         {
+            let _ = done.send(false);
             return Ok(());
         }
         if self.faults.crash_after_insert {
+            let _ = done.send(false);
             return Err(ConsumerError::InjectedCrash);
         }
+        // Offsets are committed in batch order, or a later commit could cover an earlier
+        // batch that never reached ClickHouse.
+        let earlier_committed = match earlier {
+            Some(rx) => rx.await.unwrap_or(false),
+            None => true,
+        };
+        if !earlier_committed {
+            let _ = done.send(false);
+            return Ok(());
+        }
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in &batch.offsets {
-            offsets.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
+        let topics = &self.config.kafka.topics;
+        for (topic, partitions) in
+            [(&topics.events, &batch.event_offsets), (&topics.exposures, &batch.exposure_offsets)]
+        {
+            for (partition, offset) in partitions {
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
+            }
         }
         // A synchronous commit blocks until the coordinator answers: off the async threads.
         let consumer = self.consumer.clone();
@@ -232,7 +360,7 @@ impl Pipeline {
                 tracing::warn!(error = %e, "offset commit failed; rows will be replayed and deduplicated");
             }
         }
-        *batch = Batch::default();
+        let _ = done.send(true);
         Ok(())
     }
 
@@ -301,13 +429,6 @@ impl Pipeline {
                 gauge.with_label_values(&[&topic]).set(behind);
             }
         });
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,200 @@
+//! The local stack as `scripts/bench` hands it over (environment), plus helpers to start
+//! extra instances of our release binaries, talk to the dev broker and read peak RSS.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+pub struct Stack {
+    pub api: SocketAddr,
+    pub ingest: SocketAddr,
+    pub api_key: String,
+    pub broker_control: String,
+    pub clickhouse_http: String,
+    pub clickhouse_db: String,
+    pub clickhouse_tcp_port: u16,
+    pub postgres_port: u16,
+    pub bin: PathBuf,
+    pub run: PathBuf,
+    pub tmp: PathBuf,
+    pub http: reqwest::Client,
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set (run through scripts/bench)"))
+}
+
+impl Stack {
+    pub fn from_env(config: &common::config::Config) -> anyhow::Result<Self> {
+        let root = PathBuf::from(env("BENCH_ROOT")?);
+        Ok(Self {
+            api: env("ABTEST_API__LISTEN")?.parse()?,
+            ingest: env("ABTEST_INGEST__LISTEN")?.parse()?,
+            api_key: std::env::var("BENCH_API_KEY").unwrap_or_else(|_| "my_secret_api_key_123".into()),
+            broker_control: env("BENCH_BROKER_CONTROL")?,
+            clickhouse_http: config.clickhouse.url.clone(),
+            clickhouse_db: config.clickhouse.database.clone(),
+            clickhouse_tcp_port: env("BENCH_CLICKHOUSE_TCP_PORT")?.parse()?,
+            postgres_port: env("BENCH_POSTGRES_PORT")?.parse()?,
+            bin: root.join("target/release"),
+            run: root.join(".run"),
+            tmp: root.join("bench/tmp"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?,
+        })
+    }
+
+    /// Creates a topic on the stack's mock cluster (cluster 0) through devbroker's control API.
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/clusters/0/topics", self.broker_control))
+            .json(&serde_json::json!({ "name": name, "partitions": partitions }))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("devbroker could not create topic {name}: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Runs a statement or query on ClickHouse over HTTP; returns the body.
+    pub async fn ch(&self, sql: &str) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .post(&self.clickhouse_http)
+            .query(&[("database", &self.clickhouse_db)])
+            .body(sql.to_owned())
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        if !status.is_success() {
+            bail!("ClickHouse: {body} (query: {})", sql.chars().take(200).collect::<String>());
+        }
+        Ok(body)
+    }
+
+    pub async fn ch_u64(&self, sql: &str) -> anyhow::Result<u64> {
+        Ok(self.ch(sql).await?.trim().parse()?)
+    }
+
+    /// The pid the stack recorded for `svc` in `.run/<svc>.pid`.
+    pub fn pid(&self, svc: &str) -> Option<u32> {
+        std::fs::read_to_string(self.run.join(format!("{svc}.pid"))).ok()?.trim().parse().ok()
+    }
+
+    /// Starts one of our release binaries with the stack's environment plus `overrides`.
+    pub fn spawn(&self, name: &str, overrides: &[(&str, String)]) -> anyhow::Result<Instance> {
+        std::fs::create_dir_all(&self.tmp)?;
+        let log = std::fs::File::create(self.tmp.join(format!("{name}.log")))?;
+        // BENCH_BIN_<NAME>=path runs another build of the binary (before/after comparisons);
+        // BENCH_PERF=<binary> runs it under `perf record -g` (profile in bench/tmp/).
+        let exe = std::env::var_os(format!("BENCH_BIN_{}", name.to_uppercase()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.bin.join(name));
+        let mut cmd = if std::env::var("BENCH_PERF").is_ok_and(|b| b == name) {
+            let mut c = Command::new("perf");
+            c.args(["record", "-F", "499", "-g", "-o"]).arg(self.tmp.join(format!("{name}.perf.data"))).arg("--");
+            c.arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        Ok(Instance { child })
+    }
+
+    pub async fn wait_ready(&self, addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = self.http.get(format!("http://{addr}/readyz")).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{addr} not ready after {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Prometheus text of `addr`/metrics, as `name{labels}` -> value.
+    pub async fn metrics(&self, addr: SocketAddr) -> anyhow::Result<HashMap<String, f64>> {
+        let text = self.http.get(format!("http://{addr}/metrics")).send().await?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            .collect())
+    }
+}
+
+/// An extra instance of one of our binaries, stopped (SIGTERM, by pid) on drop.
+pub struct Instance {
+    pub child: Child,
+}
+
+impl Instance {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.pid())
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+/// VmHWM of a process, KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system) a process has used so far, seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
