@@ -437,6 +437,15 @@ mod tests {
     use super::*;
     use figment::Jail;
 
+    /// A figment jail without the process environment: a developer's ABTEST_* (scripts/test
+    /// exports `.env`) must not leak into these tests.
+    fn jailed(f: impl FnOnce(&mut Jail) -> figment::error::Result<()>) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            f(jail)
+        });
+    }
+
     fn load_in(jail: &Jail) -> Result<Config, ConfigError> {
         Config::from_figment(Config::figment(jail.directory().join("abtest.toml")))
     }
@@ -452,7 +461,7 @@ mod tests {
 
     #[test]
     fn env_overrides_file_which_overrides_defaults() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.create_file(
                 "abtest.toml",
                 r#"
@@ -485,7 +494,7 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_type_names_the_key() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_INGEST__LISTEN", "not-an-address");
             let err = load_in(jail).expect_err("must fail").to_string().to_lowercase();
             assert!(err.contains("ingest.listen") && err.contains("socket address"), "{err}");
@@ -495,7 +504,7 @@ mod tests {
 
     #[test]
     fn a_bad_enum_value_names_the_key() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_KAFKA__COMPRESSION", "brotli");
             let err = load_in(jail).expect_err("must fail").to_string().to_lowercase();
             assert!(err.contains("kafka.compression") && err.contains("brotli"), "{err}");
@@ -505,7 +514,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_rejected() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_KAFKA__BROKER", "typo:9092");
             let err = load_in(jail).expect_err("must fail").to_string();
             assert!(err.contains("broker"), "{err}");
@@ -515,14 +524,14 @@ mod tests {
 
     #[test]
     fn validation_names_the_key_and_its_variable() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_INGEST__MAX_BATCH_EVENTS", "0");
             let err = load_in(jail).expect_err("must fail").to_string();
             assert!(err.contains("`ingest.max_batch_events`"), "{err}");
             assert!(err.contains("ABTEST_INGEST__MAX_BATCH_EVENTS"), "{err}");
             Ok(())
         });
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_KAFKA__TOPICS__DLQ", "bad topic!");
             let err = load_in(jail).expect_err("must fail").to_string();
             assert!(err.contains("kafka.topics.dlq"), "{err}");
@@ -532,7 +541,7 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug_output() {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env("ABTEST_POSTGRES__URL", "postgres://u:hunter2@db/x");
             jail.set_env("ABTEST_AUTH__API_KEYS", r#"["topsecretkey"]"#);
             let config = load_in(jail).expect("loads");
