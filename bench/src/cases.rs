@@ -115,7 +115,7 @@ pub async fn run_all(opts: &Options) -> anyhow::Result<Report> {
         results(&s, &config, &sizes, &mut report).await.context("results case")?;
     }
     if opts.wants("assignment") {
-        assignment(&s, &config, &sizes, &run_id, &mut report).await.context("assignment case")?;
+        assignment(&s, &config, &sizes, &run_id, &mut report, &mut peaks).await.context("assignment case")?;
     }
     memory(&s, &peaks, &mut report);
     Ok(report)
@@ -874,9 +874,20 @@ async fn assignment(
     sizes: &Sizes,
     run_id: &str,
     report: &mut Report,
+    peaks: &mut Peaks,
 ) -> anyhow::Result<()> {
     let db = sqlx::PgPool::connect(config.postgres.url.expose()).await?;
     let id = create_experiment(s, &format!("bench-assign-{run_id}")).await?;
+    // An api instance of its own, with exposures going to a fresh topic: the stack's
+    // long-lived `exposures` topic sits at the dev broker's cap (100 000 messages per
+    // partition, the oldest dropped on every append), which slows every acknowledgement
+    // with an artefact of the mock broker; the ingest case does the same for events.
+    let exposures = format!("bench_exposures_{run_id}");
+    s.create_topic(&exposures, config.kafka.topic_partitions).await?;
+    let api = stack::free_port()?;
+    let mut api_instance =
+        s.spawn("api", &[("ABTEST_API__LISTEN", api.to_string()), ("ABTEST_KAFKA__TOPICS__EXPOSURES", exposures)])?;
+    s.wait_ready(api, Duration::from_secs(30)).await?;
     let variant: i64 = sqlx::query_scalar("SELECT id FROM variants WHERE experiment_id = $1 AND position = 0")
         .bind(id)
         .fetch_one(&db)
@@ -890,7 +901,6 @@ async fn assignment(
     .bind(sizes.repeat_pool)
     .execute(&db)
     .await?;
-    let api = s.api;
     let key = s.api_key.clone();
     let run = run_id.to_owned();
     let new_user: MakeRequest = {
@@ -944,8 +954,14 @@ async fn assignment(
          {pool} users assigned beforehand. pgbench runs the handler's statements ({CONNS} clients, 2 threads, \
          prepared): new-user = the SELECT that misses, then BEGIN / INSERT ... ON CONFLICT DO NOTHING RETURNING / \
          COMMIT; repeat = the SELECT. The API's new-user path also waits for Kafka to acknowledge the exposure \
-         before it commits, which pgbench does not."
+         before it commits, which pgbench does not. The API is an instance of the release `api` binary (stack \
+         config) of its own whose exposures go to a fresh topic (`bench_exposures_<run>`), not the stack's \
+         long-lived one that the dev broker keeps at its per-partition cap."
     ));
+    if let Some(kib) = api_instance.peak_rss_kib() {
+        peaks.push(("api (bench instance)".into(), kib));
+    }
+    api_instance.stop();
     Ok(())
 }
 
