@@ -255,13 +255,7 @@ pub(crate) fn parse(params: ResultsParams) -> Result<Parsed, ApiError> {
     if event_type.is_empty() || event_type.len() > MAX_TYPE_BYTES {
         return Err(bad("event_type", "event_type must be 1 to 128 bytes"));
     }
-    let last_day = match params.last_day {
-        None => None,
-        Some(s) => match s.trim().parse::<u32>() {
-            Ok(n) if (1..=3650).contains(&n) => Some(n),
-            _ => return Err(bad("last_day", "last_day must be a whole number of days from 1 to 3650")),
-        },
-    };
+    let last_day = parse_last_day(params.last_day.as_deref())?;
     let value_property = match params.value_property {
         None => None,
         Some(p) if p.is_empty() || p.len() > 128 => {
@@ -368,19 +362,7 @@ pub async fn event_types(
     State(state): State<AppState>,
     Query(params): Query<EventTypesParams>,
 ) -> Result<Json<EventTypes>, ApiError> {
-    let days = match params.last_day {
-        None => 30,
-        Some(s) => match s.trim().parse::<u32>() {
-            Ok(n) if (1..=3650).contains(&n) => n,
-            _ => {
-                return Err(ApiError::field(
-                    "invalid_query",
-                    "last_day",
-                    "last_day must be a whole number of days from 1 to 3650",
-                ))
-            }
-        },
-    };
+    let days = parse_last_day(params.last_day.as_deref())?.unwrap_or(30);
     let to = Utc::now();
     let from = to - ChronoDuration::days(i64::from(days));
     let event_types = state
@@ -399,6 +381,17 @@ pub async fn event_types(
         .map(|r| EventTypeCount { event_type: r.event_type, events: r.n })
         .collect();
     Ok(Json(EventTypes { window: Window { from, to }, event_types }))
+}
+
+/// `last_day`: a whole number of days from 1 to 3650, or absent.
+fn parse_last_day(raw: Option<&str>) -> Result<Option<u32>, ApiError> {
+    match raw.map(|s| s.trim().parse::<u32>()) {
+        None => Ok(None),
+        Some(Ok(n)) if (1..=3650).contains(&n) => Ok(Some(n)),
+        Some(_) => {
+            Err(ApiError::field("invalid_query", "last_day", "last_day must be a whole number of days from 1 to 3650"))
+        }
+    }
 }
 
 /// The last `last_day` days up to now, or everything since the experiment was created.
