@@ -116,7 +116,7 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
             health.contains(&format!("127.0.0.1:{}/readyz", listen.port())),
             "{name}: healthcheck must probe /readyz: {health}"
         );
-        assert_eq!(config.kafka.brokers, "kafka:9092");
+        assert_eq!(config.kafka.brokers.bootstrap(), "kafka:9092");
         assert!(config.postgres.url.expose().contains("@postgres:5432/"));
         assert_eq!(config.clickhouse.url, "http://clickhouse:8123");
     }

@@ -334,15 +334,15 @@ async fn drain(
     step(&format!("consumer: filling {topic} with {n} events ({} partitions)", sizes.partitions));
     let payloads = Arc::new(envelopes(n, &event_type, 100_000));
     let bytes: usize = payloads.iter().map(Vec::len).sum();
-    fill(&config.kafka.brokers, &topic, payloads.clone()).await?;
-    let (present, dropped) = watermarks(&config.kafka.brokers, &topic, sizes.partitions).await?;
+    fill(&config.kafka.brokers.bootstrap(), &topic, payloads.clone()).await?;
+    let (present, dropped) = watermarks(&config.kafka.brokers.bootstrap(), &topic, sizes.partitions).await?;
     if present != n as i64 || dropped != 0 {
         bail!("the backlog is not fully present: {present} of {n} messages, low watermarks sum {dropped}");
     }
     eprintln!("    backlog present: {present} messages, {} MiB of envelopes", bytes >> 20);
 
     step("consumer: raw consumption baseline");
-    let consume_rate = raw_consume(&config.kafka.brokers, &topic, n, run_id).await?;
+    let consume_rate = raw_consume(&config.kafka.brokers.bootstrap(), &topic, n, run_id).await?;
     eprintln!("    raw consumption: {consume_rate:.0} msgs/s");
 
     step("consumer: raw RowBinary insert baseline");

@@ -1,20 +1,26 @@
-//! The ClickHouse client and our DDL.
+//! The ClickHouse client, our versioned DDL, and which errors are worth retrying.
 //!
 //! The client speaks plain `RowBinary` over HTTP with validation and compression off: our
 //! local ClickHouse (18.16) lacks `RowBinaryWithNamesAndTypes`, and with LZ4 responses its
 //! fetches come back empty (see `shared/ENVIRONMENT.md`). Row types are checked against the
 //! schema by the integration tests instead.
 
-use clickhouse::{Client, Compression};
+use clickhouse::{error::Error, Client, Compression, Row};
+use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseConfig;
 
-/// The files of `clickhouse/`, in the order they are applied. Each statement must be
-/// idempotent (`IF NOT EXISTS`), so applying them again is harmless.
-pub const DDL: &[(&str, &str)] = &[
-    ("001_events.sql", include_str!("../../clickhouse/001_events.sql")),
-    ("002_exposures.sql", include_str!("../../clickhouse/002_exposures.sql")),
+/// The files of `clickhouse/`, in the order they are applied, each once: applied versions
+/// are recorded in `schema_migrations` (a test checks that every file is listed here).
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "001_events.sql", include_str!("../../clickhouse/001_events.sql")),
+    (2, "002_exposures.sql", include_str!("../../clickhouse/002_exposures.sql")),
+    (3, "003_exposures_earliest_wins.sql", include_str!("../../clickhouse/003_exposures_earliest_wins.sql")),
 ];
+
+const VERSIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+     (version UInt32, name String, applied_at DateTime DEFAULT now()) \
+     ENGINE = ReplacingMergeTree() ORDER BY version";
 
 pub fn client(cfg: &ClickHouseConfig) -> Client {
     Client::default()
@@ -26,19 +32,32 @@ pub fn client(cfg: &ClickHouseConfig) -> Client {
         .with_validation(false)
 }
 
-/// Creates the database and applies every DDL file in order.
-pub async fn apply_ddl(cfg: &ClickHouseConfig) -> Result<(), clickhouse::error::Error> {
+#[derive(Row, Serialize, Deserialize)]
+struct Applied {
+    version: u32,
+    name: String,
+}
+
+/// Creates the database and applies, in order, every migration not applied yet.
+pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error> {
     // The database name was validated as a plain identifier by `Config::validate`.
     let server = client(cfg).with_database("default");
     server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
     let db = client(cfg);
-    for (name, text) in DDL {
+    db.query(VERSIONS_DDL).execute().await?;
+    let applied: Vec<u32> = db.query("SELECT DISTINCT version FROM schema_migrations").fetch_all::<u32>().await?;
+    let mut done = Vec::new();
+    for (version, name, text) in MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)) {
         for statement in statements(text) {
-            tracing::debug!(file = name, "applying ClickHouse DDL");
             db.query(&statement).execute().await?;
         }
+        let mut insert = db.insert::<Applied>("schema_migrations").await?;
+        insert.write(&Applied { version: *version, name: (*name).to_owned() }).await?;
+        insert.end().await?;
+        tracing::info!(file = name, "applied ClickHouse migration");
+        done.push(*name);
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Splits a DDL file on `;` at line ends and drops `--` comment lines.
@@ -57,17 +76,100 @@ pub async fn ping(client: &Client) -> bool {
     client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
 }
 
+/// ClickHouse's error code (`Code: 252. DB::Exception: ...`), when the server sent one.
+pub fn error_code(e: &Error) -> Option<u32> {
+    let Error::BadResponse(text) = e else { return None };
+    let rest = text.split("Code: ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// What to do about a failed insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server, the network or the configuration: retry (with backoff) until it works;
+    /// nothing is lost meanwhile. Unknown errors are treated as this.
+    Transient,
+    /// Some rows cannot be stored as they are (bad data for a column, a schema that does not
+    /// fit them): find those rows and set them aside; the others can go in.
+    Rows,
+}
+
+impl Failure {
+    /// The `kind` label of `abtest_consumer_insert_failures_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Transient => "transient",
+            Failure::Rows => "rows",
+        }
+    }
+}
+
+/// Codes that mean "these rows", as opposed to "this server right now" (names from
+/// ClickHouse's `ErrorCodes.cpp`).
+const ROW_ERRORS: &[u32] = &[
+    6,   // CANNOT_PARSE_TEXT
+    16,  // NO_SUCH_COLUMN_IN_TABLE
+    20,  // NUMBER_OF_COLUMNS_DOESNT_MATCH
+    26,  // CANNOT_PARSE_QUOTED_STRING
+    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    33,  // CANNOT_READ_ALL_DATA (a row shorter than the table's columns)
+    38,  // CANNOT_PARSE_DATE
+    41,  // CANNOT_PARSE_DATETIME
+    53,  // TYPE_MISMATCH
+    69,  // ARGUMENT_OUT_OF_BOUND
+    70,  // CANNOT_CONVERT_TYPE
+    72,  // CANNOT_PARSE_NUMBER
+    117, // INCORRECT_DATA
+    131, // TOO_LARGE_STRING_SIZE
+    395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (a MATERIALIZED throwIf check on a row)
+];
+
+/// Network errors, timeouts, too many parts, memory limits, read-only replicas, missing
+/// tables or credentials (an operator fixes those) are transient; errors about the data
+/// of rows are not. Like Vector's ClickHouse sink, retry only what can succeed later.
+pub fn classify(e: &Error) -> Failure {
+    match e {
+        Error::Network(_) | Error::TimedOut => Failure::Transient,
+        Error::SchemaMismatch(_) | Error::NotEnoughData => Failure::Rows,
+        _ => match error_code(e) {
+            Some(code) if ROW_ERRORS.contains(&code) => Failure::Rows,
+            _ => Failure::Transient,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn ddl_files_split_into_idempotent_statements() {
-        for (name, text) in super::DDL {
-            let statements = super::statements(text);
-            assert!(!statements.is_empty(), "{name}");
-            for s in statements {
-                assert!(s.contains("IF NOT EXISTS"), "{name}: not idempotent: {s}");
-                assert!(!s.contains("abtest."), "{name}: must not hard-code the database: {s}");
-            }
+    fn every_ddl_file_is_a_migration_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../clickhouse");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("clickhouse/")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(_, name, _)| *name).collect();
+        assert_eq!(files, listed, "a file in clickhouse/ is not in MIGRATIONS (it would never be applied)");
+        for (i, (version, name, text)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version as usize, i + 1, "{name}: versions count up from 1");
+            assert!(name.starts_with(&format!("{version:03}_")), "{name}: file name starts with its version");
+            assert!(!statements(text).is_empty(), "{name}");
+            assert!(!text.contains("abtest."), "{name}: must not hard-code the database");
         }
+    }
+
+    #[test]
+    fn errors_are_classified_by_code_and_kind() {
+        let bad = |text: &str| Error::BadResponse(text.into());
+        let old = bad("Code: 395, e.displayText() = DB::Exception: Value passed to 'throwIf' function is non zero, e.what() = DB::Exception");
+        assert_eq!((error_code(&old), classify(&old)), (Some(395), Failure::Rows));
+        let parts = bad("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)");
+        assert_eq!((error_code(&parts), classify(&parts)), (Some(252), Failure::Transient));
+        assert_eq!(classify(&bad("Code: 60. DB::Exception: Table abtest.events doesn't exist")), Failure::Transient);
+        assert_eq!(classify(&Error::TimedOut), Failure::Transient);
+        assert_eq!(classify(&bad("502 Bad Gateway")), Failure::Transient);
     }
 }

@@ -14,8 +14,10 @@ use uuid::Uuid;
 
 /// Version of [`EventEnvelope`] and [`ExposureEnvelope`] written by this build.
 pub const ENVELOPE_VERSION: u8 = 1;
-pub const MAX_USER_ID_BYTES: usize = 256;
-pub const MAX_TYPE_BYTES: usize = 128;
+/// Longest `user_id`, in characters (Unicode scalar values, as JSON Schema counts them).
+pub const MAX_USER_ID_CHARS: usize = 256;
+/// Longest event `type`, in characters.
+pub const MAX_TYPE_CHARS: usize = 128;
 /// Deepest nesting of objects and arrays accepted in `properties`.
 pub const MAX_PROPERTIES_DEPTH: usize = 32;
 /// Latest instant a ClickHouse `DateTime` can hold (2106-02-07).
@@ -87,8 +89,8 @@ impl<'a> EventEnvelope<'a> {
         if event.v != ENVELOPE_VERSION {
             return Err(DecodeError::Version(event.v));
         }
-        check_len("user_id", &event.user_id, MAX_USER_ID_BYTES).map_err(field_err("user_id"))?;
-        check_len("type", &event.event_type, MAX_TYPE_BYTES).map_err(field_err("type"))?;
+        check_len("user_id", &event.user_id, MAX_USER_ID_CHARS).map_err(field_err("user_id"))?;
+        check_len("type", &event.event_type, MAX_TYPE_CHARS).map_err(field_err("type"))?;
         if !event.properties.get().starts_with('{') {
             return Err(DecodeError::Field { field: "properties", message: "must be a JSON object" });
         }
@@ -111,7 +113,7 @@ impl<'a> ExposureEnvelope<'a> {
         if exposure.v != ENVELOPE_VERSION {
             return Err(DecodeError::Version(exposure.v));
         }
-        check_len("user_id", &exposure.user_id, MAX_USER_ID_BYTES).map_err(field_err("user_id"))?;
+        check_len("user_id", &exposure.user_id, MAX_USER_ID_CHARS).map_err(field_err("user_id"))?;
         if exposure.variant.is_empty() {
             return Err(DecodeError::Field { field: "variant", message: "must not be empty" });
         }
@@ -129,10 +131,15 @@ fn field_err(field: &'static str) -> impl Fn(&'static str) -> DecodeError {
     move |message| DecodeError::Field { field, message }
 }
 
+/// 1 to `max` characters (the rule of `user_id` and `type`, wherever they arrive).
+pub fn length_ok(value: &str, max: usize) -> bool {
+    check_len("", value, max).is_ok()
+}
+
 fn check_len(_field: &str, value: &str, max: usize) -> Result<(), &'static str> {
     if value.is_empty() {
         Err("must not be empty")
-    } else if value.len() > max {
+    } else if value.len() > max && value.chars().count() > max {
         Err("too long")
     } else {
         Ok(())
@@ -273,10 +280,10 @@ impl<'a> IncomingEvent<'a> {
         now: DateTime<Utc>,
         max_future_skew: std::time::Duration,
     ) -> Result<EventEnvelope<'a>, FieldError> {
-        check_len("user_id", &self.user_id, MAX_USER_ID_BYTES)
-            .map_err(|m| FieldError::new("user_id", format!("{m} (1 to {MAX_USER_ID_BYTES} bytes)")))?;
-        check_len("type", &self.event_type, MAX_TYPE_BYTES)
-            .map_err(|m| FieldError::new("type", format!("{m} (1 to {MAX_TYPE_BYTES} bytes)")))?;
+        check_len("user_id", &self.user_id, MAX_USER_ID_CHARS)
+            .map_err(|m| FieldError::new("user_id", format!("{m} (1 to {MAX_USER_ID_CHARS} characters)")))?;
+        check_len("type", &self.event_type, MAX_TYPE_CHARS)
+            .map_err(|m| FieldError::new("type", format!("{m} (1 to {MAX_TYPE_CHARS} characters)")))?;
         let properties = match self.properties {
             None => empty_object(),
             Some(raw) if raw.get() == "null" => empty_object(),

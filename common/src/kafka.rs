@@ -1,19 +1,27 @@
-//! Kafka clients configured once for every binary.
+//! Kafka clients configured once for every binary, and the [`Sink`] behind "a 2xx means
+//! it is in Kafka".
 
 use std::time::Duration;
 
+use futures::future::join_all;
 use rdkafka::{
     config::ClientConfig,
     consumer::{Consumer, StreamConsumer},
     error::KafkaError,
-    producer::{FutureProducer, Producer},
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer},
+    types::RDKafkaErrorCode,
 };
 
 use crate::config::KafkaConfig;
 
+/// Kafka header carrying the id of the HTTP request that produced a message, so an event
+/// can be followed from the access log to the topic (and to the DLQ, which keeps headers).
+pub const REQUEST_ID_HEADER: &str = "request_id";
+
 fn base(cfg: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &cfg.brokers);
+    client.set("bootstrap.servers", cfg.brokers.bootstrap());
     client
 }
 
@@ -59,6 +67,18 @@ pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     client.create()
 }
 
+/// A group-less reader for fetching single messages by offset (assign, never commit).
+pub fn reader(cfg: &KafkaConfig) -> Result<rdkafka::consumer::BaseConsumer, KafkaError> {
+    let mut client = base(cfg);
+    client
+        .set("group.id", format!("{}-reader", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    apply_overrides(&mut client, cfg);
+    client.create()
+}
+
 /// Creates whichever of the events, exposures and DLQ topics do not exist yet
 /// (`api migrate`). Existing topics are left as they are.
 pub async fn create_topics(cfg: &KafkaConfig) -> Result<(), KafkaError> {
@@ -96,6 +116,100 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<(), KafkaError> {
         }
     }
     Ok(())
+}
+
+/// Why Kafka did not take a request's messages. Whatever the variant, nothing of the
+/// request may be reported as acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the producer queue is full")]
+    QueueFull,
+    #[error("Kafka refused the message")]
+    Refused(#[source] KafkaError),
+    #[error("Kafka did not take the message")]
+    Failed(#[source] KafkaError),
+    #[error("Kafka did not acknowledge within {0:?}")]
+    Timeout(Duration),
+    #[error("the producer shut down before Kafka acknowledged")]
+    Canceled,
+}
+
+/// Produces messages and waits until Kafka acknowledged every one of them, bounded by
+/// `ack_timeout`: the events of a request (ingest) and a user's exposure (assignment).
+#[derive(Clone)]
+pub struct Sink {
+    producer: FutureProducer,
+    ack_timeout: Duration,
+    queue_max: usize,
+}
+
+impl Sink {
+    /// `ack_timeout` is also the producer's `message.timeout.ms` (see [`producer`]).
+    pub fn new(cfg: &KafkaConfig, ack_timeout: Duration) -> Result<Self, KafkaError> {
+        Ok(Self { producer: producer(cfg, ack_timeout)?, ack_timeout, queue_max: cfg.queue_max_messages as usize })
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    pub fn ack_timeout(&self) -> Duration {
+        self.ack_timeout
+    }
+
+    /// Messages waiting in the producer for Kafka.
+    pub fn in_flight(&self) -> usize {
+        usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
+    }
+
+    /// Enqueues every `(key, payload)` and waits for all acknowledgements. A full producer
+    /// queue refuses the whole set before anything is enqueued (backpressure).
+    pub async fn send_all<K: AsRef<[u8]>, P: AsRef<[u8]>>(
+        &self,
+        topic: &str,
+        records: &[(K, P)],
+        request_id: Option<&str>,
+    ) -> Result<(), SendError> {
+        if self.in_flight() + records.len() > self.queue_max {
+            return Err(SendError::QueueFull);
+        }
+        let headers = request_id.map(|id| OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(id) }));
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (key, payload) in records {
+            let mut record = FutureRecord::to(topic).key(key.as_ref()).payload(payload.as_ref());
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return Err(SendError::QueueFull),
+                Err((e, _)) => return Err(SendError::Refused(e)),
+            }
+        }
+        let acked = tokio::time::timeout(self.ack_timeout, join_all(deliveries))
+            .await
+            .map_err(|_| SendError::Timeout(self.ack_timeout))?;
+        for result in acked {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(SendError::Failed(e)),
+                Err(_canceled) => return Err(SendError::Canceled),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for queued messages (shutdown); anything still queued after the acknowledgement
+    /// timeout was never acknowledged to a client, so nothing promised is lost.
+    pub async fn flush(&self) {
+        let (producer, timeout) = (self.producer.clone(), self.ack_timeout);
+        let _ = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+    }
+
+    /// Readiness: can the producer fetch cluster metadata within `timeout`?
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        ping(&self.producer, timeout).await
+    }
 }
 
 /// Readiness: can the client fetch cluster metadata within `timeout`?

@@ -81,7 +81,7 @@ impl Service {
     /// Sums the samples of a Prometheus metric (all label sets) from `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(self.url("/metrics")).await.expect("metrics").text().await.expect("metrics text");
-        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+        crate::metrics::sum_samples(&text, name)
     }
 
     pub async fn stop(self) {
@@ -220,7 +220,7 @@ impl Stack {
         init_tracing();
         let mut config = Config::default();
         config.auth.api_keys = vec![Secret::new("test-key")];
-        config.kafka.brokers = cluster.bootstrap.clone();
+        config.kafka.brokers = cluster.bootstrap.parse().expect("bootstrap address");
         config.kafka.topics.events = random_name("events");
         config.kafka.topics.exposures = random_name("exposures");
         config.kafka.topics.dlq = random_name("dlq");
@@ -250,7 +250,7 @@ impl Stack {
 
         config.clickhouse.url = self.clickhouse_url.clone();
         config.clickhouse.database = random_name("abtest_test");
-        crate::clickhouse::apply_ddl(&config.clickhouse).await.expect("ClickHouse DDL");
+        crate::clickhouse::migrate(&config.clickhouse).await.expect("ClickHouse migrations");
         config.validate().expect("test config is valid");
         TestEnv { config, postgres_admin_url: self.postgres_admin_url.clone(), pg_db, stack: self.clone() }
     }
@@ -272,7 +272,7 @@ impl TestEnv {
     /// Messages in a topic (sum of high watermarks): how tests see that nothing, or
     /// exactly N messages, reached Kafka.
     pub async fn topic_messages(&self, topic: &str) -> i64 {
-        let brokers = self.config.kafka.brokers.clone();
+        let brokers = self.config.kafka.brokers.bootstrap();
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer =

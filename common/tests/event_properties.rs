@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::event::{EventEnvelope, EventObject, MAX_TYPE_BYTES, MAX_USER_ID_BYTES};
+use common::event::{EventEnvelope, EventObject, MAX_TYPE_CHARS, MAX_USER_ID_CHARS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -17,8 +17,8 @@ fn now() -> DateTime<Utc> {
 fn check(bytes: &[u8]) {
     let Ok(EventObject(incoming)) = serde_json::from_slice::<EventObject>(bytes) else { return };
     let Ok(envelope) = incoming.into_envelope(now(), Duration::from_secs(3600)) else { return };
-    assert!((1..=MAX_USER_ID_BYTES).contains(&envelope.user_id.len()));
-    assert!((1..=MAX_TYPE_BYTES).contains(&envelope.event_type.len()));
+    assert!((1..=MAX_USER_ID_CHARS).contains(&envelope.user_id.chars().count()));
+    assert!((1..=MAX_TYPE_CHARS).contains(&envelope.event_type.chars().count()));
     assert!(envelope.timestamp_ms >= 0 && envelope.timestamp_ms <= now().timestamp_millis() + 3_600_000);
     let properties: Value = serde_json::from_str(envelope.properties.get()).expect("properties are JSON");
     assert!(properties.is_object());

@@ -1,3 +1,5 @@
+//! The consumer's metrics (see README "Metrics").
+
 use common::metrics::{self as m, Histogram, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 
 /// The consumer's metrics (see README "Metrics").
@@ -8,6 +10,7 @@ pub struct ConsumerMetrics {
     pub insert_seconds: Histogram,
     pub insert_failures: IntCounterVec,
     pub dlq_messages: IntCounter,
+    pub dlq_failures: IntCounter,
     pub commits: IntCounter,
     pub commit_failures: IntCounter,
     pub lag: IntGaugeVec,
@@ -37,13 +40,18 @@ impl ConsumerMetrics {
             insert_failures: m::counter_vec(
                 r,
                 "abtest_consumer_insert_failures_total",
-                "Failed ClickHouse inserts (each is retried), by table",
-                &["table"],
+                "Failed ClickHouse inserts, by table and kind (transient: retried; rows: split to find the refused rows)",
+                &["table", "kind"],
             ),
             dlq_messages: m::counter(
                 r,
                 "abtest_consumer_dlq_messages_total",
-                "Undecodable messages sent to the DLQ topic",
+                "Messages sent to the DLQ topic (undecodable, or refused by ClickHouse)",
+            ),
+            dlq_failures: m::counter(
+                r,
+                "abtest_consumer_dlq_failures_total",
+                "DLQ writes that failed (each is retried; the message is not committed past meanwhile)",
             ),
             commits: m::counter(r, "abtest_consumer_commits_total", "Offset commits after a successful insert"),
             commit_failures: m::counter(
@@ -53,7 +61,7 @@ impl ConsumerMetrics {
             ),
             lag: m::gauge_vec(
                 r,
-                "abtest_consumer_lag",
+                "abtest_consumer_lag_messages",
                 "Messages behind the high watermark over assigned partitions, by topic",
                 &["topic"],
             ),

@@ -1,94 +1,47 @@
-//! The HTTP edge: `POST /events` and `POST /events/batch` into Kafka.
+//! The event edge: `POST /events` and `POST /events/batch` into Kafka, 202 only once Kafka
+//! has every event of the request.
 //!
-//! This crate also holds the HTTP pieces every binary serves the same way (the error type,
-//! API key check, `/livez` `/readyz` `/metrics`), so the `api` binary serves the very same
-//! event routes and the `consumer` the same health routes. `common` stays free of HTTP.
+//! [`router`] is the one implementation of the event routes; the `api` binary serves it too
+//! (the previous service's walkthrough posts events to the API's port).
 
-pub mod auth;
-pub mod error;
 pub mod events;
-pub mod extract;
-pub mod ops;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::{middleware, Router};
-use common::{config::Config, metrics::Registry, shutdown::CancellationToken};
-use futures::future::BoxFuture;
+use common::{config::Config, kafka::Sink, metrics, shutdown::CancellationToken};
+use server::{
+    auth::{require_api_key, ApiKeys},
+    observe,
+    ops::{self, Dependency, Readiness},
+};
 use tokio::net::TcpListener;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
-pub use events::Events;
+pub use events::{router, Events};
 
-/// How long a readiness probe waits for a dependency.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-struct KafkaReady(Arc<Events>);
-
-impl ops::Readiness for KafkaReady {
-    fn check(&self) -> BoxFuture<'_, Vec<(&'static str, bool)>> {
-        Box::pin(async move {
-            self.0.observe();
-            vec![("kafka", common::kafka::ping(&self.0.producer, PROBE_TIMEOUT).await)]
-        })
-    }
-}
-
-/// The whole ingest service: authenticated event routes plus health and metrics.
-pub fn router(config: &Config, events: Arc<Events>, registry: Registry) -> Router {
-    let keys = auth::ApiKeys::new(config.auth.api_keys.clone());
-    let authenticated =
-        events::router(events.clone()).layer(middleware::from_fn_with_state(keys, auth::require_api_key));
-    authenticated
-        .merge(ops::router(Arc::new(KafkaReady(events)), registry))
-        .fallback(error::no_route)
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(error::ApiError::Internal("handler panicked".into()))
-        }))
-        .layer(TraceLayer::new_for_http())
+/// The whole ingest service: authenticated event routes plus health and metrics. Ingest
+/// is ready only while Kafka answers.
+pub fn app(config: &Config, events: Arc<Events>, registry: metrics::Registry, shutdown: CancellationToken) -> Router {
+    let keys = ApiKeys::new(config.auth.api_keys.clone());
+    let sink = events.sink().clone();
+    let kafka = Dependency::new("kafka", true, move || {
+        let sink = sink.clone();
+        async move { sink.ping(ops::PROBE_TIMEOUT).await }
+    });
+    let routes = router(events).layer(middleware::from_fn_with_state(keys, require_api_key));
+    let app = routes.merge(ops::router(Readiness::new(vec![kafka], shutdown), registry.clone()));
+    observe::finish(app, &registry)
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests (each bounded
 /// by the Kafka acknowledgement timeout) and flushes the producer.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let registry = Registry::new();
-    let producer =
-        common::kafka::producer(&config.kafka, config.ingest.ack_timeout).context("create the Kafka producer")?;
-    let events = Events::new(&config, producer, &registry);
-    let app = router(&config, events.clone(), registry);
-    tracing::info!(addr = %listener.local_addr()?, topic = %events.topic, "ingest listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serve")?;
-    flush(&events.producer, config.ingest.ack_timeout).await;
+    let registry = metrics::registry();
+    let sink = Sink::new(&config.kafka, config.ingest.ack_timeout).context("create the Kafka producer")?;
+    let events = Events::new(&config, sink.clone(), &registry);
+    tracing::info!(addr = %listener.local_addr()?, topic = %config.kafka.topics.events, "ingest listening");
+    server::serve(listener, app(&config, events, registry, shutdown.clone()), shutdown).await.context("serve")?;
+    sink.flush().await;
     Ok(())
-}
-
-/// Middleware bounding every request by `limit` (use with
-/// `middleware::from_fn_with_state(limit, request_timeout)`): past it the client gets a
-/// 503 JSON error; the work it started is dropped and none of it was acknowledged.
-pub async fn request_timeout(
-    axum::extract::State(limit): axum::extract::State<Duration>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(error::ApiError::unavailable(format!(
-            "the request took longer than {limit:?}"
-        ))),
-    }
-}
-
-/// Waits for queued messages on shutdown; anything still queued after `timeout` was never
-/// acknowledged to a client, so nothing promised is lost.
-pub async fn flush(producer: &rdkafka::producer::FutureProducer, timeout: Duration) {
-    let producer = producer.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        use rdkafka::producer::Producer;
-        producer.flush(timeout)
-    })
-    .await;
 }

@@ -65,7 +65,7 @@ async fn setup() -> (TestEnv, Ingest) {
 /// Reads every message of a topic from the beginning.
 fn read_all(env: &TestEnv, topic: &str, expected: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.config.kafka.brokers)
+        .set("bootstrap.servers", env.config.kafka.brokers.bootstrap())
         .set("group.id", common::testkit::random_name("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::interval;
+use super::{interval, sample_variance};
 
 /// Per-variant sufficient statistics of the metric `y` (after exposure) and its
 /// covariate `x` (the same metric in the window before exposure; 0 without history).
@@ -39,10 +39,8 @@ fn variance(n: f64, sum: f64, sum_sq: f64, binary: bool) -> f64 {
     if binary {
         let p = if n > 0.0 { sum / n } else { 0.0 };
         p * (1.0 - p)
-    } else if n > 1.0 {
-        (sum_sq - sum * sum / n) / (n - 1.0)
     } else {
-        0.0
+        sample_variance(n, sum, sum_sq)
     }
 }
 
@@ -123,4 +121,40 @@ pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> 
         variance_reduction: if unadjusted > 0.0 { 1.0 - var / unadjusted } else { 0.0 },
         theta,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::{
+        cuped,
+        reference::{close, close_pair, reference, PairedRef},
+    };
+
+    #[test]
+    fn cuped_matches_gbstats_regression_adjustment() {
+        let cases = reference().cuped;
+        assert!(cases.len() >= 6);
+        let paired = |p: &PairedRef| cuped::Paired {
+            n: p.n,
+            y_sum: p.y_sum,
+            y_sum_sq: p.y_sum_sq,
+            x_sum: p.x_sum,
+            x_sum_sq: p.x_sum_sq,
+            xy_sum: p.xy_sum,
+            binary: p.binary,
+        };
+        for (i, c) in cases.iter().enumerate() {
+            let (a, b) = (paired(&c.control), paired(&c.treatment));
+            let r = cuped::analyse(&a, &b, cuped::theta(&[a, b]), c.alpha).expect("cuped");
+            close(r.theta, c.theta, &format!("case {i} theta"));
+            close(r.relative_lift, c.relative_lift, &format!("case {i} lift"));
+            close_pair(r.relative_ci.expect("ci"), c.relative_ci, &format!("case {i} ci"));
+            close(r.p_value.expect("p"), c.p_value, &format!("case {i} p"));
+            close(r.variance_reduction, c.variance_reduction, &format!("case {i} variance reduction"));
+            assert!(r.variance_reduction > 0.0, "case {i}: a correlated covariate reduces variance");
+        }
+        let three = reference().cuped_theta_three_variants;
+        let variants: Vec<cuped::Paired> = three.variants.iter().map(paired).collect();
+        close(cuped::theta(&variants), three.theta, "theta pooled over three variants");
+    }
 }

@@ -103,3 +103,37 @@ pub fn days_to_target(
     }
     Some(hi - elapsed_days)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::{
+        power,
+        reference::{close, reference},
+    };
+
+    #[test]
+    fn power_matches_statsmodels_and_the_sequential_boundary() {
+        let cases = reference().power;
+        assert!(cases.len() >= 4);
+        for (i, c) in cases.iter().enumerate() {
+            let test = match c.tuning {
+                None => power::Test::FixedHorizon,
+                Some(tuning) => power::Test::Sequential { tuning },
+            };
+            let base = power::Baseline { mean: c.mean, variance: c.variance };
+            let mde = power::mde(base, c.n_c, c.n_t, c.alpha, test).expect("mde");
+            close(mde, c.mde_relative, &format!("case {i} mde"));
+            let days =
+                power::days_to_target(base, c.n_c, c.n_t, c.elapsed_days, c.alpha, test, c.target).expect("days");
+            assert!(
+                (days - c.days_to_target).abs() <= 1e-6_f64.max(c.days_to_target * 1e-7),
+                "case {i} days: {days} vs {}",
+                c.days_to_target
+            );
+        }
+        let base = power::Baseline { mean: 0.1, variance: 0.09 };
+        let fixed = power::mde(base, 1000.0, 1000.0, 0.05, power::Test::FixedHorizon).expect("mde");
+        let seq = power::mde(base, 1000.0, 1000.0, 0.05, power::Test::Sequential { tuning: 5000.0 }).expect("mde");
+        assert!(seq > fixed, "peeking safely costs power: {seq} vs {fixed}");
+    }
+}

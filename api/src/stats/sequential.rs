@@ -52,3 +52,85 @@ pub fn analyse(absolute: Estimate, relative: Option<Estimate>, n: f64, alpha: f6
     let p = usable(&absolute).then(|| p_value(absolute.value, absolute.variance, n, alpha, tuning));
     Sequential { p_value: p, adjusted_p_value: p, absolute_ci: ci(absolute), relative_ci: relative.and_then(ci) }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::{
+        compare_means, compare_proportions,
+        reference::{close, close_pair, compare, reference},
+        Analysis, Moments, Proportion, Significance,
+    };
+
+    #[test]
+    fn sequential_and_bayesian_views_match_gbstats() {
+        let cases = reference().views;
+        assert!(cases.len() >= 6);
+        for (i, c) in cases.iter().enumerate() {
+            let analysis = Analysis {
+                significance: Significance::Sequential,
+                sequential_tuning: c.tuning,
+                ..Analysis::fixed(c.alpha)
+            };
+            let r = compare(&c.control, &c.treatment, &analysis);
+            let s = r.sequential.as_ref().expect("sequential");
+            close(s.p_value.expect("p"), c.sequential.p_value, &format!("case {i} sequential p"));
+            close_pair(s.absolute_ci.expect("ci"), c.sequential.absolute_ci, &format!("case {i} sequential abs ci"));
+            close_pair(s.relative_ci.expect("ci"), c.sequential.relative_ci, &format!("case {i} sequential rel ci"));
+            assert_eq!(
+                r.significant,
+                c.sequential.p_value < c.alpha,
+                "case {i}: significance follows the sequential p"
+            );
+            let b = r.bayesian.as_ref().expect("bayesian");
+            close(b.chance_to_beat_control, c.bayesian.chance_to_beat_control, &format!("case {i} chance to beat"));
+            close(b.expected_loss, c.bayesian.expected_loss, &format!("case {i} expected loss"));
+            close_pair(b.credible_interval, c.bayesian.credible_interval, &format!("case {i} credible interval"));
+        }
+    }
+
+    /// Calibration (seeded): A/A experiments looked at after every 200 users per variant,
+    /// 20 times. The naive test "finds" an effect in far more than alpha of them; the
+    /// sequential test, the default for `significant`, stays under alpha.
+    #[test]
+    fn sequential_test_stays_calibrated_under_peeking_and_the_naive_test_does_not() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(20_261_127);
+        let (simulations, peeks, step, alpha) = (500, 20, 200, 0.05);
+        let analysis = Analysis { significance: Significance::Sequential, ..Analysis::fixed(alpha) };
+        // [conversion, value] x [naive, sequential]
+        let mut false_positives = [[0u32; 2]; 2];
+        for _ in 0..simulations {
+            let (mut c, mut t) = (Proportion { n: 0, x: 0 }, Proportion { n: 0, x: 0 });
+            let zero = Moments { n: 0, sum: 0.0, sum_sq: 0.0 };
+            let (mut mc, mut mt) = (zero, zero);
+            let mut hit = [[false; 2]; 2];
+            for _ in 0..peeks {
+                for _ in 0..step {
+                    for (p, m) in [(&mut c, &mut mc), (&mut t, &mut mt)] {
+                        p.n += 1;
+                        p.x += u64::from(rng.random::<f64>() < 0.1);
+                        let value = -10.0 * (1.0 - rng.random::<f64>()).ln();
+                        *m = Moments { n: m.n + 1, sum: m.sum + value, sum_sq: m.sum_sq + value * value };
+                    }
+                }
+                let comparisons = [compare_proportions(c, t, &analysis), compare_means(mc, mt, &analysis)];
+                for (metric, r) in comparisons.iter().enumerate() {
+                    hit[metric][0] |= r.p_value.is_some_and(|p| p < alpha);
+                    hit[metric][1] |= r.significant;
+                }
+            }
+            for metric in 0..2 {
+                for test in 0..2 {
+                    false_positives[metric][test] += u32::from(hit[metric][test]);
+                }
+            }
+        }
+        let rate = |n: u32| f64::from(n) / f64::from(simulations);
+        for (metric, name) in ["conversion", "value"].iter().enumerate() {
+            let (naive, sequential) = (rate(false_positives[metric][0]), rate(false_positives[metric][1]));
+            eprintln!("{name}: false positives over {peeks} looks: naive {naive}, sequential {sequential}");
+            assert!(naive > 2.0 * alpha, "{name}: peeking should break the naive test, got {naive}");
+            assert!(sequential <= alpha, "{name}: sequential false-positive rate {sequential} > {alpha}");
+        }
+    }
+}

@@ -12,11 +12,11 @@ use utoipa_swagger_ui::SwaggerUi;
 #[openapi(
     info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics, docs and the results page (`/ui`) needs `Authorization: Bearer <key>`."),
     paths(
-        crate::experiments::create, crate::experiments::list, crate::experiments::get, crate::experiments::patch,
-        crate::assignment::assign, crate::results::results, crate::timeseries::timeseries, crate::results::event_types,
+        super::experiments::create, super::experiments::list, super::experiments::get, super::experiments::patch,
+        super::assignment::assign, super::results::results, super::results::timeseries, super::results::event_types,
         ingest::events::post_event, ingest::events::post_batch,
     ),
-    components(schemas(ingest::error::ErrorBody, ingest::events::Accepted)),
+    components(schemas(server::ErrorBody, ingest::events::Accepted)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

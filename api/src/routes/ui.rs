@@ -11,11 +11,11 @@ use axum::{
     Router,
 };
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+const INDEX_HTML: &str = include_str!("../../ui/index.html");
+const APP_JS: &str = include_str!("../../ui/app.js");
+const STYLE_CSS: &str = include_str!("../../ui/style.css");
 /// Chart.js's UMD build, byte for byte from the npm package pinned in `api/ui/package-lock.json`.
-pub const CHART_JS: &str = include_str!("../ui/vendor/chart.umd.js");
+pub const CHART_JS: &str = include_str!("../../ui/vendor/chart.umd.js");
 
 /// Only our own files, no inline script, no other origin: the key typed into the page
 /// can go nowhere but this API.
@@ -55,11 +55,11 @@ mod tests {
     /// catches, offline, a hand-edited vendor file or a lock bumped without re-vendoring.
     #[test]
     fn vendored_chart_js_is_the_locked_npm_package() {
-        let sources = include_str!("../ui/vendor/SOURCES");
+        let sources = include_str!("../../ui/vendor/SOURCES");
         let lock: serde_json::Value =
-            serde_json::from_str(include_str!("../ui/package-lock.json")).expect("package-lock.json");
+            serde_json::from_str(include_str!("../../ui/package-lock.json")).expect("package-lock.json");
         let package: serde_json::Value =
-            serde_json::from_str(include_str!("../ui/package.json")).expect("package.json");
+            serde_json::from_str(include_str!("../../ui/package.json")).expect("package.json");
         let line = sources.lines().find(|l| l.starts_with("chart.umd.js ")).expect("chart.umd.js in SOURCES");
         let fields: Vec<&str> = line.split(' ').collect();
         let [_, sha256, spec, integrity] = fields[..] else { panic!("bad SOURCES line {line}") };

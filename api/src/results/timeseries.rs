@@ -1,28 +1,14 @@
-//! Exposure and conversion over time: daily series per variant, aggregated in ClickHouse.
-//! Same semantics as the results (`crate::results`): a user's exposure is the earliest,
-//! events count at or after it, each event id once, inside the window; days are UTC dates.
+//! Exposure and conversion over time: daily series per variant, with the results'
+//! semantics (a user's exposure is the earliest, events count at or after it, each event
+//! id once, inside the window; days are UTC dates).
 
 use std::collections::HashMap;
 
-use axum::{extract::State, Json};
 use chrono::NaiveDate;
-use clickhouse::Row;
-use ingest::{error::ApiError, extract::Query};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::{
-    experiments::{self, Experiment},
-    results::{self, ResultsParams, Window},
-    AppState, ExperimentId,
-};
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct TimeseriesParams {
-    /// The conversion event, e.g. `purchase` (required).
-    pub event_type: Option<String>,
-    /// Only exposures and events of the last N days (1 to 3650).
-    pub last_day: Option<String>,
-}
+use super::Window;
+use crate::{domain::Experiment, storage::clickhouse::DayStats};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VariantSeries {
@@ -51,118 +37,6 @@ pub struct Timeseries {
     pub days: Vec<String>,
     /// In the experiment's order; the first is the control.
     pub variants: Vec<VariantSeries>,
-}
-
-/// Per variant and day: first exposures and first conversions, as the query returns them.
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct DayStats {
-    pub variant: String,
-    pub day: String,
-    pub exposed_users: u64,
-    pub converted_users: u64,
-}
-
-/// One pass: per user the earliest exposure (variant, time) and the first event of the
-/// type at or after it (inside the window; a duplicate event cannot change a minimum); each user then counts once
-/// on their exposure day and once on their conversion day. No per-user rows leave
-/// ClickHouse. Written for ClickHouse 18.16 like `RESULTS_SQL`.
-pub const TIMESERIES_SQL: &str = "
-SELECT
-    assigned_variant AS variant,
-    toString(tupleElement(point, 1)) AS day,
-    toUInt64(sum(tupleElement(point, 2))) AS exposed_users,
-    toUInt64(sum(tupleElement(point, 3))) AS converted_users
-FROM
-(
-    SELECT
-        assigned_variant,
-        arrayJoin(if(toUInt32(first_conversion) = 0,
-            [(toDate(first_exposed), toUInt8(1), toUInt8(0))],
-            [(toDate(first_exposed), toUInt8(1), toUInt8(0)), (toDate(first_conversion), toUInt8(0), toUInt8(1))]
-        )) AS point
-    FROM
-    (
-        SELECT user_id, argMin(variant, exposed_at) AS assigned_variant, min(exposed_at) AS first_exposed
-        FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-        GROUP BY user_id
-    )
-    ANY LEFT JOIN
-    (
-        SELECT user_id, min(ts) AS first_conversion
-        FROM
-        (
-            SELECT user_id, timestamp AS ts
-            FROM events
-            WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-        )
-        ALL INNER JOIN
-        (
-            SELECT user_id, min(exposed_at) AS exposed_first
-            FROM exposures
-            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-            GROUP BY user_id
-        ) USING user_id
-        WHERE ts >= exposed_first
-        GROUP BY user_id
-    ) USING user_id
-)
-GROUP BY assigned_variant, day";
-
-/// Runs [`TIMESERIES_SQL`] with every parameter bound, never spliced.
-pub async fn query_days(
-    ch: &clickhouse::Client,
-    experiment_id: i64,
-    event_type: &str,
-    from: u32,
-    to: u32,
-) -> Result<Vec<DayStats>, clickhouse::error::Error> {
-    ch.query(TIMESERIES_SQL)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .bind(event_type)
-        .bind(from)
-        .bind(to)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all::<DayStats>()
-        .await
-}
-
-/// Daily exposures and conversions per variant, with cumulative conversion rates.
-#[utoipa::path(get, path = "/experiments/{id}/timeseries", tag = "results", params(("id" = i64, Path), TimeseriesParams),
-    responses((status = 200, body = Timeseries), (status = 400, body = ingest::error::ErrorBody), (status = 404, body = ingest::error::ErrorBody),
-        (status = 503, body = ingest::error::ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn timeseries(
-    State(state): State<AppState>,
-    id: ExperimentId,
-    Query(params): Query<TimeseriesParams>,
-) -> Result<Json<Timeseries>, ApiError> {
-    // The same validation (and so the same 400s) as the results.
-    let p = results::parse(ResultsParams {
-        event_type: params.event_type,
-        last_day: params.last_day,
-        value_property: None,
-        alpha: None,
-        correction: None,
-        cuped_days: None,
-        target_lift: None,
-    })?;
-    let experiment = state.cache.get(&state.db, id.0).await?.ok_or_else(|| experiments::not_found(id.0))?;
-    let window = results::window(&experiment, p.last_day);
-    let rows = query_days(
-        &state.clickhouse,
-        experiment.id,
-        &p.event_type,
-        results::secs(window.from),
-        results::secs(window.to),
-    )
-    .await
-    .map_err(crate::clickhouse_error)?;
-    Ok(Json(assemble(&experiment, p.event_type, window, rows)))
 }
 
 /// Lays the rows out on every day of the window, zeros where nothing happened; pure.

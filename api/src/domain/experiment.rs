@@ -1,0 +1,311 @@
+//! Experiments and variants: what they are and the rules a new or changed one must follow.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Significance, DEFAULT_SEQUENTIAL_TUNING};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_VARIANTS: usize = 20;
+pub const MAX_VARIANT_NAME_CHARS: usize = 100;
+/// Allocations are whole basis points (1/100 of a percent); they sum to this.
+pub const TOTAL_BP: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Status {
+    /// Assigns new users.
+    Running,
+    /// Keeps existing assignments, assigns nobody new.
+    Paused,
+    /// Like paused, for good.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Variant {
+    #[serde(skip)]
+    pub id: i64,
+    pub name: String,
+    pub allocation_percent: f64,
+    /// Allocation in basis points (1/100 %); the bucketing uses these.
+    #[serde(skip)]
+    pub allocation_bp: u32,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Experiment {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: Status,
+    /// Hashed with the user id for bucketing; see README "Assignment".
+    pub salt: String,
+    /// In order; the first is the control.
+    pub variants: Vec<Variant>,
+    /// Which test decides `significant` in the results (default `sequential`).
+    pub significance: Significance,
+    /// Sample size (both variants) around which the sequential intervals are tightest.
+    pub sequential_tuning: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewExperiment {
+    /// 1 to 200 characters, not only blanks; names need not be unique.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    /// 2 to 20 variants with unique names; allocations sum to 100. The first is the control.
+    #[schema(min_items = 2, max_items = 20)]
+    pub variants: Vec<NewVariant>,
+    /// `sequential` (default: safe to look at results any time) or `fixed_horizon`.
+    #[serde(default)]
+    pub significance: Option<Significance>,
+    /// Default 5000.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1e9)]
+    pub sequential_tuning: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewVariant {
+    /// 1 to 100 characters, not only blanks, unique in the experiment.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: String,
+    /// A percentage with at most two decimals.
+    #[schema(exclusive_minimum = 0, maximum = 100)]
+    pub allocation_percent: f64,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ExperimentPatch {
+    #[serde(default)]
+    pub status: Option<Status>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    /// New allocations for exactly the existing variant names. Assigned users never move.
+    #[serde(default)]
+    #[schema(min_items = 2, max_items = 20)]
+    pub variants: Option<Vec<NewVariant>>,
+    #[serde(default)]
+    pub significance: Option<Significance>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1e9)]
+    pub sequential_tuning: Option<f64>,
+}
+
+/// A broken rule, naming the field (`variants[1].name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+}
+
+fn violation(field: impl Into<String>, message: impl Into<String>) -> Violation {
+    Violation { field: field.into(), message: message.into() }
+}
+
+/// What to store for a new experiment, once its rules are checked.
+pub struct ValidExperiment {
+    pub name: String,
+    pub description: Option<String>,
+    /// Names and allocations in basis points, in order.
+    pub variants: Vec<(String, u32)>,
+    pub significance: Significance,
+    pub sequential_tuning: f64,
+}
+
+impl NewExperiment {
+    pub fn validate(self) -> Result<ValidExperiment, Violation> {
+        validate_name(&self.name)?;
+        validate_description(self.description.as_deref())?;
+        validate_tuning(self.sequential_tuning)?;
+        let bps = validate_variants(&self.variants)?;
+        Ok(ValidExperiment {
+            name: self.name.trim().to_owned(),
+            description: self.description,
+            variants: self.variants.into_iter().map(|v| v.name).zip(bps).collect(),
+            significance: self.significance.unwrap_or(Significance::Sequential),
+            sequential_tuning: self.sequential_tuning.unwrap_or(DEFAULT_SEQUENTIAL_TUNING),
+        })
+    }
+}
+
+impl ExperimentPatch {
+    /// Checks the patch against `current`; returns the new allocations by variant name.
+    pub fn validate(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+        }
+        validate_description(self.description.as_deref())?;
+        validate_tuning(self.sequential_tuning)?;
+        let Some(variants) = &self.variants else { return Ok(None) };
+        let bps = validate_variants(variants)?;
+        let current_names: HashSet<&str> = current.variants.iter().map(|v| v.name.as_str()).collect();
+        let new_names: HashSet<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+        if current_names != new_names {
+            return Err(violation(
+                "variants",
+                "allocations can change, variants cannot: name exactly the existing variants",
+            ));
+        }
+        Ok(Some(variants.iter().map(|v| v.name.clone()).zip(bps).collect()))
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<(), Violation> {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(violation("name", format!("name must be 1 to {MAX_NAME_CHARS} characters")));
+    }
+    Ok(())
+}
+
+fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
+    match tuning {
+        Some(t) if !(1.0..=1e9).contains(&t) => Err(violation(
+            "sequential_tuning",
+            "sequential_tuning must be a number from 1 to 1e9 (a sample size; default 5000)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_description(description: Option<&str>) -> Result<(), Violation> {
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(violation("description", format!("description must be at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    Ok(())
+}
+
+/// Checks the variant rules and converts allocations to basis points.
+pub fn validate_variants(variants: &[NewVariant]) -> Result<Vec<u32>, Violation> {
+    if !(2..=MAX_VARIANTS).contains(&variants.len()) {
+        return Err(violation("variants", format!("an experiment has 2 to {MAX_VARIANTS} variants")));
+    }
+    let mut seen = HashSet::new();
+    let mut bps = Vec::with_capacity(variants.len());
+    for (i, v) in variants.iter().enumerate() {
+        if v.name.trim().is_empty() || v.name.chars().count() > MAX_VARIANT_NAME_CHARS {
+            let message = format!("variant names are 1 to {MAX_VARIANT_NAME_CHARS} characters");
+            return Err(violation(format!("variants[{i}].name"), message));
+        }
+        if !seen.insert(v.name.as_str()) {
+            return Err(violation(format!("variants[{i}].name"), format!("duplicate variant name `{}`", v.name)));
+        }
+        bps.push(basis_points(v.allocation_percent).map_err(|m| violation(format!("variants[{i}].allocation_percent"), m))?);
+    }
+    let total: u32 = bps.iter().sum();
+    if total != TOTAL_BP {
+        return Err(violation("variants", format!("allocations must sum to 100 (they sum to {})", f64::from(total) / 100.0)));
+    }
+    Ok(bps)
+}
+
+/// A percentage in (0, 100] with at most two decimals, in basis points.
+fn basis_points(pct: f64) -> Result<u32, &'static str> {
+    if !pct.is_finite() || pct <= 0.0 || pct > 100.0 {
+        return Err("allocation_percent must be in (0, 100]");
+    }
+    let bp = (pct * 100.0).round();
+    if (pct * 100.0 - bp).abs() > 1e-6 {
+        return Err("allocation_percent has at most two decimals");
+    }
+    Ok(bp as u32)
+}
+
+impl Variant {
+    /// Variants `v0`, `v1`, ... with these allocations in basis points, for tests.
+    #[cfg(test)]
+    pub fn test_set(bps: &[u32]) -> Vec<Variant> {
+        bps.iter()
+            .enumerate()
+            .map(|(i, &bp)| Variant {
+                id: i as i64,
+                name: format!("v{i}"),
+                allocation_percent: f64::from(bp) / 100.0,
+                allocation_bp: bp,
+            })
+            .collect()
+    }
+}
+
+impl Experiment {
+    /// A running experiment 1 with variants `v0`, `v1`, ... (see [`Variant::test_set`]) and
+    /// fixed-horizon significance, for tests.
+    #[cfg(test)]
+    pub fn test(bps: &[u32]) -> Experiment {
+        Experiment {
+            id: 1,
+            name: "e".into(),
+            description: None,
+            status: Status::Running,
+            salt: "s".into(),
+            variants: Variant::test_set(bps),
+            significance: Significance::FixedHorizon,
+            sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(name: &str, pct: f64) -> NewVariant {
+        NewVariant { name: name.into(), allocation_percent: pct }
+    }
+
+    fn field_of(e: Violation) -> String {
+        e.field
+    }
+
+    #[test]
+    fn allocations_become_basis_points() {
+        assert_eq!(validate_variants(&[v("a", 50.0), v("b", 50.0)]).expect("ok"), vec![5000, 5000]);
+        assert_eq!(
+            validate_variants(&[v("a", 33.33), v("b", 33.33), v("c", 33.34)]).expect("ok"),
+            vec![3333, 3333, 3334]
+        );
+    }
+
+    #[test]
+    fn variant_rules_name_the_field() {
+        assert_eq!(field_of(validate_variants(&[v("a", 100.0)]).expect_err("one")), "variants");
+        assert_eq!(field_of(validate_variants(&[v("a", 50.0), v("a", 50.0)]).expect_err("dup")), "variants[1].name");
+        assert_eq!(
+            field_of(validate_variants(&[v("a", 0.0), v("b", 100.0)]).expect_err("zero")),
+            "variants[0].allocation_percent"
+        );
+        assert_eq!(
+            field_of(validate_variants(&[v("a", 101.0), v("b", -1.0)]).expect_err("range")),
+            "variants[0].allocation_percent"
+        );
+        assert_eq!(
+            field_of(validate_variants(&[v("a", f64::NAN), v("b", 50.0)]).expect_err("nan")),
+            "variants[0].allocation_percent"
+        );
+        assert_eq!(field_of(validate_variants(&[v("a", 40.0), v("b", 50.0)]).expect_err("sum")), "variants");
+        assert_eq!(
+            field_of(validate_variants(&[v("a", 33.333), v("b", 66.667)]).expect_err("decimals")),
+            "variants[0].allocation_percent"
+        );
+        assert_eq!(field_of(validate_variants(&[v(" ", 50.0), v("b", 50.0)]).expect_err("blank")), "variants[0].name");
+        assert_eq!(field_of(validate_name("").expect_err("empty")), "name");
+        assert_eq!(field_of(validate_name(&"n".repeat(201)).expect_err("long")), "name");
+        validate_name(&"n".repeat(200)).expect("200 chars is fine");
+    }
+}

@@ -1,0 +1,8 @@
+//! What the api is about, free of HTTP and of storage: experiments and their rules,
+//! bucketing users into variants.
+
+pub mod assignment;
+pub mod experiment;
+
+pub use assignment::{bucket, pick, Assignment};
+pub use experiment::{Experiment, ExperimentPatch, NewExperiment, NewVariant, Status, Variant, Violation};

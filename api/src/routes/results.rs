@@ -1,0 +1,120 @@
+//! `GET /experiments/{id}/results`, `GET /experiments/{id}/timeseries`, `GET /event_types`.
+
+use axum::{extract::State, Json};
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use server::{query::Query, ApiError, ErrorBody};
+
+use super::{
+    not_found,
+    params::{EventTypesParams, ResultsParams, TimeseriesParams, DEFAULT_CUPED_DAYS, DEFAULT_EVENT_TYPE_DAYS},
+    ExperimentId,
+};
+use crate::{
+    domain::Experiment,
+    results::{self, timeseries, ExperimentResults, Question, Window},
+    storage::clickhouse::{self as ch, StatsQuery},
+    AppState,
+};
+
+/// The last `last_day` days up to now, or everything since the experiment was created.
+fn window(experiment: &Experiment, last_day: Option<u32>) -> Window {
+    let to = Utc::now();
+    let from = match last_day {
+        Some(days) => to - Duration::days(i64::from(days)),
+        None => experiment.created_at - Duration::seconds(1),
+    };
+    Window { from, to }
+}
+
+impl From<ResultsParams> for Question {
+    fn from(p: ResultsParams) -> Self {
+        Question {
+            event_type: p.event_type.0,
+            value_property: p.value_property.map(|v| v.0),
+            alpha: p.alpha.map_or(0.05, |a| a.0),
+            correction: p.correction.unwrap_or_default(),
+            cuped_days: p.cuped_days.map_or(DEFAULT_CUPED_DAYS, |d| d.0),
+            target_lift: p.target_lift.map(|t| t.0),
+        }
+    }
+}
+
+/// Conversion (and optionally value) per variant, compared with the control.
+#[utoipa::path(get, path = "/experiments/{id}/results", tag = "results", params(("id" = i64, Path, minimum = 1), ResultsParams),
+    responses((status = 200, body = ExperimentResults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn results(
+    State(state): State<AppState>,
+    ExperimentId(id): ExperimentId,
+    Query(params): Query<ResultsParams>,
+) -> Result<Json<ExperimentResults>, ApiError> {
+    let last_day = params.last_day.as_ref().map(|d| d.0);
+    let question = Question::from(params);
+    let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
+    let window = window(&experiment, last_day);
+    let query = StatsQuery {
+        experiment_id: experiment.id,
+        event_type: &question.event_type,
+        value_property: question.value_property.as_deref().unwrap_or(""),
+        from: Window::secs(window.from),
+        to: Window::secs(window.to),
+        cuped_seconds: question.cuped_days * 86_400,
+    };
+    let rows = ch::variant_stats(&state.clickhouse, &query).await?;
+    Ok(Json(results::assemble(&experiment, rows, question, window)))
+}
+
+/// Daily exposures and conversions per variant, with cumulative conversion rates.
+#[utoipa::path(get, path = "/experiments/{id}/timeseries", tag = "results", params(("id" = i64, Path, minimum = 1), TimeseriesParams),
+    responses((status = 200, body = timeseries::Timeseries), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn timeseries(
+    State(state): State<AppState>,
+    ExperimentId(id): ExperimentId,
+    Query(params): Query<TimeseriesParams>,
+) -> Result<Json<timeseries::Timeseries>, ApiError> {
+    let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
+    let window = window(&experiment, params.last_day.map(|d| d.0));
+    let (from, to) = (Window::secs(window.from), Window::secs(window.to));
+    let rows = ch::day_stats(&state.clickhouse, experiment.id, &params.event_type.0, from, to).await?;
+    Ok(Json(timeseries::assemble(&experiment, params.event_type.0, window, rows)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypeCount {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Events of this type in the window (a replayed event may count twice here).
+    pub events: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventTypes {
+    pub window: Window,
+    /// The 100 most frequent types, most frequent first.
+    pub event_types: Vec<EventTypeCount>,
+}
+
+/// The event types recently received, for choosing a results metric (the results page's
+/// event type selector).
+#[utoipa::path(get, path = "/event_types", tag = "results", params(EventTypesParams),
+    responses((status = 200, body = EventTypes), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn event_types(
+    State(state): State<AppState>,
+    Query(params): Query<EventTypesParams>,
+) -> Result<Json<EventTypes>, ApiError> {
+    let days = params.last_day.map_or(DEFAULT_EVENT_TYPE_DAYS, |d| d.0);
+    let to = Utc::now();
+    let from = to - Duration::days(i64::from(days));
+    let event_types = ch::event_types(&state.clickhouse, Window::secs(from), Window::secs(to))
+        .await?
+        .into_iter()
+        .map(|r| EventTypeCount { event_type: r.event_type, events: r.events })
+        .collect();
+    Ok(Json(EventTypes { window: Window { from, to }, event_types }))
+}

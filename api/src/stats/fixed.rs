@@ -1,0 +1,163 @@
+//! The fixed-horizon tests: two-proportion z-test and Welch's t-test, with intervals of the
+//! absolute and the relative (delta method) lift.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::{finite, interval, power, two_sided_normal_p, z_critical, Analysis, Comparison, Estimate, Moments, Proportion};
+
+/// Delta-method variance of `t/c - 1` for independent estimates `t` and `c`.
+fn ratio_variance(c: f64, var_c: f64, t: f64, var_t: f64) -> f64 {
+    var_t / (c * c) + t * t * var_c / c.powi(4)
+}
+
+/// Two-proportion z-test (pooled variance for the p-value, as statsmodels'
+/// `proportions_ztest`), Wald interval of the difference, delta-method interval of the
+/// relative lift.
+pub fn compare_proportions(control: Proportion, treatment: Proportion, analysis: &Analysis) -> Comparison {
+    if control.n == 0 || treatment.n == 0 {
+        return Comparison::empty();
+    }
+    let alpha = analysis.alpha;
+    let (n1, n2) = (control.n as f64, treatment.n as f64);
+    let (p1, p2) = (control.x as f64 / n1, treatment.x as f64 / n2);
+    let diff = p2 - p1;
+    let z_crit = z_critical(alpha);
+    let (var1, var2) = (p1 * (1.0 - p1) / n1, p2 * (1.0 - p2) / n2);
+    let pooled = (control.x + treatment.x) as f64 / (n1 + n2);
+    let se_pooled = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    let p_value = if se_pooled > 0.0 { Some(two_sided_normal_p(diff / se_pooled)) } else { None };
+    let relative = (p1 > 0.0).then(|| Estimate { value: p2 / p1 - 1.0, variance: ratio_variance(p1, var1, p2, var2) });
+    Comparison {
+        absolute_lift: Some(diff),
+        absolute_ci: interval(diff, z_crit * (var1 + var2).sqrt()),
+        relative_lift: relative.and_then(|r| finite(r.value)),
+        relative_ci: relative.and_then(|r| interval(r.value, z_crit * r.variance.sqrt())),
+        significant: false,
+        adjusted_p_value: p_value,
+        p_value,
+        ..Comparison::empty()
+    }
+    .extended(
+        Estimate { value: diff, variance: var1 + var2 },
+        relative,
+        power::Baseline { mean: p1, variance: p1 * (1.0 - p1) },
+        n1,
+        n2,
+        analysis,
+    )
+}
+
+/// Welch's t-test on the means (scipy's `ttest_ind(equal_var=False)`), the interval of
+/// the difference with Welch-Satterthwaite degrees of freedom, and a delta-method
+/// (normal) interval of the relative lift.
+pub fn compare_means(control: Moments, treatment: Moments, analysis: &Analysis) -> Comparison {
+    let alpha = analysis.alpha;
+    let (Some(m1), Some(m2), Some(v1), Some(v2)) =
+        (control.mean(), treatment.mean(), control.variance(), treatment.variance())
+    else {
+        return Comparison::empty();
+    };
+    let (n1, n2) = (control.n as f64, treatment.n as f64);
+    let (s1, s2) = (v1 / n1, v2 / n2);
+    let se = (s1 + s2).sqrt();
+    let diff = m2 - m1;
+    let (p_value, absolute_ci) = if se > 0.0 {
+        let df = (s1 + s2).powi(2) / (s1 * s1 / (n1 - 1.0) + s2 * s2 / (n2 - 1.0));
+        match StudentsT::new(0.0, 1.0, df) {
+            Ok(t) => {
+                let p = (2.0 * t.sf((diff / se).abs())).min(1.0);
+                (Some(p), interval(diff, t.inverse_cdf(1.0 - alpha / 2.0) * se))
+            }
+            Err(_) => (None, None),
+        }
+    } else {
+        (None, Some([diff, diff]))
+    };
+    let relative = (m1 != 0.0).then(|| Estimate { value: m2 / m1 - 1.0, variance: ratio_variance(m1, s1, m2, s2) });
+    Comparison {
+        absolute_lift: Some(diff),
+        absolute_ci,
+        relative_lift: relative.and_then(|r| finite(r.value)),
+        relative_ci: relative.and_then(|r| interval(r.value, z_critical(alpha) * r.variance.sqrt())),
+        significant: false,
+        adjusted_p_value: p_value,
+        p_value,
+        ..Comparison::empty()
+    }
+    .extended(
+        Estimate { value: diff, variance: s1 + s2 },
+        relative,
+        power::Baseline { mean: m1, variance: v1 },
+        n1,
+        n2,
+        analysis,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::reference::{close, reference};
+
+    #[test]
+    fn proportions_match_statsmodels() {
+        let cases = reference().proportions;
+        assert!(cases.len() >= 4);
+        for c in cases {
+            let r = compare_proportions(
+                Proportion { n: c.n1, x: c.x1 },
+                Proportion { n: c.n2, x: c.x2 },
+                &Analysis::fixed(c.alpha),
+            );
+            let what = format!("{}/{} vs {}/{}", c.x1, c.n1, c.x2, c.n2);
+            close(r.p_value.expect("p"), c.p_value, &format!("p {what}"));
+            let ci = r.absolute_ci.expect("ci");
+            close(ci[0], c.absolute_ci[0], &format!("ci lo {what}"));
+            close(ci[1], c.absolute_ci[1], &format!("ci hi {what}"));
+            close(r.relative_lift.expect("rel"), c.relative_lift, &format!("rel {what}"));
+            let rci = r.relative_ci.expect("rel ci");
+            close(rci[0], c.relative_ci[0], &format!("rel ci lo {what}"));
+            close(rci[1], c.relative_ci[1], &format!("rel ci hi {what}"));
+            assert_eq!(r.significant, c.p_value < c.alpha);
+        }
+    }
+
+    #[test]
+    fn means_match_scipy_welch() {
+        let cases = reference().means;
+        assert!(cases.len() >= 3);
+        for c in cases {
+            let r = compare_means(
+                Moments { n: c.n1, sum: c.sum1, sum_sq: c.sum_sq1 },
+                Moments { n: c.n2, sum: c.sum2, sum_sq: c.sum_sq2 },
+                &Analysis::fixed(c.alpha),
+            );
+            close(r.p_value.expect("p"), c.p_value, "welch p");
+            let ci = r.absolute_ci.expect("ci");
+            close(ci[0], c.absolute_ci[0], "welch ci lo");
+            close(ci[1], c.absolute_ci[1], "welch ci hi");
+            close(r.relative_lift.expect("rel"), c.relative_lift, "rel");
+            let rci = r.relative_ci.expect("rel ci");
+            close(rci[0], c.relative_ci[0], "rel ci lo");
+            close(rci[1], c.relative_ci[1], "rel ci hi");
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs_give_no_numbers_rather_than_nan() {
+        let a = Analysis::fixed(0.05);
+        let none = compare_proportions(Proportion { n: 0, x: 0 }, Proportion { n: 10, x: 1 }, &a);
+        assert_eq!(none.p_value, None);
+        assert!(!none.significant);
+        let zero_base = compare_proportions(Proportion { n: 10, x: 0 }, Proportion { n: 10, x: 3 }, &a);
+        assert_eq!(zero_base.relative_lift, None);
+        assert!(zero_base.p_value.is_some());
+        let nobody_converts = compare_proportions(Proportion { n: 10, x: 0 }, Proportion { n: 10, x: 0 }, &a);
+        assert_eq!(nobody_converts.p_value, None);
+        let one_user =
+            compare_means(Moments { n: 1, sum: 3.0, sum_sq: 9.0 }, Moments { n: 5, sum: 5.0, sum_sq: 5.0 }, &a);
+        assert_eq!(one_user.p_value, None);
+        let json = serde_json::to_string(&none).expect("serialises");
+        assert!(!json.contains("NaN"), "{json}");
+    }
+}

@@ -1,0 +1,149 @@
+//! The reference values of `api/tests/data/reference_stats.json` (from scipy, statsmodels
+//! and gbstats, written by `scripts/reference_stats.py`) and how tests compare with them.
+
+use serde::Deserialize;
+
+use super::{compare_means, compare_proportions, Analysis, Comparison, Moments, Proportion};
+
+#[derive(Deserialize)]
+pub struct Reference {
+    pub views: Vec<ViewCase>,
+    pub cuped: Vec<CupedCase>,
+    pub cuped_theta_three_variants: ThetaCase,
+    pub power: Vec<PowerCase>,
+    pub corrections: Vec<CorrectionCase>,
+    pub proportions: Vec<PropCase>,
+    pub means: Vec<MeanCase>,
+    pub srm: Vec<SrmCase>,
+}
+#[derive(Deserialize)]
+pub struct PropCase {
+    pub n1: u64,
+    pub x1: u64,
+    pub n2: u64,
+    pub x2: u64,
+    pub alpha: f64,
+    pub p_value: f64,
+    pub absolute_ci: [f64; 2],
+    pub relative_lift: f64,
+    pub relative_ci: [f64; 2],
+}
+#[derive(Deserialize)]
+pub struct MeanCase {
+    pub n1: u64,
+    pub sum1: f64,
+    pub sum_sq1: f64,
+    pub n2: u64,
+    pub sum2: f64,
+    pub sum_sq2: f64,
+    pub alpha: f64,
+    pub p_value: f64,
+    pub absolute_ci: [f64; 2],
+    pub relative_lift: f64,
+    pub relative_ci: [f64; 2],
+}
+#[derive(Deserialize)]
+pub struct Arm {
+    pub n: u64,
+    pub x: Option<u64>,
+    pub sum: Option<f64>,
+    pub sum_sq: Option<f64>,
+}
+#[derive(Deserialize)]
+pub struct SequentialRef {
+    pub p_value: f64,
+    pub absolute_ci: [f64; 2],
+    pub relative_ci: [f64; 2],
+}
+#[derive(Deserialize)]
+pub struct BayesianRef {
+    pub chance_to_beat_control: f64,
+    pub expected_loss: f64,
+    pub credible_interval: [f64; 2],
+}
+#[derive(Deserialize)]
+pub struct ViewCase {
+    pub control: Arm,
+    pub treatment: Arm,
+    pub alpha: f64,
+    pub tuning: f64,
+    pub sequential: SequentialRef,
+    pub bayesian: BayesianRef,
+}
+#[derive(Deserialize)]
+pub struct PairedRef {
+    pub n: u64,
+    pub y_sum: f64,
+    pub y_sum_sq: f64,
+    pub x_sum: f64,
+    pub x_sum_sq: f64,
+    pub xy_sum: f64,
+    pub binary: bool,
+}
+#[derive(Deserialize)]
+pub struct CupedCase {
+    pub control: PairedRef,
+    pub treatment: PairedRef,
+    pub alpha: f64,
+    pub theta: f64,
+    pub relative_lift: f64,
+    pub relative_ci: [f64; 2],
+    pub p_value: f64,
+    pub variance_reduction: f64,
+}
+#[derive(Deserialize)]
+pub struct ThetaCase {
+    pub variants: Vec<PairedRef>,
+    pub theta: f64,
+}
+#[derive(Deserialize)]
+pub struct PowerCase {
+    pub mean: f64,
+    pub variance: f64,
+    pub n_c: f64,
+    pub n_t: f64,
+    pub alpha: f64,
+    pub tuning: Option<f64>,
+    pub elapsed_days: f64,
+    pub target: f64,
+    pub mde_relative: f64,
+    pub days_to_target: f64,
+}
+#[derive(Deserialize)]
+pub struct CorrectionCase {
+    pub p: Vec<f64>,
+    pub holm: Vec<f64>,
+    pub bh: Vec<f64>,
+}
+#[derive(Deserialize)]
+pub struct SrmCase {
+    pub observed: Vec<u64>,
+    pub weights: Vec<f64>,
+    pub p_value: f64,
+}
+
+pub fn reference() -> Reference {
+    serde_json::from_str(include_str!("../../tests/data/reference_stats.json")).expect("reference file parses")
+}
+
+pub fn close(a: f64, b: f64, what: &str) {
+    let tol = 1e-9_f64.max(b.abs() * 1e-7);
+    assert!((a - b).abs() <= tol, "{what}: ours {a} vs reference {b}");
+}
+
+pub fn close_pair(a: [f64; 2], b: [f64; 2], what: &str) {
+    close(a[0], b[0], &format!("{what} lo"));
+    close(a[1], b[1], &format!("{what} hi"));
+}
+
+pub fn compare(c: &Arm, t: &Arm, analysis: &Analysis) -> Comparison {
+    match (c.x, t.x) {
+        (Some(x1), Some(x2)) => {
+            compare_proportions(Proportion { n: c.n, x: x1 }, Proportion { n: t.n, x: x2 }, analysis)
+        }
+        _ => {
+            let m = |a: &Arm| Moments { n: a.n, sum: a.sum.expect("sum"), sum_sq: a.sum_sq.expect("sum_sq") };
+            compare_means(m(c), m(t), analysis)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Every Postgres statement of the api: experiments, variants and sticky assignments.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::StorageError;
+use crate::{
+    domain::{experiment::ValidExperiment, Experiment, ExperimentPatch, Status, Variant},
+    stats::Significance,
+};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(sqlx::FromRow)]
+struct ExperimentRow {
+    id: i64,
+    name: String,
+    description: Option<String>,
+    status: Status,
+    salt: String,
+    significance: Significance,
+    sequential_tuning: f64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VariantRow {
+    experiment_id: i64,
+    id: i64,
+    name: String,
+    allocation_bp: i32,
+}
+
+const EXPERIMENT_COLUMNS: &str =
+    "id, name, description, status, salt, significance, sequential_tuning, created_at, updated_at";
+
+impl ExperimentRow {
+    fn with_variants(self, rows: &[VariantRow]) -> Experiment {
+        let variants = rows
+            .iter()
+            .filter(|v| v.experiment_id == self.id)
+            .map(|v| Variant {
+                id: v.id,
+                name: v.name.clone(),
+                allocation_percent: f64::from(v.allocation_bp) / 100.0,
+                allocation_bp: u32::try_from(v.allocation_bp).unwrap_or(0),
+            })
+            .collect();
+        Experiment {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            status: self.status,
+            salt: self.salt,
+            variants,
+            significance: self.significance,
+            sequential_tuning: self.sequential_tuning,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The variants of `ids`, each experiment's in order.
+async fn variants_of(db: &PgPool, ids: &[i64]) -> Result<Vec<VariantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT experiment_id, id, name, allocation_bp FROM variants
+         WHERE experiment_id = ANY($1) ORDER BY experiment_id, position",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?)
+}
+
+/// An experiment with its variants in order; `None` when it does not exist.
+pub async fn experiment(db: &PgPool, id: i64) -> Result<Option<Experiment>> {
+    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1");
+    let Some(row) = sqlx::query_as::<_, ExperimentRow>(&sql).bind(id).fetch_optional(db).await? else {
+        return Ok(None);
+    };
+    Ok(Some(row.with_variants(&variants_of(db, &[id]).await?)))
+}
+
+/// Up to `limit` experiments with ids above `after`, in id order (two queries).
+pub async fn experiments_after(db: &PgPool, after: i64, limit: i64) -> Result<Vec<Experiment>> {
+    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows: Vec<ExperimentRow> = sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(db).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let variants = variants_of(db, &ids).await?;
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants)).collect())
+}
+
+/// Stores a new experiment with a fresh salt; returns its id.
+pub async fn create_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
+    let salt = uuid::Uuid::new_v4().simple().to_string();
+    let mut tx = db.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO experiments (name, description, salt, significance, sequential_tuning)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(&new.name)
+    .bind(&new.description)
+    .bind(&salt)
+    .bind(new.significance)
+    .bind(new.sequential_tuning)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (position, (name, bp)) in new.variants.iter().enumerate() {
+        sqlx::query("INSERT INTO variants (experiment_id, position, name, allocation_bp) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(position as i32)
+            .bind(name)
+            .bind(*bp as i32)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Applies a validated patch (only the fields it names) and new allocations.
+pub async fn update_experiment(
+    db: &PgPool,
+    id: i64,
+    patch: &ExperimentPatch,
+    allocations: Option<Vec<(String, u32)>>,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE experiments SET status = COALESCE($2, status), name = COALESCE($3, name),
+         description = COALESCE($4, description), significance = COALESCE($5, significance),
+         sequential_tuning = COALESCE($6, sequential_tuning), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(patch.status)
+    .bind(patch.name.as_deref().map(str::trim))
+    .bind(&patch.description)
+    .bind(patch.significance)
+    .bind(patch.sequential_tuning)
+    .execute(&mut *tx)
+    .await?;
+    for (name, bp) in allocations.unwrap_or_default() {
+        sqlx::query("UPDATE variants SET allocation_bp = $3 WHERE experiment_id = $1 AND name = $2")
+            .bind(id)
+            .bind(name)
+            .bind(bp as i32)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A user's committed assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredAssignment {
+    pub variant_id: i64,
+    pub assigned_at: DateTime<Utc>,
+}
+
+pub async fn assignment(db: &PgPool, experiment_id: i64, user_id: &str) -> Result<Option<StoredAssignment>> {
+    Ok(sqlx::query_as("SELECT variant_id, assigned_at FROM assignments WHERE experiment_id = $1 AND user_id = $2")
+        .bind(experiment_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// A new assignment inserted but not committed: it becomes visible (and sticky) on
+/// [`PendingAssignment::commit`]; dropped, it is rolled back.
+pub struct PendingAssignment {
+    tx: Transaction<'static, Postgres>,
+    pub assigned_at: DateTime<Utc>,
+}
+
+impl PendingAssignment {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+/// Inserts the user's assignment if the experiment is running and the user has none;
+/// `None` otherwise (a concurrent first request for the same user waits here on the row's
+/// key until the other one commits or rolls back).
+pub async fn begin_assignment(
+    db: &PgPool,
+    experiment_id: i64,
+    user_id: &str,
+    variant_id: i64,
+) -> Result<Option<PendingAssignment>> {
+    let mut tx = db.begin().await?;
+    let inserted: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "INSERT INTO assignments (experiment_id, user_id, variant_id)
+         SELECT $1, $2, $3 FROM experiments WHERE id = $1 AND status = 'running'
+         ON CONFLICT (experiment_id, user_id) DO NOTHING RETURNING assigned_at",
+    )
+    .bind(experiment_id)
+    .bind(user_id)
+    .bind(variant_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match inserted {
+        Some(assigned_at) => Ok(Some(PendingAssignment { tx, assigned_at })),
+        None => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Readiness: does Postgres answer `SELECT 1`?
+pub async fn ping(db: &PgPool) -> bool {
+    common::postgres::ping(db).await
+}

@@ -1,0 +1,289 @@
+//! One typed configuration for the whole system.
+//!
+//! Layers, later ones win: built-in defaults (the local stack of `scripts/up`), an optional
+//! TOML file (`ABTEST_CONFIG_FILE`, default `abtest.toml`), then `ABTEST_*` environment
+//! variables nested with `__` (`ABTEST_KAFKA__TOPICS__EVENTS=events`). A `.env` file in the
+//! working directory is loaded into the environment first when present, as the previous
+//! service did. Every binary reads the same structure and uses the sections it needs, so
+//! one `.env` configures the whole stack.
+
+mod types;
+mod validate;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+pub use types::{Brokers, Compression, LogFormat, Secret};
+pub use validate::ConfigError;
+
+/// Environment variable naming the optional TOML file.
+pub const CONFIG_FILE_VAR: &str = "ABTEST_CONFIG_FILE";
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "ABTEST_";
+
+/// Where configuration comes from, for every binary's `--help`.
+pub const HELP: &str = "Configuration (later layers win):
+  1. built-in defaults: the local stack of scripts/up
+  2. abtest.toml in the working directory, or the file named by ABTEST_CONFIG_FILE
+  3. ABTEST_* environment variables, nested with __ (ABTEST_KAFKA__BROKERS=k1:9092,k2:9092)
+A .env file in the working directory is loaded into the environment first.
+Every key with its variable and default: .env.example, and the README's Configuration section.
+Invalid values stop the binary at startup, naming the key and its variable.";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
+    pub ingest: IngestConfig,
+    pub consumer: ConsumerConfig,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub postgres: PostgresConfig,
+    pub log: LogConfig,
+}
+
+/// API keys accepted in `Authorization: Bearer <key>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Upper bound for one request end to end (database and ClickHouse calls included).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long experiment definitions are cached in memory for assignment.
+    #[serde(with = "humantime_serde")]
+    pub experiment_cache_ttl: Duration,
+    /// Most committed assignments kept in memory (repeat requests skip Postgres); about
+    /// 100 bytes each.
+    pub assignment_cache_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub listen: SocketAddr,
+    /// Largest body of `POST /events`, compressed or not, in bytes.
+    pub max_event_bytes: usize,
+    /// Largest body of `POST /events/batch`, compressed or not, in bytes.
+    pub max_batch_bytes: usize,
+    /// Most events in one `POST /events/batch`.
+    pub max_batch_events: usize,
+    /// How long a request waits for Kafka to acknowledge its events before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Largest accepted clock skew of a client timestamp into the future.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    /// Where the consumer serves `/livez`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    /// A batch is inserted when it holds this many rows ...
+    pub batch_max_rows: usize,
+    /// ... or when its oldest row has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
+    /// Ceiling of the exponential backoff between failed ClickHouse inserts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// librdkafka `bootstrap.servers`.
+    pub brokers: Brokers,
+    pub topics: Topics,
+    /// Producer compression codec.
+    pub compression: Compression,
+    /// How long the producer waits to fill a batch (`linger.ms`).
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Most messages buffered in the producer; beyond it requests get 503 (backpressure).
+    pub queue_max_messages: u32,
+    /// Consumer group of the `consumer` binary.
+    pub group_id: String,
+    /// Consumer group session timeout (`session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Partitions of `events` and `exposures` when `api migrate` creates them.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics `api migrate` creates.
+    pub topic_replication: i32,
+    /// Extra librdkafka properties (security settings, tuning), applied last.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    pub events: String,
+    pub exposures: String,
+    pub dlq: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: Secret,
+    /// Upper bound of one query or insert.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`; a secret because it holds the password.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,ingest=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { api_keys: vec![Secret::new("my_secret_api_key_123")] }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            request_timeout: Duration::from_secs(30),
+            experiment_cache_ttl: Duration::from_secs(5),
+            assignment_cache_entries: 200_000,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            max_event_bytes: 1 << 20,
+            max_batch_bytes: 20 << 20,
+            max_batch_events: 10_000,
+            ack_timeout: Duration::from_secs(5),
+            max_future_skew: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9002)),
+            batch_max_rows: 50_000,
+            batch_max_wait: Duration::from_secs(1),
+            retry_max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".parse().unwrap_or_else(|_| unreachable!()),
+            topics: Topics::default(),
+            compression: Compression::Lz4,
+            linger: Duration::ZERO,
+            queue_max_messages: 500_000,
+            group_id: "abtest-consumer".into(),
+            session_timeout: Duration::from_secs(45),
+            topic_partitions: 6,
+            topic_replication: 1,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self { events: "events".into(), exposures: "exposures".into(), dlq: "events_dlq".into() }
+    }
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "abtest".into(),
+            user: "default".into(),
+            password: Secret::new(""),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://abtest:abtest@127.0.0.1:5433/abtest"),
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Loads `.env` (when present), then the layers described in the module docs, and
+    /// validates the result.
+    pub fn load() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by the variables it lacks.
+        let _ = dotenvy::dotenv();
+        let file = std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("abtest.toml"));
+        Self::from_figment(Self::figment(file))
+    }
+
+    /// The layered sources, without reading `.env`.
+    pub fn figment(file: PathBuf) -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG_FILE"]).split("__"))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests;

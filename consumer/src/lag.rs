@@ -1,0 +1,49 @@
+//! The lag gauge, refreshed by a task of its own: it keeps moving while the pipeline waits
+//! for ClickHouse (a lag that freezes during an outage would hide the outage).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use common::{metrics::IntGaugeVec, shutdown::CancellationToken};
+use rdkafka::{
+    consumer::{Consumer, StreamConsumer},
+    Offset,
+};
+
+/// How often the lag is measured.
+pub(crate) const INTERVAL: Duration = Duration::from_secs(2);
+
+/// Measures the lag every [`INTERVAL`] until `shutdown`.
+pub(crate) fn spawn(consumer: Arc<StreamConsumer>, gauge: IntGaugeVec, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(INTERVAL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let (consumer, gauge) = (consumer.clone(), gauge.clone());
+            let _ = tokio::task::spawn_blocking(move || observe(&consumer, &gauge)).await;
+        }
+    });
+}
+
+/// Lag per topic: high watermarks minus current positions over the assigned partitions
+/// (blocking calls to the brokers).
+fn observe(consumer: &StreamConsumer, gauge: &IntGaugeVec) {
+    let Ok(positions) = consumer.position() else { return };
+    let mut lag: HashMap<String, i64> = HashMap::new();
+    for p in positions.elements() {
+        let Ok((_, high)) = consumer.fetch_watermarks(p.topic(), p.partition(), Duration::from_secs(1)) else {
+            continue;
+        };
+        let behind = match p.offset() {
+            Offset::Offset(pos) => (high - pos).max(0),
+            // Nothing consumed yet on this partition.
+            _ => 0,
+        };
+        *lag.entry(p.topic().to_owned()).or_default() += behind;
+    }
+    for (topic, behind) in lag {
+        gauge.with_label_values(&[&topic]).set(behind);
+    }
+}
