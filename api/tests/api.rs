@@ -598,32 +598,9 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
 }
 
 #[tokio::test]
-async fn query_parameters_are_validated_and_never_spliced_into_sql() {
+async fn query_parameters_are_bound_never_spliced_into_sql() {
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
-    for (query, field) in [
-        ("", "event_type"),
-        ("event_type=", "event_type"),
-        ("event_type=x&last_day=abc", "last_day"),
-        ("event_type=x&last_day=0", "last_day"),
-        ("event_type=x&last_day=-1", "last_day"),
-        ("event_type=x&alpha=2", "alpha"),
-        ("event_type=x&alpha=nan", "alpha"),
-        ("event_type=x&correction=sidak", "correction"),
-        ("event_type=x&cuped_days=-1", "cuped_days"),
-        ("event_type=x&cuped_days=366", "cuped_days"),
-        ("event_type=x&cuped_days=1.5", "cuped_days"),
-        ("event_type=x&target_lift=0", "target_lift"),
-        ("event_type=x&target_lift=inf", "target_lift"),
-        ("event_type=x&target_lift=five", "target_lift"),
-    ] {
-        let (status, err) = c.get(&format!("/experiments/{id}/results?{query}")).await;
-        assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
-        if field == "event_type" || field == "last_day" {
-            let (status, err) = c.get(&format!("/experiments/{id}/timeseries?{query}")).await;
-            assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {err}");
-        }
-    }
     for hostile in ["purchase' OR 1=1 --", "x'); DROP TABLE events; --", "\\' \\\\ \" ` ?", "ünïcødé ?? ?"] {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("event_type", hostile)
@@ -762,7 +739,13 @@ async fn postgres_down_means_503_for_new_assignments_while_events_and_results_ke
     assert_eq!(status, StatusCode::ACCEPTED, "ingest does not need Postgres");
     let (status, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
     assert_eq!(status, StatusCode::OK, "results use the cached experiment: {r}");
+    // The api stays in the load balancer (results and events work); a check for the
+    // assignment capability can ask for Postgres.
     let ready = reqwest::get(api.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.expect("json");
+    assert_eq!((ready["status"].as_str(), ready["checks"]["postgres"].as_str()), (Some("degraded"), Some("unavailable")));
+    let ready = reqwest::get(api.url("/readyz?require=postgres")).await.expect("readyz");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // Back without restarting the API.
@@ -778,97 +761,21 @@ async fn postgres_down_means_503_for_new_assignments_while_events_and_results_ke
     api.stop().await;
 }
 
-/// Every public route against hostile input: a 4xx JSON error each time, never a 5xx,
-/// and the service stays healthy with nothing of it in Kafka.
+/// SQL-looking text where it is valid data is just data, end to end: stored, produced and
+/// answered as sent (the refusals of hostile input are `tests/router.rs`, in-process).
 #[tokio::test]
-async fn hostile_input_on_every_route_gets_a_4xx_json_error() {
+async fn sql_looking_data_is_just_data() {
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &vec![b'{'; 64 << 20]).expect("gzip");
-    let bomb = gz.finish().expect("gzip");
     let sql = "'; DROP TABLE experiments; --";
-    let bodies: Vec<(&str, Vec<u8>, bool)> = vec![
-        ("malformed JSON", b"{\"name\": ".to_vec(), false),
-        ("wrong types", br#"{"name": ["x"], "variants": "many", "status": 5}"#.to_vec(), false),
-        ("empty strings", br#"{"name": "", "variants": [{"name": "", "allocation_percent": 50}], "status": ""}"#.to_vec(), false),
-        ("huge string", format!(r#"{{"name": "{}", "variants": []}}"#, "x".repeat(900_000)).into_bytes(), false),
-        ("over the body limit", vec![b' '; 2 << 20], false),
-        ("deep nesting", deep.clone().into_bytes(), false),
-        ("invalid UTF-8", b"{\"name\": \"\xff\xfe\"}".to_vec(), false),
-        ("gzip bomb", bomb, true),
-        ("not gzip", b"plain".to_vec(), true),
-        ("SQL in every field", serde_json::to_vec(&json!({"name": sql, "description": sql, "status": sql, "variants": [{"name": sql, "allocation_percent": sql}]})).expect("json"), false),
-    ];
-    let body_routes = [
-        (reqwest::Method::POST, "/experiments".to_owned()),
-        (reqwest::Method::PATCH, format!("/experiments/{id}")),
-        (reqwest::Method::POST, "/events".to_owned()),
-        (reqwest::Method::POST, "/events/batch".to_owned()),
-    ];
-    for (method, path) in &body_routes {
-        for (what, body, gzip) in &bodies {
-            let mut request =
-                c.http.request(method.clone(), format!("{}{path}", c.base)).bearer_auth("test-key").body(body.clone());
-            if *gzip {
-                request = request.header("content-encoding", "gzip");
-            }
-            let response = request.send().await.expect("send");
-            let status = response.status();
-            let text = response.text().await.expect("body");
-            assert!(status.is_client_error(), "{method} {path} with {what}: {status} {text:.200}");
-            let error: Value = serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("{method} {path} with {what}: not JSON: {text:.200}"));
-            assert!(error["error"].is_string() && error["message"].is_string(), "{error}");
-        }
-    }
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
-    let get_paths = [
-        format!("/experiments/{}", enc(sql)),
-        "/experiments/1e3".to_owned(),
-        "/experiments/0".to_owned(),
-        "/experiments/9223372036854775808".to_owned(),
-        format!("/experiments?limit={}&after={}", enc(sql), enc(sql)),
-        format!("/experiments/{}/assignment/u", enc(sql)),
-        format!("/experiments/{id}/assignment/{}", "x".repeat(300)),
-        format!("/experiments/{id}/results?event_type=x&last_day={}", enc(sql)),
-        format!("/experiments/{id}/results?event_type=x&alpha={}", enc(sql)),
-        format!("/experiments/{id}/results?event_type={}", "x".repeat(200)),
-        format!("/experiments/{id}/results?event_type=x&value_property={}", "x".repeat(200)),
-        format!("/experiments/{id}/timeseries?event_type=x&last_day={}", enc(sql)),
-        format!("/experiments/{id}/timeseries?event_type={}", "x".repeat(200)),
-        format!("/experiments/{}/timeseries?event_type=x", enc(sql)),
-        format!("/event_types?last_day={}", enc(sql)),
-    ];
-    for path in &get_paths {
-        let (status, error) = c.get(path).await;
-        assert!(status.is_client_error(), "GET {path}: {status} {error}");
-        assert!(error["error"].is_string(), "{error}");
-    }
-    // SQL-looking text where it is valid data is just data.
     let (status, a) = c.get(&format!("/experiments/{id}/assignment/{}", enc(sql))).await;
     assert_eq!((status, a["user_id"].as_str()), (StatusCode::OK, Some(sql)));
-    // Missing and wrong keys on every route.
-    for (method, path) in
-        body_routes.iter().cloned().chain([(reqwest::Method::GET, format!("/experiments/{id}/results?event_type=x"))])
-    {
-        for auth in [None, Some("Bearer nope"), Some("Bearer "), Some("test-key")] {
-            let mut request = c.http.request(method.clone(), format!("{}{path}", c.base)).body("{}");
-            if let Some(auth) = auth {
-                request = request.header("authorization", auth);
-            }
-            let response = request.send().await.expect("send");
-            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
-        }
-    }
-    let ready = reqwest::get(format!("{}/readyz", c.base)).await.expect("readyz");
-    assert_eq!(ready.status(), StatusCode::OK, "still healthy");
-    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0, "nothing rejected reached Kafka");
-    assert_eq!(
-        env.topic_messages(&env.config.kafka.topics.exposures).await,
-        1,
-        "only the valid SQL-looking user's exposure"
-    );
+    let (status, e) = c.post("/experiments", json!({"name": sql, "description": sql, "variants": [{"name": sql, "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]})).await;
+    assert_eq!((status, e["name"].as_str()), (StatusCode::CREATED, Some(sql)), "{e}");
+    let (status, _) = c.post("/events", json!({"user_id": sql, "type": sql})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 1);
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 1, "the SQL-looking user's exposure");
     api.stop().await;
 }

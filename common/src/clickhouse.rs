@@ -61,7 +61,7 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error>
 }
 
 /// Splits a DDL file on `;` at line ends and drops `--` comment lines.
-fn statements(text: &str) -> Vec<String> {
+pub fn statements(text: &str) -> Vec<String> {
     let without_comments: String =
         text.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
     without_comments

@@ -120,14 +120,9 @@ fn fetch(config: &Config, topic: &str, source: Source) -> Result<OwnedMessage, K
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, source.partition, Offset::Offset(source.offset))?;
     reader.assign(&assignment)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match reader.poll(left) {
-            Some(Ok(msg)) if msg.offset() == source.offset => return Ok(msg.detach()),
-            Some(Ok(_)) => return Err(KafkaError::NoMessageReceived),
-            Some(Err(e)) => return Err(e),
-            None => break,
-        }
+    match reader.poll(Duration::from_secs(10)) {
+        Some(Ok(msg)) if msg.offset() == source.offset => Ok(msg.detach()),
+        Some(Err(e)) => Err(e),
+        _ => Err(KafkaError::NoMessageReceived),
     }
-    Err(KafkaError::NoMessageReceived)
 }

@@ -147,7 +147,9 @@ impl Pipeline {
         sources: &[Source],
         shutdown: &CancellationToken,
     ) -> bool {
-        let mut pending = vec![0..rows.len()];
+        // Ranges of rows still to insert, the next one last.
+        let mut pending = Vec::with_capacity(16);
+        pending.push(0..rows.len());
         while let Some(range) = pending.pop() {
             if range.is_empty() {
                 continue;

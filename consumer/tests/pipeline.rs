@@ -70,23 +70,33 @@ fn raw_producer(env: &TestEnv) -> FutureProducer {
     ClientConfig::new().set("bootstrap.servers", env.config.kafka.brokers.bootstrap()).create().expect("producer")
 }
 
-/// Every message of the DLQ topic, in order (the DLQ has one partition).
-fn read_dlq(env: &TestEnv, expected: usize) -> Vec<OwnedMessage> {
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", env.config.kafka.brokers.bootstrap())
-        .set("group.id", common::testkit::random_name("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("reader");
-    reader.subscribe(&[env.config.kafka.topics.dlq.as_str()]).expect("subscribe");
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    while out.len() < expected && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            out.push(m.detach());
+/// The first `expected` messages of the DLQ topic, in order (the DLQ has one partition),
+/// once they are there.
+async fn read_dlq(env: &TestEnv, expected: usize) -> Vec<OwnedMessage> {
+    eventually("the DLQ messages", WAIT, || async {
+        (env.topic_messages(&env.config.kafka.topics.dlq).await >= expected as i64).then_some(())
+    })
+    .await;
+    let (brokers, topic) = (env.config.kafka.brokers.bootstrap(), env.config.kafka.topics.dlq.clone());
+    tokio::task::spawn_blocking(move || {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", common::testkit::random_name("dlq-reader"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("reader");
+        reader.subscribe(&[topic.as_str()]).expect("subscribe");
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + WAIT;
+        while out.len() < expected && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+                out.push(m.detach());
+            }
         }
-    }
-    out
+        out
+    })
+    .await
+    .expect("reader task")
 }
 
 fn header(m: &OwnedMessage, key: &str) -> Option<String> {
@@ -237,7 +247,7 @@ async fn poison_messages_go_to_the_dlq_and_the_partition_moves_on() {
     eventually("the 50 good events", WAIT, || async { (distinct_events(&env).await == 50).then_some(()) }).await;
     eventually("4 DLQ messages", WAIT, || async { (env.topic_messages(&topics.dlq).await == 4).then_some(()) }).await;
     assert_eq!(consumer.metric("abtest_consumer_dlq_messages_total").await, 4.0);
-    let letters = read_dlq(&env, 4);
+    let letters = read_dlq(&env, 4).await;
     let reasons: Vec<String> = letters.iter().filter_map(|m| header(m, "error")).collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("not a valid envelope")), "{reasons:?}");
@@ -312,7 +322,7 @@ async fn rows_clickhouse_refuses_go_to_the_dlq_with_the_reason_and_the_rest_are_
     let offsets = produce_to_partition_0(&env, &events, &payloads).await;
     let consumer = start_consumer(env.config.clone()).await;
     eventually("the 40 other rows", WAIT, || async { (distinct_events(&env).await == 40).then_some(()) }).await;
-    let letters = read_dlq(&env, 1);
+    let letters = read_dlq(&env, 1).await;
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
     assert_eq!(letter.payload(), Some(payloads[17].as_bytes()), "the original message, byte for byte");
@@ -339,7 +349,7 @@ async fn events_keep_the_request_id_header_into_the_dlq() {
         .await
         .expect("produce");
     let consumer = start_consumer(env.config.clone()).await;
-    let letters = read_dlq(&env, 1);
+    let letters = read_dlq(&env, 1).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(header(&letters[0], common::kafka::REQUEST_ID_HEADER).as_deref(), Some("req-42"));
     consumer.stop().await;

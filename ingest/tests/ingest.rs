@@ -135,7 +135,7 @@ async fn every_validation_rule_answers_4xx_naming_the_field_and_nothing_reaches_
     let long = "x".repeat(257);
     let future = (chrono::Utc::now() + chrono::Duration::minutes(61)).to_rfc3339();
     let single_cases: Vec<(String, StatusCode, Option<&str>)> = vec![
-        (json!({"type": "t"}).to_string(), StatusCode::BAD_REQUEST, None),
+        (json!({"type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
         (json!({"user_id": "", "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
         (json!({"user_id": long, "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
         (json!({"user_id": 5, "type": "t"}).to_string(), StatusCode::BAD_REQUEST, Some("user_id")),
@@ -275,6 +275,17 @@ async fn broker_down_means_503_within_the_bound_and_recovery_after() {
     let ready = ingest.http.get(ingest.url("/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready while Kafka is down");
 
+    // The queue gauge is read on every scrape (not only when /readyz runs).
+    let waiting = tokio::spawn(
+        ingest.http.post(ingest.url("/events")).bearer_auth("test-key").body(event.clone()).send(),
+    );
+    common::testkit::eventually("the queued event on /metrics", Duration::from_secs(10), || async {
+        let text = ingest.http.get(ingest.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        (common::metrics::sum_samples(&text, "abtest_producer_queue_messages") >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(waiting.await.expect("task").expect("send").status(), StatusCode::SERVICE_UNAVAILABLE);
+
     stack.broker(&cluster, 1, true).await;
     common::testkit::eventually("ingest to accept again", Duration::from_secs(30), || async {
         let (status, _) = ingest.post("/events", event.clone(), false).await;
@@ -380,4 +391,89 @@ async fn shutdown_under_load_finishes_in_flight_requests_and_loses_nothing_ackno
         accepted as i64,
         "every acknowledged event is in Kafka, and only those"
     );
+}
+
+/// What a client that does not wait for `100-continue` (Python's urllib, most SDKs) sees
+/// when its body is too large: the 413, not a reset connection.
+#[tokio::test]
+async fn python_urllib_reads_its_413_for_an_oversized_body() {
+    let (env, ingest) = setup().await;
+    let script = r#"
+import json, sys, urllib.request, urllib.error
+body = b'{"user_id": "u", "type": "t", "properties": {"pad": "' + b'x' * (12 << 20) + b'"}}'
+request = urllib.request.Request(sys.argv[1], data=body, method="POST",
+    headers={"Authorization": "Bearer test-key", "Content-Type": "application/json"})
+try:
+    urllib.request.urlopen(request, timeout=60)
+    print("no error")
+except urllib.error.HTTPError as e:
+    print(e.code, json.loads(e.read())["error"])
+except Exception as e:
+    print("failed:", repr(e))
+"#;
+    let output = tokio::process::Command::new(std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into()))
+        .arg("-c")
+        .arg(script)
+        .arg(ingest.url("/events"))
+        .output()
+        .await
+        .expect("python3");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(answer.trim(), "413 payload_too_large", "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_reach_kafka_headers_and_routes_are_measured() {
+    let (env, ingest) = setup().await;
+    let response = ingest
+        .http
+        .post(ingest.url("/events"))
+        .bearer_auth("test-key")
+        .header("x-request-id", "trace-me-7")
+        .json(&json!({"user_id": "u", "type": "t"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-me-7"));
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", env.config.kafka.brokers.bootstrap())
+        .set("group.id", common::testkit::random_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[env.config.kafka.topics.events.as_str()]).expect("subscribe");
+    let message = common::testkit::eventually("the event in Kafka", Duration::from_secs(30), || async {
+        consumer.poll(Duration::from_millis(200)).and_then(Result::ok).map(|m| m.detach())
+    })
+    .await;
+    use rdkafka::message::Headers;
+    let header = message.headers().and_then(|h| h.iter().find(|h| h.key == common::kafka::REQUEST_ID_HEADER));
+    assert_eq!(header.and_then(|h| h.value), Some(&b"trace-me-7"[..]));
+
+    let (status, body) = ingest.post("/events", "{}", false).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    let response = ingest.http.delete(ingest.url("/events")).bearer_auth("test-key").send().await.expect("send");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.json::<Value>().await.expect("a JSON body")["error"], "method_not_allowed");
+    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(
+        metrics.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text().await.expect("text");
+    for expected in [
+        r#"abtest_http_requests_total{method="POST",route="/events",status="202"} 1"#,
+        r#"abtest_http_errors_total{method="POST",route="/events",status="400"} 1"#,
+        r#"abtest_http_request_duration_seconds_count{method="POST",route="/events"} 2"#,
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "abtest_producer_queue_messages 0",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    ingest.stop().await;
 }

@@ -113,8 +113,69 @@ pub fn finish(router: Router, registry: &Registry) -> Router {
     router
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(middleware::from_fn_with_state(HttpMetrics::new(registry), track))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(middleware::from_fn_with_state(HttpMetrics::new(registry), track))
         .layer(access_log)
         .layer(middleware::from_fn(request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    fn app(registry: &Registry) -> Router {
+        let routes = Router::new()
+            .route("/things/{id}", get(|headers: axum::http::HeaderMap| async move {
+                request_id_of(&headers).unwrap_or_default().to_owned()
+            }))
+            .route("/boom", get(boom));
+        finish(routes, registry)
+    }
+
+    async fn call(app: &Router, request: Request<Body>) -> (axum::http::StatusCode, axum::http::HeaderMap, String) {
+        let response = app.clone().oneshot(request).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 16).await.expect("body");
+        (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn every_answer_has_a_request_id_and_every_error_is_json() {
+        let registry = Registry::new();
+        let app = app(&registry);
+        let (status, headers, body) = call(&app, Request::get("/things/1").body(Body::empty()).expect("req")).await;
+        assert_eq!(status, 200);
+        let id = headers.get(&X_REQUEST_ID).expect("request id").to_str().expect("ascii").to_owned();
+        assert_eq!(body, id, "handlers see the id they answer with");
+        let given = Request::get("/things/2").header("x-request-id", "abc-123").body(Body::empty()).expect("req");
+        let (_, headers, body) = call(&app, given).await;
+        assert_eq!((headers.get(&X_REQUEST_ID).map(|v| v.as_bytes()), body.as_str()), (Some(&b"abc-123"[..]), "abc-123"));
+        let insane = Request::get("/things/3").header("x-request-id", "x".repeat(500)).body(Body::empty()).expect("req");
+        assert_ne!(call(&app, insane).await.2.len(), 500, "an oversized id is replaced");
+
+        let (status, headers, body) = call(&app, Request::delete("/things/1").body(Body::empty()).expect("req")).await;
+        assert_eq!(status, 405);
+        assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET,HEAD"));
+        assert!(body.contains(r#""error":"method_not_allowed""#), "{body}");
+        let (status, _, body) = call(&app, Request::get("/nope").body(Body::empty()).expect("req")).await;
+        assert_eq!((status.as_u16(), body.contains(r#""error":"not_found""#)), (404, true));
+        let (status, _, body) = call(&app, Request::get("/boom").body(Body::empty()).expect("req")).await;
+        assert_eq!((status.as_u16(), body.contains(r#""error":"internal""#)), (500, true));
+
+        let text = common::metrics::render(&registry);
+        let count = |needle: &str| common::metrics::sum_samples(&text, needle);
+        assert_eq!(count("abtest_http_requests_total"), 6.0, "{text}");
+        assert!(text.contains(r#"abtest_http_requests_total{method="GET",route="/things/{id}",status="200"} 3"#), "{text}");
+        assert!(text.contains(r#"abtest_http_errors_total{method="DELETE",route="/things/{id}",status="405"} 1"#), "{text}");
+        assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
+        assert_eq!(count("abtest_http_errors_total"), 3.0, "{text}");
+        assert_eq!(count("abtest_http_request_duration_seconds_count"), 6.0, "{text}");
+    }
 }

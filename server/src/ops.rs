@@ -124,3 +124,48 @@ async fn readyz(State(ops): State<Ops>, Query(params): Query<ReadyParams>) -> Re
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], common::metrics::render(&ops.registry))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn ready(app: &Router, uri: &str) -> (StatusCode, Value) {
+        let response = app.clone().oneshot(axum::http::Request::get(uri).body(Body::empty()).expect("request")).await;
+        let response = response.expect("response");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, serde_json::from_slice(&body).expect("json"))
+    }
+
+    fn app(postgres_up: bool, shutdown: &CancellationToken) -> Router {
+        let deps = vec![
+            Dependency::new("kafka", true, || async { true }),
+            Dependency::new("postgres", false, move || async move { postgres_up }),
+            Dependency::new("slow", false, || async {
+                tokio::time::sleep(PROBE_TIMEOUT * 10).await;
+                true
+            }),
+        ];
+        router(Readiness::new(deps, shutdown.clone()), Registry::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_fails_only_for_what_is_needed_and_from_the_start_of_shutdown() {
+        let shutdown = CancellationToken::new();
+        let (status, body) = ready(&app(true, &shutdown), "/readyz").await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("degraded")), "{body}");
+        assert_eq!(body["checks"], json!({"kafka": "ok", "postgres": "ok", "slow": "unavailable"}));
+        let (status, body) = ready(&app(false, &shutdown), "/readyz").await;
+        assert_eq!((status, body["checks"]["postgres"].as_str()), (StatusCode::OK, Some("unavailable")));
+        let (status, _) = ready(&app(false, &shutdown), "/readyz?require=postgres").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a capability check names what it needs");
+        let (status, body) = ready(&app(false, &shutdown), "/readyz?require=nope").await;
+        assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("require")));
+        shutdown.cancel();
+        let (status, body) = ready(&app(true, &shutdown), "/readyz").await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("shutting_down")));
+    }
+}

@@ -144,13 +144,21 @@ impl NewExperiment {
 }
 
 impl ExperimentPatch {
-    /// Checks the patch against `current`; returns the new allocations by variant name.
-    pub fn validate(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
+    /// Checks what needs no stored state (names, lengths, settings).
+    pub fn check(&self) -> Result<(), Violation> {
         if let Some(name) = &self.name {
             validate_name(name)?;
         }
         validate_description(self.description.as_deref())?;
         validate_tuning(self.sequential_tuning)?;
+        match &self.variants {
+            Some(variants) => validate_variants(variants).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// The new allocations by variant name, which must be exactly `current`'s variants.
+    pub fn allocations(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
         let Some(variants) = &self.variants else { return Ok(None) };
         let bps = validate_variants(variants)?;
         let current_names: HashSet<&str> = current.variants.iter().map(|v| v.name.as_str()).collect();

@@ -93,8 +93,9 @@ pub async fn patch(
     ExperimentId(id): ExperimentId,
     JsonBody(patch): JsonBody<ExperimentPatch>,
 ) -> Result<Json<Experiment>, ApiError> {
+    patch.check()?;
     let current = pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-    let allocations = patch.validate(&current)?;
+    let allocations = patch.allocations(&current)?;
     pg::update_experiment(&state.db, id, &patch, allocations).await?;
     state.experiments.invalidate(id);
     Ok(Json(pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?))
