@@ -109,4 +109,3 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     tracing::info!(clickhouse_database = %config.clickhouse.database, "migrations applied");
     Ok(())
 }
-

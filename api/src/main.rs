@@ -21,14 +21,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let config = common::Config::load()?;
-    common::telemetry::init(&config.log);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => api::migrate(&config).await,
-        Command::Serve => {
-            let listener = tokio::net::TcpListener::bind(config.api.listen).await?;
-            api::run(config, listener, common::shutdown::on_signal()).await
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => server::launch(|config| config.api.listen, api::run).await,
+        Command::Migrate => {
+            let config = common::Config::load()?;
+            common::telemetry::init(&config.log);
+            api::migrate(&config).await
         }
     }
 }

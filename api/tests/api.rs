@@ -744,7 +744,10 @@ async fn postgres_down_means_503_for_new_assignments_while_events_and_results_ke
     let ready = reqwest::get(api.url("/readyz")).await.expect("readyz");
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.expect("json");
-    assert_eq!((ready["status"].as_str(), ready["checks"]["postgres"].as_str()), (Some("degraded"), Some("unavailable")));
+    assert_eq!(
+        (ready["status"].as_str(), ready["checks"]["postgres"].as_str()),
+        (Some("degraded"), Some("unavailable"))
+    );
     let ready = reqwest::get(api.url("/readyz?require=postgres")).await.expect("readyz");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 

@@ -21,7 +21,14 @@ fn app() -> Router {
     api::app(&config, state, registry, common::shutdown::CancellationToken::new())
 }
 
-async fn send(app: &Router, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>, gzip: bool) -> (StatusCode, Value) {
+async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+    gzip: bool,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
@@ -64,7 +71,9 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
 #[tokio::test]
 async fn hostile_bodies_on_every_route_get_a_4xx_json_error() {
     let app = app();
-    for (method, path) in [("POST", "/experiments"), ("PATCH", "/experiments/1"), ("POST", "/events"), ("POST", "/events/batch")] {
+    for (method, path) in
+        [("POST", "/experiments"), ("PATCH", "/experiments/1"), ("POST", "/events"), ("POST", "/events/batch")]
+    {
         for (what, body, gzip) in hostile_bodies() {
             let (status, error) = send(&app, method, path, Some("Bearer test-key"), body, gzip).await;
             assert!(status.is_client_error(), "{method} {path} with {what}: {status} {error}");
@@ -120,12 +129,22 @@ async fn rules_of_experiments_are_400s_naming_the_field_before_any_storage() {
         (json!({"name": "n", "variants": [v("a", json!(100))]}), "variants"),
         (json!({"name": "n", "variants": [v("a", json!(50)), v("a", json!(50))]}), "variants[1].name"),
         (json!({"name": "n", "variants": [v("a", json!(40)), v("b", json!(50))]}), "variants"),
-        (json!({"name": "n", "variants": [v("a", json!(33.333)), v("b", json!(66.667))]}), "variants[0].allocation_percent"),
-        (json!({"name": "n", "sequential_tuning": 0, "variants": [v("a", json!(50)), v("b", json!(50))]}), "sequential_tuning"),
-        (json!({"name": "n", "significance": "bayes", "variants": [v("a", json!(50)), v("b", json!(50))]}), "significance"),
+        (
+            json!({"name": "n", "variants": [v("a", json!(33.333)), v("b", json!(66.667))]}),
+            "variants[0].allocation_percent",
+        ),
+        (
+            json!({"name": "n", "sequential_tuning": 0, "variants": [v("a", json!(50)), v("b", json!(50))]}),
+            "sequential_tuning",
+        ),
+        (
+            json!({"name": "n", "significance": "bayes", "variants": [v("a", json!(50)), v("b", json!(50))]}),
+            "significance",
+        ),
         (json!({"variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
     ] {
-        let (status, error) = send(&app, "POST", "/experiments", Some("Bearer test-key"), body.to_string().into_bytes(), false).await;
+        let (status, error) =
+            send(&app, "POST", "/experiments", Some("Bearer test-key"), body.to_string().into_bytes(), false).await;
         assert_eq!((status, error["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {error}");
     }
     let (status, error) =
@@ -151,7 +170,11 @@ async fn every_route_needs_a_key_and_every_error_is_json() {
     for (method, path) in routes {
         for auth in [None, Some("Bearer nope"), Some("Bearer "), Some("test-key")] {
             let (status, error) = send(&app, method, path, auth, b"{}".to_vec(), false).await;
-            assert_eq!((status, error["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{method} {path} with {auth:?}");
+            assert_eq!(
+                (status, error["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+                "{method} {path} with {auth:?}"
+            );
         }
     }
     let (status, error) = send(&app, "DELETE", "/experiments/1", Some("Bearer test-key"), Vec::new(), false).await;

@@ -2,7 +2,6 @@
 //! extra instances of our release binaries, talk to the dev broker and read peak RSS.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -129,15 +128,10 @@ impl Stack {
         }
     }
 
-    /// Prometheus text of `addr`/metrics, as `name{labels}` -> value.
-    pub async fn metrics(&self, addr: SocketAddr) -> anyhow::Result<HashMap<String, f64>> {
+    /// The sum of metric `name` (every label set) on `addr`/metrics.
+    pub async fn metric(&self, addr: SocketAddr, name: &str) -> anyhow::Result<f64> {
         let text = self.http.get(format!("http://{addr}/metrics")).send().await?.text().await?;
-        Ok(text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
-            .collect())
+        Ok(common::metrics::sum_samples(&text, name))
     }
 }
 

@@ -173,7 +173,8 @@ impl Sink {
         if self.in_flight() + records.len() > self.queue_max {
             return Err(SendError::QueueFull);
         }
-        let headers = request_id.map(|id| OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(id) }));
+        let headers =
+            request_id.map(|id| OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(id) }));
         let mut deliveries = Vec::with_capacity(records.len());
         for (key, payload) in records {
             let mut record = FutureRecord::to(topic).key(key.as_ref()).payload(payload.as_ref());
@@ -182,7 +183,9 @@ impl Sink {
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return Err(SendError::QueueFull),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    return Err(SendError::QueueFull)
+                }
                 Err((e, _)) => return Err(SendError::Refused(e)),
             }
         }

@@ -48,7 +48,13 @@ impl DeadLetters {
     }
 
     /// Sends `msg` to the DLQ; `false` if shutdown came before the DLQ acknowledged it.
-    pub(crate) async fn send<M: Message>(&self, msg: &M, stage: Stage, reason: &str, shutdown: &CancellationToken) -> bool {
+    pub(crate) async fn send<M: Message>(
+        &self,
+        msg: &M,
+        stage: Stage,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
         tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), stage = stage.as_str(), %reason, "to the DLQ");
         let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
         let mut backoff = Backoff::new(self.config.consumer.retry_max_backoff);
@@ -98,13 +104,21 @@ impl DeadLetters {
     }
 
     /// Sends the message behind a refused row, fetched again by its offset.
-    pub(crate) async fn send_row(&self, topic: &str, source: Source, reason: &str, shutdown: &CancellationToken) -> bool {
+    pub(crate) async fn send_row(
+        &self,
+        topic: &str,
+        source: Source,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let mut backoff = Backoff::new(self.config.consumer.retry_max_backoff);
         loop {
             let (config, topic_name) = (self.config.clone(), topic.to_owned());
             match tokio::task::spawn_blocking(move || fetch(&config, &topic_name, source)).await {
                 Ok(Ok(msg)) => return self.send(&msg, Stage::Insert, reason, shutdown).await,
-                Ok(Err(e)) => tracing::error!(topic, ?source, error = %e, "could not read a refused row's message again; retrying"),
+                Ok(Err(e)) => {
+                    tracing::error!(topic, ?source, error = %e, "could not read a refused row's message again; retrying")
+                }
                 Err(e) => tracing::error!(error = %e, "DLQ fetch task failed; retrying"),
             }
             if !backoff.wait(shutdown).await {

@@ -279,9 +279,12 @@ async fn a_poison_message_is_never_committed_past_when_the_dlq_is_down_at_shutdo
     let events = env.config.kafka.topics.events.clone();
     let before: Vec<String> = (0..20).map(|i| good_payload(&format!("b-{i}"))).collect();
     produce_to_partition_0(&env, &events, &before).await;
-    let consumer = start_faulty(env.config.clone(), consumer::Faults { dlq_unavailable: true, ..Default::default() }).await;
-    eventually("the first 20 committed", WAIT, || async { (committed_offset(&env, &events) == Some(20)).then_some(()) })
-        .await;
+    let consumer =
+        start_faulty(env.config.clone(), consumer::Faults { dlq_unavailable: true, ..Default::default() }).await;
+    eventually("the first 20 committed", WAIT, || async {
+        (committed_offset(&env, &events) == Some(20)).then_some(())
+    })
+    .await;
     let mut rest = vec![poison_payloads().remove(0)];
     rest.extend((0..5).map(|i| good_payload(&format!("a-{i}"))));
     let offsets = produce_to_partition_0(&env, &events, &rest).await;

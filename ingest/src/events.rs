@@ -85,11 +85,18 @@ struct EventMetrics {
 impl EventMetrics {
     fn new(r: &Registry, sink: &Sink) -> Self {
         let queued = sink.clone();
-        metrics::gauge_fn(r, "abtest_producer_queue_messages", "Messages waiting in the producer for Kafka", move || {
-            queued.in_flight() as i64
-        });
+        metrics::gauge_fn(
+            r,
+            "abtest_producer_queue_messages",
+            "Messages waiting in the producer for Kafka",
+            move || queued.in_flight() as i64,
+        );
         Self {
-            accepted: metrics::counter(r, "abtest_events_accepted_total", "Events acknowledged by Kafka and answered 202"),
+            accepted: metrics::counter(
+                r,
+                "abtest_events_accepted_total",
+                "Events acknowledged by Kafka and answered 202",
+            ),
             rejected: metrics::counter_vec(r, "abtest_events_rejected_total", "Events refused, by reason", &["reason"]),
             ack_seconds: metrics::histogram(
                 r,

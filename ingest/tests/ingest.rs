@@ -276,9 +276,8 @@ async fn broker_down_means_503_within_the_bound_and_recovery_after() {
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready while Kafka is down");
 
     // The queue gauge is read on every scrape (not only when /readyz runs).
-    let waiting = tokio::spawn(
-        ingest.http.post(ingest.url("/events")).bearer_auth("test-key").body(event.clone()).send(),
-    );
+    let waiting =
+        tokio::spawn(ingest.http.post(ingest.url("/events")).bearer_auth("test-key").body(event.clone()).send());
     common::testkit::eventually("the queued event on /metrics", Duration::from_secs(10), || async {
         let text = ingest.http.get(ingest.url("/metrics")).send().await.ok()?.text().await.ok()?;
         (common::metrics::sum_samples(&text, "abtest_producer_queue_messages") >= 1.0).then_some(())

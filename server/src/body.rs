@@ -50,7 +50,8 @@ fn too_large(limit: usize) -> ApiError {
 async fn collect_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let expects_continue = headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue =
+        headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|len| len > limit as u64) {
         if !expects_continue && declared.is_some_and(|len| len <= DRAIN_LIMIT) {
             drain(body.into_data_stream(), 0).await;
@@ -60,7 +61,8 @@ async fn collect_within(headers: &HeaderMap, body: Body, limit: usize) -> Result
     let mut stream = body.into_data_stream();
     let mut buf = Vec::with_capacity(declared.map_or(8 << 10, |n| n as usize));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(ErrorCode::InvalidBody, format!("could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid(ErrorCode::InvalidBody, format!("could not read the body: {e}")))?;
         if buf.len() + chunk.len() > limit {
             drain(stream, (buf.len() + chunk.len()) as u64).await;
             return Err(too_large(limit));
@@ -150,7 +152,10 @@ mod tests {
     fn parse_errors_name_the_field() {
         assert_eq!(field(parse::<Named>(br#"{"name": "a"}"#).expect_err("missing")), Some("size".into()));
         assert_eq!(field(parse::<Named>(br#"{"name": "a", "size": -1}"#).expect_err("neg")), Some("size".into()));
-        assert_eq!(field(parse::<Vec<Named>>(br#"[{"name": 1, "size": 1}]"#).expect_err("type")), Some("[0].name".into()));
+        assert_eq!(
+            field(parse::<Vec<Named>>(br#"[{"name": 1, "size": 1}]"#).expect_err("type")),
+            Some("[0].name".into())
+        );
         assert!(parse::<Named>(br#"{"name": "a", "size": 1} x"#).is_err(), "trailing bytes");
     }
 

@@ -16,8 +16,11 @@ pub mod observe;
 pub mod ops;
 pub mod query;
 
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context;
 use axum::Router;
-use common::shutdown::CancellationToken;
+use common::{shutdown::CancellationToken, Config};
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
@@ -26,4 +29,25 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 /// in-flight requests finish.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// The main of a serving binary once its command line is parsed: the configuration
+/// (stopping with the key named when it is invalid), logs, the listener on the address
+/// `listen` picks, and `run` until SIGTERM or Ctrl-C.
+pub async fn launch<F, Fut>(listen: fn(&Config) -> SocketAddr, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = Config::load()?;
+    common::telemetry::init(&config.log);
+    let addr = listen(&config);
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
+    run(config, listener, common::shutdown::on_signal()).await
+}
+
+/// A serving binary's command line: `--help` (what it does and where configuration comes
+/// from) and `--version`; anything else is an error.
+pub fn command_line(name: &'static str, version: &'static str, about: &'static str) {
+    clap::Command::new(name).version(version).about(about).after_help(common::config::HELP).get_matches();
 }

@@ -47,12 +47,9 @@ pub fn request_id_of(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|v| sane(v))
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).unwrap_or(HeaderValue::from_static("-")));
+    let id = request.headers().get(&X_REQUEST_ID).filter(|v| sane(v)).cloned().unwrap_or_else(|| {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).unwrap_or(HeaderValue::from_static("-"))
+    });
     // Handlers read it from the headers; the access log from the extension.
     request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -74,7 +71,12 @@ impl HttpMetrics {
         let labels = &["route", "method", "status"];
         Self {
             requests: m::counter_vec(r, "abtest_http_requests_total", "HTTP requests answered, by route", labels),
-            errors: m::counter_vec(r, "abtest_http_errors_total", "HTTP requests answered 4xx or 5xx, by route", labels),
+            errors: m::counter_vec(
+                r,
+                "abtest_http_errors_total",
+                "HTTP requests answered 4xx or 5xx, by route",
+                labels,
+            ),
             seconds: m::histogram_vec(
                 r,
                 "abtest_http_request_duration_seconds",
@@ -131,11 +133,15 @@ mod tests {
     }
 
     fn app(registry: &Registry) -> Router {
-        let routes = Router::new()
-            .route("/things/{id}", get(|headers: axum::http::HeaderMap| async move {
-                request_id_of(&headers).unwrap_or_default().to_owned()
-            }))
-            .route("/boom", get(boom));
+        let routes =
+            Router::new()
+                .route(
+                    "/things/{id}",
+                    get(|headers: axum::http::HeaderMap| async move {
+                        request_id_of(&headers).unwrap_or_default().to_owned()
+                    }),
+                )
+                .route("/boom", get(boom));
         finish(routes, registry)
     }
 
@@ -156,8 +162,12 @@ mod tests {
         assert_eq!(body, id, "handlers see the id they answer with");
         let given = Request::get("/things/2").header("x-request-id", "abc-123").body(Body::empty()).expect("req");
         let (_, headers, body) = call(&app, given).await;
-        assert_eq!((headers.get(&X_REQUEST_ID).map(|v| v.as_bytes()), body.as_str()), (Some(&b"abc-123"[..]), "abc-123"));
-        let insane = Request::get("/things/3").header("x-request-id", "x".repeat(500)).body(Body::empty()).expect("req");
+        assert_eq!(
+            (headers.get(&X_REQUEST_ID).map(|v| v.as_bytes()), body.as_str()),
+            (Some(&b"abc-123"[..]), "abc-123")
+        );
+        let insane =
+            Request::get("/things/3").header("x-request-id", "x".repeat(500)).body(Body::empty()).expect("req");
         assert_ne!(call(&app, insane).await.2.len(), 500, "an oversized id is replaced");
 
         let (status, headers, body) = call(&app, Request::delete("/things/1").body(Body::empty()).expect("req")).await;
@@ -172,8 +182,14 @@ mod tests {
         let text = common::metrics::render(&registry);
         let count = |needle: &str| common::metrics::sum_samples(&text, needle);
         assert_eq!(count("abtest_http_requests_total"), 6.0, "{text}");
-        assert!(text.contains(r#"abtest_http_requests_total{method="GET",route="/things/{id}",status="200"} 3"#), "{text}");
-        assert!(text.contains(r#"abtest_http_errors_total{method="DELETE",route="/things/{id}",status="405"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"abtest_http_requests_total{method="GET",route="/things/{id}",status="200"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"abtest_http_errors_total{method="DELETE",route="/things/{id}",status="405"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
         assert_eq!(count("abtest_http_errors_total"), 3.0, "{text}");
         assert_eq!(count("abtest_http_request_duration_seconds_count"), 6.0, "{text}");

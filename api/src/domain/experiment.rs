@@ -192,7 +192,10 @@ fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
 
 fn validate_description(description: Option<&str>) -> Result<(), Violation> {
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
-        return Err(violation("description", format!("description must be at most {MAX_DESCRIPTION_CHARS} characters")));
+        return Err(violation(
+            "description",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -212,11 +215,17 @@ pub fn validate_variants(variants: &[NewVariant]) -> Result<Vec<u32>, Violation>
         if !seen.insert(v.name.as_str()) {
             return Err(violation(format!("variants[{i}].name"), format!("duplicate variant name `{}`", v.name)));
         }
-        bps.push(basis_points(v.allocation_percent).map_err(|m| violation(format!("variants[{i}].allocation_percent"), m))?);
+        bps.push(
+            basis_points(v.allocation_percent)
+                .map_err(|m| violation(format!("variants[{i}].allocation_percent"), m))?,
+        );
     }
     let total: u32 = bps.iter().sum();
     if total != TOTAL_BP {
-        return Err(violation("variants", format!("allocations must sum to 100 (they sum to {})", f64::from(total) / 100.0)));
+        return Err(violation(
+            "variants",
+            format!("allocations must sum to 100 (they sum to {})", f64::from(total) / 100.0),
+        ));
     }
     Ok(bps)
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::{warnings::warnings, ExperimentResults, Question, Srm, ValueSummary, VariantComparison, VariantResult, Window};
+use super::{
+    warnings::warnings, ExperimentResults, Question, Srm, ValueSummary, VariantComparison, VariantResult, Window,
+};
 use crate::{
     domain::Experiment,
     stats::{self, cuped::Paired, Analysis, Comparison, Moments, Proportion},
@@ -21,7 +23,12 @@ struct Arms<'a> {
     thetas: [f64; 2],
 }
 
-pub fn assemble(experiment: &Experiment, rows: Vec<VariantStats>, question: Question, window: Window) -> ExperimentResults {
+pub fn assemble(
+    experiment: &Experiment,
+    rows: Vec<VariantStats>,
+    question: Question,
+    window: Window,
+) -> ExperimentResults {
     let arms = Arms::new(experiment, rows, &question, &window);
     let mut variants: Vec<VariantResult> = (0..experiment.variants.len()).map(|i| arms.variant(i)).collect();
     correct(&mut variants, &question, &arms.analysis);
@@ -72,7 +79,8 @@ impl<'a> Arms<'a> {
             target_lift: question.target_lift,
             elapsed_days: (window.to - started).num_milliseconds().max(0) as f64 / 86_400_000.0,
         };
-        let theta = |metric: fn(&VariantStats) -> Paired| stats::cuped::theta(&stats.iter().map(metric).collect::<Vec<_>>());
+        let theta =
+            |metric: fn(&VariantStats) -> Paired| stats::cuped::theta(&stats.iter().map(metric).collect::<Vec<_>>());
         let thetas = [theta(VariantStats::conversion_pairs), theta(VariantStats::value_pairs)];
         Self { experiment, stats, analysis, question, thetas }
     }
@@ -136,7 +144,15 @@ impl VariantStats {
     /// Converted after exposure (y) and before it (x), as 0/1 per user.
     fn conversion_pairs(&self) -> Paired {
         let (y, x) = (self.converted_users as f64, self.pre_converted_users as f64);
-        Paired { n: self.users, y_sum: y, y_sum_sq: y, x_sum: x, x_sum_sq: x, xy_sum: self.converted_both as f64, binary: true }
+        Paired {
+            n: self.users,
+            y_sum: y,
+            y_sum_sq: y,
+            x_sum: x,
+            x_sum_sq: x,
+            xy_sum: self.converted_both as f64,
+            binary: true,
+        }
     }
 
     /// Value after exposure (y) and before it (x) per user.
@@ -161,7 +177,13 @@ mod tests {
     use crate::{results::WarningCode, stats::Correction};
 
     fn stats(variant: &str, users: u64, converted: u64) -> VariantStats {
-        VariantStats { variant: variant.into(), users, converted_users: converted, events: converted, ..Default::default() }
+        VariantStats {
+            variant: variant.into(),
+            users,
+            converted_users: converted,
+            events: converted,
+            ..Default::default()
+        }
     }
 
     fn question(correction: Correction) -> Question {

@@ -51,7 +51,13 @@ pub async fn assign(
         .iter()
         .find(|v| v.id == stored.variant_id)
         .ok_or_else(|| ApiError::internal(format!("variant {} not in experiment {id}", stored.variant_id)))?;
-    Ok(Json(Assignment { experiment_id: id, user_id, variant: variant.name.clone(), assigned_at: stored.assigned_at, new }))
+    Ok(Json(Assignment {
+        experiment_id: id,
+        user_id,
+        variant: variant.name.clone(),
+        assigned_at: stored.assigned_at,
+        new,
+    }))
 }
 
 /// The committed assignment, from this process's cache or from Postgres.

@@ -40,7 +40,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     let new = new.validate()?;
     let id = pg::create_experiment(&state.db, &new).await?;
-    let experiment = pg::experiment(&state.db, id).await?.ok_or_else(|| ApiError::internal("created experiment vanished"))?;
+    let experiment =
+        pg::experiment(&state.db, id).await?.ok_or_else(|| ApiError::internal("created experiment vanished"))?;
     tracing::info!(id, name = %experiment.name, "experiment created");
     Ok((StatusCode::CREATED, Json(experiment)))
 }
@@ -50,7 +51,10 @@ pub async fn create(
     responses((status = 200, body = ExperimentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams>) -> Result<Json<ExperimentPage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<ExperimentPage>, ApiError> {
     let limit = params.limit.map_or(50, |l| l.0);
     let mut experiments = pg::experiments_after(&state.db, params.after.map_or(0, |a| a.0), limit + 1).await?;
     let next_after = (experiments.len() as i64 > limit).then(|| experiments[limit as usize - 1].id);

@@ -46,9 +46,9 @@ async fn request_timeout(
 ) -> axum::response::Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => {
-            axum::response::IntoResponse::into_response(ApiError::unavailable(format!("the request took longer than {limit:?}")))
-        }
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::unavailable(format!(
+            "the request took longer than {limit:?}"
+        ))),
     }
 }
 
@@ -81,7 +81,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ExperimentId {
         let raw = params.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str()).unwrap_or_default();
         match raw.parse::<i64>() {
             Ok(id) if id > 0 => Ok(ExperimentId(id)),
-            _ => Err(ApiError::field(ErrorCode::InvalidId, "id", format!("experiment id must be a positive integer, got `{raw}`"))),
+            _ => Err(ApiError::field(
+                ErrorCode::InvalidId,
+                "id",
+                format!("experiment id must be a positive integer, got `{raw}`"),
+            )),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::{finite, interval, power, two_sided_normal_p, z_critical, Analysis, Comparison, Estimate, Moments, Proportion};
+use super::{
+    finite, interval, power, two_sided_normal_p, z_critical, Analysis, Comparison, Estimate, Moments, Proportion,
+};
 
 /// Delta-method variance of `t/c - 1` for independent estimates `t` and `c`.
 fn ratio_variance(c: f64, var_c: f64, t: f64, var_t: f64) -> f64 {
@@ -97,28 +99,17 @@ pub fn compare_means(control: Moments, treatment: Moments, analysis: &Analysis) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::reference::{close, reference};
+    use crate::stats::reference::{check_fixed, reference};
 
     #[test]
     fn proportions_match_statsmodels() {
         let cases = reference().proportions;
         assert!(cases.len() >= 4);
         for c in cases {
-            let r = compare_proportions(
-                Proportion { n: c.n1, x: c.x1 },
-                Proportion { n: c.n2, x: c.x2 },
-                &Analysis::fixed(c.alpha),
-            );
-            let what = format!("{}/{} vs {}/{}", c.x1, c.n1, c.x2, c.n2);
-            close(r.p_value.expect("p"), c.p_value, &format!("p {what}"));
-            let ci = r.absolute_ci.expect("ci");
-            close(ci[0], c.absolute_ci[0], &format!("ci lo {what}"));
-            close(ci[1], c.absolute_ci[1], &format!("ci hi {what}"));
-            close(r.relative_lift.expect("rel"), c.relative_lift, &format!("rel {what}"));
-            let rci = r.relative_ci.expect("rel ci");
-            close(rci[0], c.relative_ci[0], &format!("rel ci lo {what}"));
-            close(rci[1], c.relative_ci[1], &format!("rel ci hi {what}"));
-            assert_eq!(r.significant, c.p_value < c.alpha);
+            let (c1, c2) = (Proportion { n: c.n1, x: c.x1 }, Proportion { n: c.n2, x: c.x2 });
+            let r = compare_proportions(c1, c2, &Analysis::fixed(c.expected.alpha));
+            check_fixed(&r, &c.expected, &format!("{}/{} vs {}/{}", c.x1, c.n1, c.x2, c.n2));
+            assert_eq!(r.significant, c.expected.p_value < c.expected.alpha);
         }
     }
 
@@ -127,19 +118,10 @@ mod tests {
         let cases = reference().means;
         assert!(cases.len() >= 3);
         for c in cases {
-            let r = compare_means(
-                Moments { n: c.n1, sum: c.sum1, sum_sq: c.sum_sq1 },
-                Moments { n: c.n2, sum: c.sum2, sum_sq: c.sum_sq2 },
-                &Analysis::fixed(c.alpha),
-            );
-            close(r.p_value.expect("p"), c.p_value, "welch p");
-            let ci = r.absolute_ci.expect("ci");
-            close(ci[0], c.absolute_ci[0], "welch ci lo");
-            close(ci[1], c.absolute_ci[1], "welch ci hi");
-            close(r.relative_lift.expect("rel"), c.relative_lift, "rel");
-            let rci = r.relative_ci.expect("rel ci");
-            close(rci[0], c.relative_ci[0], "rel ci lo");
-            close(rci[1], c.relative_ci[1], "rel ci hi");
+            let control = Moments { n: c.n1, sum: c.sum1, sum_sq: c.sum_sq1 };
+            let treatment = Moments { n: c.n2, sum: c.sum2, sum_sq: c.sum_sq2 };
+            let r = compare_means(control, treatment, &Analysis::fixed(c.expected.alpha));
+            check_fixed(&r, &c.expected, "welch");
         }
     }
 

@@ -16,10 +16,10 @@ pub mod correction;
 pub mod cuped;
 pub mod fixed;
 pub mod power;
-pub mod sequential;
-pub mod srm;
 #[cfg(test)]
 mod reference;
+pub mod sequential;
+pub mod srm;
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -143,4 +143,3 @@ pub(crate) fn finite(x: f64) -> Option<f64> {
 pub(crate) fn interval(center: f64, half_width: f64) -> Option<[f64; 2]> {
     (center.is_finite() && half_width.is_finite()).then_some([center - half_width, center + half_width])
 }
-

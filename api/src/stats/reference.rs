@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{compare_means, compare_proportions, Analysis, Comparison, Moments, Proportion};
+use super::{compare_means, compare_proportions, cuped::Paired, Analysis, Comparison, Moments, Proportion};
 
 #[derive(Deserialize)]
 pub struct Reference {
@@ -16,17 +16,23 @@ pub struct Reference {
     pub means: Vec<MeanCase>,
     pub srm: Vec<SrmCase>,
 }
+/// What scipy/statsmodels answered for one fixed-horizon comparison.
+#[derive(Deserialize)]
+pub struct Expected {
+    pub alpha: f64,
+    pub p_value: f64,
+    pub absolute_ci: [f64; 2],
+    pub relative_lift: f64,
+    pub relative_ci: [f64; 2],
+}
 #[derive(Deserialize)]
 pub struct PropCase {
     pub n1: u64,
     pub x1: u64,
     pub n2: u64,
     pub x2: u64,
-    pub alpha: f64,
-    pub p_value: f64,
-    pub absolute_ci: [f64; 2],
-    pub relative_lift: f64,
-    pub relative_ci: [f64; 2],
+    #[serde(flatten)]
+    pub expected: Expected,
 }
 #[derive(Deserialize)]
 pub struct MeanCase {
@@ -36,11 +42,8 @@ pub struct MeanCase {
     pub n2: u64,
     pub sum2: f64,
     pub sum_sq2: f64,
-    pub alpha: f64,
-    pub p_value: f64,
-    pub absolute_ci: [f64; 2],
-    pub relative_lift: f64,
-    pub relative_ci: [f64; 2],
+    #[serde(flatten)]
+    pub expected: Expected,
 }
 #[derive(Deserialize)]
 pub struct Arm {
@@ -71,19 +74,9 @@ pub struct ViewCase {
     pub bayesian: BayesianRef,
 }
 #[derive(Deserialize)]
-pub struct PairedRef {
-    pub n: u64,
-    pub y_sum: f64,
-    pub y_sum_sq: f64,
-    pub x_sum: f64,
-    pub x_sum_sq: f64,
-    pub xy_sum: f64,
-    pub binary: bool,
-}
-#[derive(Deserialize)]
 pub struct CupedCase {
-    pub control: PairedRef,
-    pub treatment: PairedRef,
+    pub control: Paired,
+    pub treatment: Paired,
     pub alpha: f64,
     pub theta: f64,
     pub relative_lift: f64,
@@ -93,7 +86,7 @@ pub struct CupedCase {
 }
 #[derive(Deserialize)]
 pub struct ThetaCase {
-    pub variants: Vec<PairedRef>,
+    pub variants: Vec<Paired>,
     pub theta: f64,
 }
 #[derive(Deserialize)]
@@ -146,4 +139,12 @@ pub fn compare(c: &Arm, t: &Arm, analysis: &Analysis) -> Comparison {
             compare_means(m(c), m(t), analysis)
         }
     }
+}
+
+/// A fixed-horizon comparison against its reference values.
+pub fn check_fixed(r: &Comparison, e: &Expected, what: &str) {
+    close(r.p_value.expect("p"), e.p_value, &format!("p {what}"));
+    close_pair(r.absolute_ci.expect("ci"), e.absolute_ci, &format!("ci {what}"));
+    close(r.relative_lift.expect("relative lift"), e.relative_lift, &format!("relative lift {what}"));
+    close_pair(r.relative_ci.expect("relative ci"), e.relative_ci, &format!("relative ci {what}"));
 }

@@ -24,21 +24,15 @@ use bytes::Bytes;
 use common::config::Config;
 use hyper::Method;
 
-use super::{http_summary, results::create_experiment, step, Peaks, Sizes, CONNS};
+use super::{http_summary, results::create_experiment, step, Run, Sizes, CONNS};
 use crate::{
     load::{self, MakeRequest},
     stack::{self, Stack},
-    Line, Report,
+    Line,
 };
 
-pub(super) async fn assignment(
-    s: &Stack,
-    config: &Config,
-    sizes: &Sizes,
-    run_id: &str,
-    report: &mut Report,
-    peaks: &mut Peaks,
-) -> anyhow::Result<()> {
+pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
+    let Run { s, config, sizes, run_id, report, peaks } = run;
     let db = sqlx::PgPool::connect(config.postgres.url.expose()).await?;
     let id = create_experiment(s, &format!("bench-assign-{run_id}")).await?;
     let (api, mut api_instance) = spawn_api(s, config, run_id).await?;

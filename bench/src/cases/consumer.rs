@@ -28,7 +28,7 @@ use rdkafka::{
     Message,
 };
 
-use super::{envelopes, step, Peaks, Sizes};
+use super::{envelopes, step, Peaks, Run, Sizes};
 use crate::{
     stack::{self, Stack},
     Line, Report,
@@ -59,14 +59,8 @@ struct Drained {
 /// The processes whose CPU time the drain reports, by name.
 type CpuPids<'a> = [(&'a str, Option<u32>); 3];
 
-pub(super) async fn drain(
-    s: &Stack,
-    config: &Config,
-    sizes: &Sizes,
-    run_id: &str,
-    report: &mut Report,
-    peaks: &mut Peaks,
-) -> anyhow::Result<()> {
+pub(super) async fn drain(run: &mut Run) -> anyhow::Result<()> {
+    let Run { s, config, sizes, run_id, report, peaks } = run;
     let (backlog, payloads) = prepare_backlog(s, config, sizes, run_id).await?;
     let baselines = measure_baselines(s, config, &backlog, run_id, payloads).await?;
     let drained = run_consumer(s, &backlog, run_id, peaks).await?;
@@ -155,12 +149,13 @@ async fn wait_for_rows(
     addr: SocketAddr,
     n: usize,
 ) -> anyhow::Result<(Option<(Instant, f64)>, (Instant, f64))> {
-    let key = "abtest_consumer_rows_inserted_total{table=\"events\"}";
+    // Only the events table receives rows in this case.
+    let key = "abtest_consumer_rows_inserted_total";
     let deadline = Instant::now() + Duration::from_secs(60 + (n / 2000) as u64);
     let mut first: Option<(Instant, f64)> = None;
     let mut last_print = Instant::now();
     let last = loop {
-        let rows = s.metrics(addr).await.ok().and_then(|m| m.get(key).copied()).unwrap_or(0.0);
+        let rows = s.metric(addr, key).await.unwrap_or(0.0);
         let now = Instant::now();
         if rows > 0.0 && first.is_none() {
             first = Some((now, rows));
@@ -196,9 +191,8 @@ async fn cpu_and_insert_facts(
             Some(format!("{name} {used:.1} s"))
         })
         .collect();
-    let m = s.metrics(addr).await.unwrap_or_default();
-    let inserts = m.get("abtest_consumer_insert_seconds_count").copied().unwrap_or(0.0);
-    let insert_secs = m.get("abtest_consumer_insert_seconds_sum").copied().unwrap_or(0.0);
+    let inserts = s.metric(addr, "abtest_consumer_insert_seconds_count").await.unwrap_or(0.0);
+    let insert_secs = s.metric(addr, "abtest_consumer_insert_seconds_sum").await.unwrap_or(0.0);
     format!(
         "CPU used while draining (from the consumer's start, {wall:.1} s of timed drain): {}; {inserts:.0} inserts \
          taking {insert_secs:.1} s in total",

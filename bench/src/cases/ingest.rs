@@ -23,7 +23,7 @@ use futures::future::join_all;
 use hyper::Method;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::{envelopes, http_summary, step, wait_listening, Peaks, Sizes, CONNS, PROPERTIES};
+use super::{envelopes, http_summary, step, wait_listening, Run, Sizes, CONNS, PROPERTIES};
 use crate::{
     load::{self, MakeRequest},
     stack::{self, Stack},
@@ -51,14 +51,8 @@ fn batch_body(n: usize) -> Bytes {
     Bytes::from(format!("[{}]", events.join(",")))
 }
 
-pub(super) async fn ingest(
-    s: &Stack,
-    config: &Config,
-    sizes: &Sizes,
-    run_id: &str,
-    report: &mut Report,
-    peaks: &mut Peaks,
-) -> anyhow::Result<()> {
+pub(super) async fn ingest(run: &mut Run) -> anyhow::Result<()> {
+    let Run { s, config, sizes, run_id, report, peaks } = run;
     let topic = format!("bench_ingest_{run_id}");
     s.create_topic(&topic, config.kafka.topic_partitions).await?;
     let addr = stack::free_port()?;

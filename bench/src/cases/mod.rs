@@ -102,40 +102,47 @@ fn step(what: &str) {
 /// Peak RSS of the extra instances the bench started, by binary.
 type Peaks = Vec<(String, u64)>;
 
+/// One run of the bench: where it runs, how big, and what it found so far.
+pub(super) struct Run {
+    s: Stack,
+    config: Config,
+    sizes: Sizes,
+    run_id: String,
+    report: Report,
+    peaks: Peaks,
+}
+
 pub async fn run_all(opts: &Options) -> anyhow::Result<Report> {
     let config = Config::load().context("configuration (run through scripts/bench)")?;
     let s = Stack::from_env(&config)?;
     let sizes = Sizes::new(opts.quick);
     let run_id = format!("{:x}", chrono::Utc::now().timestamp());
-    let mut report = Report::default();
-    let mut peaks: Peaks = Vec::new();
-    report.note(format!(
+    let mut run = Run { s, config, sizes, run_id, report: Report::default(), peaks: Vec::new() };
+    run.report.note(format!(
         "Load generator: `abtest-bench`'s own closed-loop HTTP/1.1 client (hyper): {CONNS} keep-alive connections, \
          each sends its next request when the previous answer is read; latency from send to last body byte, \
          percentiles over every request of the measured window ({} s after {} s warm-up). It shares the 2 cores \
          with the server under test, for the subject and its baseline alike.",
-        sizes.http_secs.as_secs(),
-        sizes.warmup.as_secs_f64()
+        run.sizes.http_secs.as_secs(),
+        run.sizes.warmup.as_secs_f64()
     ));
     if opts.wants("ingest") {
-        ingest::ingest(&s, &config, &sizes, &run_id, &mut report, &mut peaks).await.context("ingest cases")?;
+        ingest::ingest(&mut run).await.context("ingest cases")?;
     }
     if opts.wants("consumer") {
-        consumer::drain(&s, &config, &sizes, &run_id, &mut report, &mut peaks).await.context("consumer case")?;
+        consumer::drain(&mut run).await.context("consumer case")?;
     }
     if opts.wants("freshness") {
-        freshness::freshness(&s, &sizes, &run_id, &mut report).await.context("freshness case")?;
+        freshness::freshness(&run.s, &run.sizes, &run.run_id, &mut run.report).await.context("freshness case")?;
     }
     if opts.wants("results") {
-        results::results(&s, &config, &sizes, &mut report).await.context("results case")?;
+        results::results(&run.s, &run.config, &run.sizes, &mut run.report).await.context("results case")?;
     }
     if opts.wants("assignment") {
-        assignment::assignment(&s, &config, &sizes, &run_id, &mut report, &mut peaks)
-            .await
-            .context("assignment case")?;
+        assignment::assignment(&mut run).await.context("assignment case")?;
     }
-    memory::memory(&s, &peaks, &mut report);
-    Ok(report)
+    memory::memory(&run.s, &run.peaks, &mut run.report);
+    Ok(run.report)
 }
 
 /// `n` encoded envelopes of `event_type` with [`PROPERTIES`], spread over `user_mod` users.

@@ -33,11 +33,8 @@ pub struct Brokers(Vec<String>);
 
 impl Brokers {
     pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
-        let list: Vec<String> = entries
-            .iter()
-            .map(|e| e.as_ref().trim().to_owned())
-            .filter(|e| !e.is_empty())
-            .collect();
+        let list: Vec<String> =
+            entries.iter().map(|e| e.as_ref().trim().to_owned()).filter(|e| !e.is_empty()).collect();
         if list.is_empty() {
             return Err("must list at least one host:port".into());
         }
