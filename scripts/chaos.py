@@ -6,7 +6,8 @@ client-made event_id and the run's own type, and every id that got a 2xx is reco
 Faults, one after the other:
   1. consumer killed with SIGKILL, restarted by scripts/up
   2. ClickHouse stopped for 30 s (SIGTERM by pid), restarted by scripts/up
-  3. the Kafka broker down for 10 s (the dev broker's switch): ingest answers 503 in bound
+  3. the Kafka broker (nisshi) killed with SIGKILL for 10 s: ingest answers 503 in bound,
+     and nothing acknowledged before is lost (its storage survives the crash)
   4. Postgres stopped: new assignments 503 with JSON, events and results keep working,
      recovery without restarting the API
   5. a poison message in the topic: DLQ, the consumer moves on
@@ -32,7 +33,7 @@ API = "http://127.0.0.1:" + os.environ.get("ABTEST_API__LISTEN", "127.0.0.1:9000
 INGEST = "http://127.0.0.1:" + os.environ.get("ABTEST_INGEST__LISTEN", "127.0.0.1:9001").rsplit(":", 1)[1]
 CONSUMER = "http://127.0.0.1:" + os.environ.get("ABTEST_CONSUMER__LISTEN", "127.0.0.1:9002").rsplit(":", 1)[1]
 CH = "http://127.0.0.1:" + os.environ.get("STACK_CLICKHOUSE_HTTP_PORT", "8123")
-BROKER = "http://127.0.0.1:" + os.environ.get("STACK_BROKER_CONTROL_PORT", "9094")
+KAFKA = "127.0.0.1:" + os.environ.get("STACK_KAFKA_PORT", "9092")
 RUN_TYPE = "chaos_" + uuid.uuid4().hex[:10]
 ACK_TIMEOUT = 5.0
 
@@ -99,9 +100,7 @@ def metric(base, name):
 
 class Load:
     """Sends batches of 50 events to ingest until stopped, about 1000 events/s in all;
-    records every 2xx'd event id. The rate stays modest on purpose: the dev broker keeps at
-    most 5 MiB per partition, so a consumer that falls further behind (as it does during
-    the ClickHouse outage) would find its backlog gone from the dev broker itself."""
+    records every 2xx'd event id."""
 
     def __init__(self, senders=2):
         self.acked, self.statuses, self.slow = set(), {}, []
@@ -175,8 +174,10 @@ def stop_clickhouse(load):
 
 
 def broker_down(load):
-    request("POST", BROKER + "/clusters/0/brokers/1/down", key=None)
-    log("Kafka broker down for 10 s")
+    p = pid("kafka")
+    os.kill(p, 9)
+    eventually("the broker to die", 10, lambda: not alive(p))
+    log("Kafka broker killed with SIGKILL, down for 10 s")
     t0 = time.time()
     event = {"user_id": "probe", "type": RUN_TYPE, "event_id": str(uuid.uuid4())}
     status, body, headers = request("POST", INGEST + "/events", event)
@@ -184,9 +185,9 @@ def broker_down(load):
     assert status == 503 and "retry-after" in headers, (status, body)
     assert elapsed <= ACK_TIMEOUT + 1.5, f"503 after {elapsed:.1f}s, bound is {ACK_TIMEOUT}s"
     time.sleep(10)  # the outage itself
-    request("POST", BROKER + "/clusters/0/brokers/1/up", key=None)
+    up()
     wait_accepting(load)
-    log(f"broker back; 503 answered in {elapsed:.2f}s; ingest accepts again")
+    log(f"broker back (same storage); 503 answered in {elapsed:.2f}s; ingest accepts again")
 
 
 def stop_postgres(experiment):
@@ -206,9 +207,11 @@ def stop_postgres(experiment):
 
 def poison():
     dlq_before = metric(CONSUMER, "abtest_consumer_dlq_messages_total")
-    with open(os.path.join(RUN, "kafka.bootstrap")) as f:
-        bootstrap = f.read().strip()
-    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", "events", "-k", "poison"], input=b"{not an envelope", check=True)
+    nisshi = subprocess.run(["bash", "-c", f"source '{ROOT}/scripts/lib.sh' && nisshi_bin"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    message = json.dumps({"key": "poison", "value": "{not an envelope"}) + "\n"
+    subprocess.run([nisshi, "cat", "produce", "--broker", f"tcp://{KAFKA}", "--silent", "events"],
+                   input=message.encode(), check=True)
     eventually("the poison message in the DLQ", 60, lambda: metric(CONSUMER, "abtest_consumer_dlq_messages_total") >= dlq_before + 1)
     log("poison message went to the DLQ")
 

@@ -1,7 +1,8 @@
 # Shared by scripts/up, scripts/down and scripts/test. Not meant to be run directly.
 #
 # The local stack runs as plain processes on loopback, all state under .run/:
-#   .run/<name>.pid  .run/<name>.log  for postgres, clickhouse, devbroker, ingest, consumer, api
+#   .run/<name>.pid  .run/<name>.log  for postgres, clickhouse, kafka, ingest, consumer, api
+#   (and devbroker: librdkafka's mock cluster, for the tests that switch brokers off)
 # Processes are stopped by their pid only (never by name).
 
 set -euo pipefail
@@ -23,6 +24,9 @@ PG_PORT=${STACK_POSTGRES_PORT:-5433}
 CH_HTTP_PORT=${STACK_CLICKHOUSE_HTTP_PORT:-8123}
 CH_TCP_PORT=${STACK_CLICKHOUSE_TCP_PORT:-19000}
 BROKER_CONTROL_PORT=${STACK_BROKER_CONTROL_PORT:-9094}
+KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+# The local Kafka-protocol broker: nisshi (crates.io), SQLite storage, built once by cargo.
+NISSHI_VERSION=0.8.1
 API_ADDR=${ABTEST_API__LISTEN:-127.0.0.1:9000}
 INGEST_ADDR=${ABTEST_INGEST__LISTEN:-127.0.0.1:9001}
 CONSUMER_ADDR=${ABTEST_CONSUMER__LISTEN:-127.0.0.1:9002}
@@ -202,44 +206,73 @@ XML
   wait_for "ClickHouse" 60 ch_ready
 }
 
-# --- the dev broker: librdkafka's mock cluster in our devbroker process -----------------
+# --- Kafka: nisshi, a durable Kafka-protocol broker (SQLite storage under .run/kafka) -------
+
+nisshi_bin() { command -v nisshi 2>/dev/null || echo "$HOME/.cargo/bin/nisshi"; }
+
+# Builds nisshi from crates.io once (about 12 minutes on 2 cores) unless this version is there.
+# --ignore-rust-version: its rama 0.4 dependency declares rust 1.96 but builds on 1.95.
+ensure_nisshi() {
+  "$(nisshi_bin)" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
+  log "building the local Kafka broker: nisshi $NISSHI_VERSION from crates.io (once; ~12 min on 2 cores)"
+  cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version \
+    --no-default-features --features libsql >"$RUN/nisshi-install.log" 2>&1 \
+    || die "could not build nisshi: $RUN/nisshi-install.log"
+}
+
+kafka_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+start_kafka() {
+  running kafka nisshi && kafka_ready && return
+  ensure_nisshi
+  mkdir -p "$RUN/kafka"
+  log "starting the Kafka broker (nisshi, data in .run/kafka) on 127.0.0.1:$KAFKA_PORT"
+  # A short initial rebalance delay: tests and restarts start consumer groups often.
+  spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite:///$RUN/kafka/broker.db" \
+    --group-initial-rebalance-delay 500ms
+  wait_for "Kafka broker" 60 kafka_ready
+}
+
+stop_kafka() { stop_pid kafka nisshi; }
+
+# --- the dev broker: librdkafka's mock cluster in our devbroker process ------------------
+# Only for tests that need its fault switches (a broker down on request) or isolated
+# clusters; the stack's broker is nisshi.
 
 broker_ready() { curl -fsS "http://127.0.0.1:$BROKER_CONTROL_PORT/livez"; }
 
-# start_devbroker <target dir profile: release|debug>; returns 0 if it was (re)started.
+# start_devbroker <target dir profile: release|debug>
 start_devbroker() {
   local profile=$1
-  if running devbroker devbroker && broker_ready >/dev/null 2>&1; then
-    return 1
-  fi
-  log "starting the dev Kafka broker (mock cluster), control on 127.0.0.1:$BROKER_CONTROL_PORT"
-  rm -f "$RUN/kafka.bootstrap"
+  running devbroker devbroker && broker_ready >/dev/null 2>&1 && return
+  log "starting the dev broker (mock clusters for fault tests), control on 127.0.0.1:$BROKER_CONTROL_PORT"
+  rm -f "$RUN/devbroker.bootstrap"
   spawn devbroker "$ROOT/target/$profile/devbroker" --control "127.0.0.1:$BROKER_CONTROL_PORT" \
-    --bootstrap-file "$RUN/kafka.bootstrap" \
-    --topics "${ABTEST_KAFKA__TOPICS__EVENTS:-events}:${STACK_KAFKA_PARTITIONS:-6},${ABTEST_KAFKA__TOPICS__EXPOSURES:-exposures}:${STACK_KAFKA_PARTITIONS:-6},${ABTEST_KAFKA__TOPICS__DLQ:-events_dlq}:1"
+    --bootstrap-file "$RUN/devbroker.bootstrap" --topics "unused:1"
   wait_for "devbroker" 30 broker_ready
-  wait_for "devbroker bootstrap file" 10 test -s "$RUN/kafka.bootstrap"
-  return 0
 }
 
 # Environment of our binaries on the local stack.
 stack_env() {
-  echo "ABTEST_KAFKA__BROKERS=$(cat "$RUN/kafka.bootstrap")"
-  # The mock cluster hands a restarted member its partitions only after the old
-  # member's session expired: keep sessions short locally (production keeps 45 s).
+  echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
+  echo "ABTEST_KAFKA__TOPIC_PARTITIONS=${ABTEST_KAFKA__TOPIC_PARTITIONS:-${STACK_KAFKA_PARTITIONS:-6}}"
+  # Short sessions locally so that a restarted consumer gets its partitions back quickly
+  # (production keeps 45 s).
   echo "ABTEST_KAFKA__SESSION_TIMEOUT=${ABTEST_KAFKA__SESSION_TIMEOUT:-6s}"
   echo "ABTEST_POSTGRES__URL=${ABTEST_POSTGRES__URL:-postgres://abtest:abtest@127.0.0.1:$PG_PORT/abtest}"
   echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$CH_HTTP_PORT}"
 }
 
-start_deps() { # start_deps <profile>; echoes "restarted" if the broker was (re)started
+start_deps() {
   start_postgres
   start_clickhouse
-  if start_devbroker "$1"; then echo restarted; fi
+  start_kafka
 }
 
 export_test_env() {
   export ABTESTKIT_POSTGRES_URL="postgres://abtest:abtest@127.0.0.1:$PG_PORT/postgres"
   export ABTESTKIT_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  export ABTESTKIT_KAFKA="127.0.0.1:$KAFKA_PORT"
   export ABTESTKIT_BROKER_CONTROL="http://127.0.0.1:$BROKER_CONTROL_PORT"
 }

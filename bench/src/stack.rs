@@ -1,5 +1,5 @@
 //! The local stack as `scripts/bench` hands it over (environment), plus helpers to start
-//! extra instances of our release binaries, talk to the dev broker and read peak RSS.
+//! extra instances of our release binaries, create topics and read peak RSS.
 
 use std::{
     net::SocketAddr,
@@ -14,7 +14,7 @@ pub struct Stack {
     pub api: SocketAddr,
     pub ingest: SocketAddr,
     pub api_key: String,
-    pub broker_control: String,
+    pub kafka: common::config::KafkaConfig,
     pub clickhouse_http: String,
     pub clickhouse_db: String,
     pub clickhouse_tcp_port: u16,
@@ -36,7 +36,7 @@ impl Stack {
             api: env("ABTEST_API__LISTEN")?.parse()?,
             ingest: env("ABTEST_INGEST__LISTEN")?.parse()?,
             api_key: std::env::var("BENCH_API_KEY").unwrap_or_else(|_| "my_secret_api_key_123".into()),
-            broker_control: env("BENCH_BROKER_CONTROL")?,
+            kafka: config.kafka.clone(),
             clickhouse_http: config.clickhouse.url.clone(),
             clickhouse_db: config.clickhouse.database.clone(),
             clickhouse_tcp_port: env("BENCH_CLICKHOUSE_TCP_PORT")?.parse()?,
@@ -48,18 +48,9 @@ impl Stack {
         })
     }
 
-    /// Creates a topic on the stack's mock cluster (cluster 0) through devbroker's control API.
+    /// Creates a topic on the stack's broker.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
-        let resp = self
-            .http
-            .post(format!("{}/clusters/0/topics", self.broker_control))
-            .json(&serde_json::json!({ "name": name, "partitions": partitions }))
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("devbroker could not create topic {name}: {}", resp.text().await.unwrap_or_default());
-        }
-        Ok(())
+        Ok(common::kafka::ensure_topics(&self.kafka, &[(name, partitions)]).await?)
     }
 
     /// Runs a statement or query on ClickHouse over HTTP; returns the body.

@@ -82,16 +82,21 @@ pub fn reader(cfg: &KafkaConfig) -> Result<rdkafka::consumer::BaseConsumer, Kafk
 /// Creates whichever of the events, exposures and DLQ topics do not exist yet
 /// (`api migrate`). Existing topics are left as they are.
 pub async fn create_topics(cfg: &KafkaConfig) -> Result<(), KafkaError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::types::RDKafkaErrorCode;
-    let mut client = base(cfg);
-    apply_overrides(&mut client, cfg);
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = client.create()?;
     let wanted = [
         (cfg.topics.events.as_str(), cfg.topic_partitions),
         (cfg.topics.exposures.as_str(), cfg.topic_partitions),
         (cfg.topics.dlq.as_str(), 1),
     ];
+    ensure_topics(cfg, &wanted).await
+}
+
+/// Creates the `(name, partitions)` topics that do not exist yet, with the configured
+/// replication factor.
+pub async fn ensure_topics(cfg: &KafkaConfig, wanted: &[(&str, i32)]) -> Result<(), KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let mut client = base(cfg);
+    apply_overrides(&mut client, cfg);
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = client.create()?;
     let existing: Vec<String> = {
         let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
         metadata.topics().iter().map(|t| t.name().to_owned()).collect()

@@ -3,8 +3,9 @@
 //! random, so tests run in parallel and repeated runs never share state.
 //!
 //! Locations come from `ABTESTKIT_POSTGRES_URL` (a role allowed to create databases),
-//! `ABTESTKIT_CLICKHOUSE_URL` and `ABTESTKIT_BROKER_CONTROL` (the devbroker's control API),
-//! defaulting to the local stack of `scripts/up`.
+//! `ABTESTKIT_CLICKHOUSE_URL`, `ABTESTKIT_KAFKA` (the stack's broker, nisshi) and
+//! `ABTESTKIT_BROKER_CONTROL` (the devbroker's control API: isolated mock clusters whose
+//! brokers a test can switch off), defaulting to the local stack of `scripts/up`.
 
 use std::{
     future::Future,
@@ -136,6 +137,8 @@ impl Proxy {
 pub struct Stack {
     pub postgres_admin_url: String,
     pub clickhouse_url: String,
+    /// Bootstrap address of the stack's Kafka-protocol broker (nisshi).
+    pub kafka: String,
     pub broker_control: String,
     http: reqwest::Client,
 }
@@ -146,10 +149,11 @@ impl Default for Stack {
     }
 }
 
-/// A mock Kafka cluster of the devbroker.
+/// A Kafka cluster: the stack's broker (`id: None`), or a mock cluster of the devbroker
+/// with fault switches.
 #[derive(Clone, Debug)]
 pub struct Cluster {
-    pub id: u64,
+    pub id: Option<u64>,
     pub bootstrap: String,
 }
 
@@ -159,6 +163,7 @@ impl Stack {
         Self {
             postgres_admin_url: var("ABTESTKIT_POSTGRES_URL", "postgres://abtest:abtest@127.0.0.1:5433/postgres"),
             clickhouse_url: var("ABTESTKIT_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            kafka: var("ABTESTKIT_KAFKA", "127.0.0.1:9092"),
             broker_control: var("ABTESTKIT_BROKER_CONTROL", "http://127.0.0.1:9094"),
             http: reqwest::Client::new(),
         }
@@ -180,37 +185,47 @@ impl Stack {
         value
     }
 
-    /// The stack's shared cluster (cluster 0).
+    /// The stack's broker (nisshi): durable, real group coordination; no fault switches.
     pub async fn shared_cluster(&self) -> Cluster {
-        let v = self.control(reqwest::Method::GET, "/clusters/0", None).await;
-        Cluster { id: 0, bootstrap: v["bootstrap"].as_str().unwrap_or_default().to_owned() }
+        Cluster { id: None, bootstrap: self.kafka.clone() }
     }
 
-    /// A cluster of its own, for tests that take brokers down.
+    /// A mock cluster of its own, for tests that take brokers down.
     pub async fn isolated_cluster(&self) -> Cluster {
         let v = self.control(reqwest::Method::POST, "/clusters", Some(json!({ "brokers": 1 }))).await;
         Cluster {
-            id: v["id"].as_u64().unwrap_or_default(),
+            id: Some(v["id"].as_u64().unwrap_or_default()),
             bootstrap: v["bootstrap"].as_str().unwrap_or_default().to_owned(),
         }
     }
 
     pub async fn create_topic(&self, cluster: &Cluster, name: &str, partitions: i32) {
-        self.control(
-            reqwest::Method::POST,
-            &format!("/clusters/{}/topics", cluster.id),
-            Some(json!({ "name": name, "partitions": partitions })),
-        )
-        .await;
+        match cluster.id {
+            Some(id) => {
+                let body = json!({ "name": name, "partitions": partitions });
+                self.control(reqwest::Method::POST, &format!("/clusters/{id}/topics"), Some(body)).await;
+            }
+            None => {
+                let mut kafka = crate::config::KafkaConfig::default();
+                kafka.brokers = cluster.bootstrap.parse().expect("bootstrap address");
+                crate::kafka::ensure_topics(&kafka, &[(name, partitions)])
+                    .await
+                    .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+            }
+        }
     }
 
+    /// Switches a broker of a mock cluster off or on.
     pub async fn broker(&self, cluster: &Cluster, broker: i32, up: bool) {
+        let id = cluster.id.expect("only mock clusters (isolated_cluster) have broker switches");
         let state = if up { "up" } else { "down" };
-        self.control(reqwest::Method::POST, &format!("/clusters/{}/brokers/{broker}/{state}", cluster.id), None).await;
+        self.control(reqwest::Method::POST, &format!("/clusters/{id}/brokers/{broker}/{state}"), None).await;
     }
 
     pub async fn drop_cluster(&self, cluster: &Cluster) {
-        self.control(reqwest::Method::DELETE, &format!("/clusters/{}", cluster.id), None).await;
+        if let Some(id) = cluster.id {
+            self.control(reqwest::Method::DELETE, &format!("/clusters/{id}"), None).await;
+        }
     }
 
     /// A configuration of its own: fresh Postgres and ClickHouse databases with the schema

@@ -129,7 +129,7 @@ async fn run_consumer(s: &Stack, backlog: &Backlog, run_id: &str, peaks: &mut Pe
     )?;
     s.wait_ready(addr, Duration::from_secs(30)).await?;
     let cpu_pids: CpuPids =
-        [("consumer", Some(consumer.pid())), ("clickhouse", s.pid("clickhouse")), ("devbroker", s.pid("devbroker"))];
+        [("consumer", Some(consumer.pid())), ("clickhouse", s.pid("clickhouse")), ("kafka (nisshi)", s.pid("kafka"))];
     let cpu_before: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| p.and_then(stack::cpu_seconds)).collect();
     let (first, last) = wait_for_rows(s, addr, backlog.n).await?;
     let wall = first.map_or(0.0, |(t0, _)| (last.0 - t0).as_secs_f64());

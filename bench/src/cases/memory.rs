@@ -12,7 +12,7 @@ use crate::{
 
 pub(super) fn memory(s: &Stack, peaks: &Peaks, report: &mut Report) {
     let mut parts: Vec<String> = Vec::new();
-    for svc in ["ingest", "consumer", "api", "devbroker"] {
+    for svc in ["ingest", "consumer", "api", "kafka"] {
         if let Some(kib) = s.pid(svc).and_then(stack::peak_rss_kib) {
             parts.push(format!("{svc} {} MiB", kib / 1024));
         }
