@@ -91,7 +91,11 @@ impl Pipeline {
         let topics = &self.config.kafka.topics;
         self.consumer.subscribe(&[topics.events.as_str(), topics.exposures.as_str()])?;
         tracing::info!(topics = ?[&topics.events, &topics.exposures], group = %self.config.kafka.group_id, "consumer started");
-        lag::spawn(self.consumer.clone(), self.metrics.lag.clone(), shutdown.clone());
+        // The lag task ends with this run, however it ends (it holds the consumer, which
+        // must be dropped, and so leave its group, when the run is over).
+        let lag_stop = shutdown.child_token();
+        let _lag_guard = lag_stop.clone().drop_guard();
+        lag::spawn(self.consumer.clone(), self.metrics.lag.clone(), lag_stop);
         let this = Arc::new(self);
         let mut batch = Batch::default();
         let mut writers = Writers::default();

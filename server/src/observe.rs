@@ -58,6 +58,19 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// The access log line: at info for API routes, at debug for probes and scrapes (the
+/// level of the request's span).
+#[derive(Clone, Copy)]
+struct AccessLog;
+
+impl<B> tower_http::trace::OnResponse<B> for AccessLog {
+    fn on_response(self, response: &Response<B>, latency: std::time::Duration, span: &tracing::Span) {
+        let level = span.metadata().map_or(Level::INFO, |m| *m.level());
+        let on_response = DefaultOnResponse::new().level(level);
+        on_response.on_response(response, latency, span);
+    }
+}
+
 /// Per-route HTTP metrics (see README "Metrics").
 #[derive(Clone)]
 pub struct HttpMetrics {
@@ -109,9 +122,15 @@ pub fn finish(router: Router, registry: &Registry) -> Router {
     let access_log = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
             let id = request.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default().to_owned();
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            let (method, path) = (request.method(), request.uri().path());
+            // Probes and scrapes (every few seconds, from machines) at debug, the rest at info.
+            if matches!(path, "/livez" | "/readyz" | "/metrics") {
+                tracing::debug_span!("request", %method, %path, request_id = %id)
+            } else {
+                tracing::info_span!("request", %method, %path, request_id = %id)
+            }
         })
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
+        .on_response(AccessLog);
     router
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
