@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod domain;
+pub mod outbox;
 pub mod results;
 pub mod routes;
 pub mod stats;
@@ -88,13 +89,17 @@ pub fn app(config: &Config, state: AppState, registry: metrics::Registry, shutdo
     observe::finish(app, &registry)
 }
 
-/// Serves until `shutdown`, then finishes in-flight requests and flushes the producer.
+/// Serves until `shutdown` (the exposure relay beside it), then finishes in-flight
+/// requests and flushes the producer.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let registry = metrics::registry();
     let state = AppState::new(&config, &registry)?;
     let sink = state.events.sink().clone();
+    let relay = outbox::Relay::new(state.db.clone(), sink.clone(), state.exposures_topic.clone(), &registry);
+    let relaying = tokio::spawn(relay.run(shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     server::serve(listener, app(&config, state, registry, shutdown.clone()), shutdown).await.context("serve")?;
+    let _ = relaying.await;
     sink.flush().await;
     Ok(())
 }

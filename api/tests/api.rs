@@ -73,6 +73,18 @@ async fn setup() -> (TestEnv, Service, Client) {
     (env, api, client)
 }
 
+/// Exposures in Kafka once the relay has sent `expected` of them (and the outbox is
+/// empty), so a test can then check that no more arrived.
+async fn exposures_in_kafka(env: &TestEnv, expected: i64) -> i64 {
+    let db = pg(env).await;
+    eventually("the exposures relayed", WAIT, || async {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_outbox").fetch_one(&db).await.ok()?;
+        let sent = env.topic_messages(&env.config.kafka.topics.exposures).await;
+        (waiting == 0 && sent >= expected).then_some(sent)
+    })
+    .await
+}
+
 async fn pg(env: &TestEnv) -> sqlx::PgPool {
     common::postgres::pool(&env.config.postgres).expect("pool")
 }
@@ -231,7 +243,7 @@ async fn assignment_is_deterministic_sticky_and_respects_status() {
     let rows: i64 =
         sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
     assert_eq!(rows, 61);
-    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 61, "one exposure per first assignment");
+    assert_eq!(exposures_in_kafka(&env, 61).await, 61, "one exposure per first assignment");
     api.stop().await;
 }
 
@@ -260,7 +272,7 @@ async fn simultaneous_first_assignments_of_one_user_make_one_row_and_one_exposur
         .await
         .expect("count");
     assert_eq!(rows, 1);
-    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 1);
+    assert_eq!(exposures_in_kafka(&env, 1).await, 1);
     api.stop().await;
 }
 
@@ -678,8 +690,11 @@ async fn openapi_and_docs_are_served_without_a_key() {
     api.stop().await;
 }
 
+/// The outbox: an assignment commits with its exposure, so assignments keep working while
+/// Kafka is down, and every exposure reaches Kafka once it is back, even across a restart
+/// of the api (nothing committed is lost).
 #[tokio::test]
-async fn no_assignment_is_stored_unless_its_exposure_is_in_kafka() {
+async fn assignments_made_while_kafka_is_down_reach_kafka_when_it_is_back() {
     let stack = Stack::from_env();
     let cluster = stack.isolated_cluster().await;
     let mut env = stack.env(&cluster).await;
@@ -689,24 +704,32 @@ async fn no_assignment_is_stored_unless_its_exposure_is_in_kafka() {
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
 
     stack.broker(&cluster, 1, false).await;
-    let (status, err) = c.get(&format!("/experiments/{id}/assignment/while-down")).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
-    assert_eq!(err["error"], "unavailable");
-    let rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
-    assert_eq!(rows, 0, "the assignment rolled back with the failed exposure");
-
-    stack.broker(&cluster, 1, true).await;
-    let a = eventually("assignment after Kafka is back", WAIT, || async {
-        let (status, a) = c.get(&format!("/experiments/{id}/assignment/while-down")).await;
-        (status == StatusCode::OK).then_some(a)
+    for user in ["while-down-1", "while-down-2"] {
+        let (status, a) = c.get(&format!("/experiments/{id}/assignment/{user}")).await;
+        assert_eq!((status, a["new"].as_bool()), (StatusCode::OK, Some(true)), "{a}");
+    }
+    let db = pg(&env).await;
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM exposure_outbox").fetch_one(&db).await.expect("count")
+    };
+    assert_eq!(waiting().await, 2, "both exposures wait in the outbox");
+    eventually("the backlog on /metrics", WAIT, || async {
+        (api.metric("abtest_exposure_outbox_messages").await == 2.0).then_some(())
     })
     .await;
-    assert_eq!(a["new"], true);
-    let rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&pg(&env).await).await.expect("count");
-    assert_eq!(rows, 1);
-    assert!(env.topic_messages(&env.config.kafka.topics.exposures).await >= 1);
+    api.stop().await;
+
+    // Kafka back, a new api process: the exposures committed before are relayed.
+    stack.broker(&cluster, 1, true).await;
+    let api = start_api(env.config.clone()).await;
+    eventually("both exposures in Kafka", WAIT, || async {
+        (env.topic_messages(&env.config.kafka.topics.exposures).await == 2).then_some(())
+    })
+    .await;
+    eventually("an empty outbox", WAIT, || async { (waiting().await == 0).then_some(()) }).await;
+    assert_eq!(api.metric("abtest_exposures_relayed_total").await, 2.0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM assignments").fetch_one(&db).await.expect("count");
+    assert_eq!(rows, 2);
     api.stop().await;
     stack.drop_cluster(&cluster).await;
 }
@@ -779,6 +802,6 @@ async fn sql_looking_data_is_just_data() {
     let (status, _) = c.post("/events", json!({"user_id": sql, "type": sql})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 1);
-    assert_eq!(env.topic_messages(&env.config.kafka.topics.exposures).await, 1, "the SQL-looking user's exposure");
+    assert_eq!(exposures_in_kafka(&env, 1).await, 1, "the SQL-looking user's exposure");
     api.stop().await;
 }

@@ -150,28 +150,36 @@ fn check_len(_field: &str, value: &str, max: usize) -> Result<(), &'static str> 
 /// `visitParam*` functions (the JSON functions ClickHouse 18.16 has) only read compact
 /// JSON, so properties are stored compact.
 pub fn compact_json(json: &str) -> String {
-    // Most clients send compact JSON already: then it is a copy.
-    if !json.bytes().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
-        return json.to_owned();
+    let mut out = Vec::with_capacity(json.len());
+    compact_json_into(json, &mut out);
+    // Only whitespace bytes (ASCII) were left out of valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`compact_json`] appended to `out`, without allocating when the text is already compact
+/// (most clients send it so).
+pub fn compact_json_into(json: &str, out: &mut Vec<u8>) {
+    let bytes = json.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
+        out.extend_from_slice(bytes);
+        return;
     }
-    let mut out = String::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
+    for &b in bytes {
         if in_string {
-            out.push(c);
+            out.push(b);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            in_string = c == '"';
-            out.push(c);
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
         }
     }
-    out
 }
 
 /// The deepest nesting of objects and arrays in valid JSON text.

@@ -139,6 +139,14 @@ pub enum SendError {
     Canceled,
 }
 
+/// One message for [`Sink::send_all`]: the key (a user id: a user's messages stay in
+/// order in one partition), the payload and the id of the HTTP request it comes from.
+pub struct Message<'a, P> {
+    pub key: &'a [u8],
+    pub payload: P,
+    pub request_id: Option<&'a str>,
+}
+
 /// Produces messages and waits until Kafka acknowledged every one of them, bounded by
 /// `ack_timeout`: the events of a request (ingest) and a user's exposure (assignment).
 #[derive(Clone)]
@@ -167,24 +175,17 @@ impl Sink {
         usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
 
-    /// Enqueues every `(key, payload)` and waits for all acknowledgements. A full producer
-    /// queue refuses the whole set before anything is enqueued (backpressure).
-    pub async fn send_all<K: AsRef<[u8]>, P: AsRef<[u8]>>(
-        &self,
-        topic: &str,
-        records: &[(K, P)],
-        request_id: Option<&str>,
-    ) -> Result<(), SendError> {
-        if self.in_flight() + records.len() > self.queue_max {
+    /// Enqueues every message and waits for all acknowledgements. A full producer queue
+    /// refuses the whole set before anything is enqueued (backpressure).
+    pub async fn send_all<P: AsRef<[u8]>>(&self, topic: &str, messages: &[Message<'_, P>]) -> Result<(), SendError> {
+        if self.in_flight() + messages.len() > self.queue_max {
             return Err(SendError::QueueFull);
         }
-        let headers =
-            request_id.map(|id| OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(id) }));
-        let mut deliveries = Vec::with_capacity(records.len());
-        for (key, payload) in records {
-            let mut record = FutureRecord::to(topic).key(key.as_ref()).payload(payload.as_ref());
-            if let Some(headers) = &headers {
-                record = record.headers(headers.clone());
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for message in messages {
+            let mut record = FutureRecord::to(topic).key(message.key).payload(message.payload.as_ref());
+            if let Some(id) = message.request_id {
+                record = record.headers(OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(id) }));
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),

@@ -4,7 +4,7 @@ use std::{collections::HashMap, time::Instant};
 
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::rows::{EventRow, ExposureRow};
+use crate::rows::Rows;
 
 /// Which of our two topics a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,19 +13,10 @@ pub(crate) enum Stream {
     Exposures,
 }
 
-/// Where a row came from: enough to fetch its message again (for the DLQ) and to commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Source {
-    pub partition: i32,
-    pub offset: i64,
-}
-
 #[derive(Default)]
 pub(crate) struct Batch {
-    pub events: Vec<EventRow>,
-    pub event_sources: Vec<Source>,
-    pub exposures: Vec<ExposureRow>,
-    pub exposure_sources: Vec<Source>,
+    pub events: Rows,
+    pub exposures: Rows,
     /// Highest offset done (in this batch or in the DLQ) per partition, per stream.
     done: [HashMap<i32, i64>; 2],
     /// Per partition, the first message that reached neither ClickHouse nor the DLQ:
@@ -76,15 +67,5 @@ impl Batch {
                 (partition, held.get(&partition).map_or(next, |&h| next.min(h)))
             })
             .collect()
-    }
-
-    pub fn push_event(&mut self, row: EventRow, source: Source) {
-        self.events.push(row);
-        self.event_sources.push(source);
-    }
-
-    pub fn push_exposure(&mut self, row: ExposureRow, source: Source) {
-        self.exposures.push(row);
-        self.exposure_sources.push(source);
     }
 }

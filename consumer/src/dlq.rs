@@ -15,7 +15,7 @@ use rdkafka::{
     Offset, TopicPartitionList,
 };
 
-use crate::{backoff::Backoff, batch::Source, metrics::ConsumerMetrics};
+use crate::{backoff::Backoff, metrics::ConsumerMetrics, rows::Source};
 
 /// Where a letter was refused: decoding the message, or inserting its row.
 #[derive(Debug, Clone, Copy)]

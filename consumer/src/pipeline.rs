@@ -26,10 +26,11 @@ use rdkafka::{
 };
 
 use crate::{
-    batch::{Batch, Source, Stream},
+    batch::{Batch, Stream},
     dlq::{DeadLetters, Stage},
     lag,
     metrics::ConsumerMetrics,
+    rows::Source,
     writer::Writers,
 };
 
@@ -187,8 +188,8 @@ impl Pipeline {
         let source = Source { partition: msg.partition(), offset: msg.offset() };
         let stream = if msg.topic() == self.config.kafka.topics.events { Stream::Events } else { Stream::Exposures };
         let decoded: Result<(), DecodeError> = match stream {
-            Stream::Events => EventEnvelope::decode(payload).map(|e| batch.push_event(e.into(), source)),
-            Stream::Exposures => ExposureEnvelope::decode(payload).map(|e| batch.push_exposure(e.into(), source)),
+            Stream::Events => EventEnvelope::decode(payload).map(|e| batch.events.push_event(&e, source)),
+            Stream::Exposures => ExposureEnvelope::decode(payload).map(|e| batch.exposures.push_exposure(&e, source)),
         };
         match decoded {
             Ok(()) => batch.done(stream, msg),

@@ -1,32 +1,107 @@
-//! ClickHouse rows, converted from the envelopes of `common::event`.
+//! ClickHouse rows in RowBinary, written straight from the envelopes of `common::event`
+//! into one buffer per table: no per-row allocation, and the insert sends the buffer as it
+//! is. Each row remembers where it starts and which Kafka message it came from, so a batch
+//! can be split to find rows ClickHouse refuses and those rows traced to their message.
+//!
+//! RowBinary (ClickHouse's `RowBinary` format): `UUID` as its two `u64` halves, high then
+//! low, little-endian; `String` as a LEB128 length and the bytes; `DateTime` and integers
+//! little-endian.
 
-use clickhouse::Row;
-use common::event::{compact_json, EventEnvelope, ExposureEnvelope};
-use serde::Serialize;
-use uuid::Uuid;
+use std::ops::Range;
 
-/// A row of `events` (see `clickhouse/001_events.sql`); field order is column order.
-#[derive(Debug, Clone, Row, Serialize)]
-pub struct EventRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    pub user_id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// `DateTime`: seconds since the epoch.
-    pub timestamp: u32,
-    pub received_at: u32,
-    /// The client's JSON object, compact (see `compact_json`).
-    pub properties: String,
+use common::event::{compact_json_into, EventEnvelope, ExposureEnvelope};
+
+/// Where a row came from: enough to fetch its message again (for the DLQ) and to commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub partition: i32,
+    pub offset: i64,
 }
 
-/// A row of `exposures` (see `clickhouse/002_exposures.sql`).
-#[derive(Debug, Clone, Row, Serialize)]
-pub struct ExposureRow {
-    pub experiment_id: u64,
-    pub user_id: String,
-    pub variant: String,
-    pub exposed_at: u32,
+/// A table and the columns our rows fill, in row order.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static str,
+}
+
+/// `clickhouse/001_events.sql`.
+pub const EVENTS: Table =
+    Table { name: "events", columns: "event_id, user_id, type, timestamp, received_at, properties" };
+/// `clickhouse/002_exposures.sql` (its `earliness` column is computed by ClickHouse).
+pub const EXPOSURES: Table = Table { name: "exposures", columns: "experiment_id, user_id, variant, exposed_at" };
+
+/// Rows of one table in RowBinary.
+#[derive(Debug, Default)]
+pub struct Rows {
+    buf: Vec<u8>,
+    starts: Vec<usize>,
+    sources: Vec<Source>,
+    /// Reused for properties that are not compact yet.
+    scratch: Vec<u8>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    pub fn source(&self, row: usize) -> Source {
+        self.sources[row]
+    }
+
+    /// The RowBinary of rows `range`.
+    pub fn bytes(&self, range: Range<usize>) -> &[u8] {
+        let start = self.starts.get(range.start).copied().unwrap_or(self.buf.len());
+        let end = self.starts.get(range.end).copied().unwrap_or(self.buf.len());
+        &self.buf[start..end]
+    }
+
+    fn begin(&mut self, source: Source) {
+        self.starts.push(self.buf.len());
+        self.sources.push(source);
+    }
+
+    pub fn push_event(&mut self, e: &EventEnvelope<'_>, source: Source) {
+        self.begin(source);
+        let (high, low) = e.event_id.as_u64_pair();
+        self.buf.extend_from_slice(&high.to_le_bytes());
+        self.buf.extend_from_slice(&low.to_le_bytes());
+        put_str(&mut self.buf, e.user_id.as_bytes());
+        put_str(&mut self.buf, e.event_type.as_bytes());
+        self.buf.extend_from_slice(&seconds(e.timestamp_ms).to_le_bytes());
+        self.buf.extend_from_slice(&seconds(e.received_at_ms).to_le_bytes());
+        self.scratch.clear();
+        compact_json_into(e.properties.get(), &mut self.scratch);
+        put_str(&mut self.buf, &self.scratch);
+    }
+
+    pub fn push_exposure(&mut self, e: &ExposureEnvelope<'_>, source: Source) {
+        self.begin(source);
+        self.buf.extend_from_slice(&u64::try_from(e.experiment_id).unwrap_or_default().to_le_bytes());
+        put_str(&mut self.buf, e.user_id.as_bytes());
+        put_str(&mut self.buf, e.variant.as_bytes());
+        self.buf.extend_from_slice(&seconds(e.exposed_at_ms).to_le_bytes());
+    }
+}
+
+/// A RowBinary `String`: LEB128 length, then the bytes.
+fn put_str(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let mut n = bytes.len();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(byte);
+            break;
+        }
+        buf.push(byte | 0x80);
+    }
+    buf.extend_from_slice(bytes);
 }
 
 /// Milliseconds to `DateTime` seconds; decode already checked the range.
@@ -34,26 +109,46 @@ fn seconds(ms: i64) -> u32 {
     u32::try_from(ms.div_euclid(1000)).unwrap_or(u32::MAX)
 }
 
-impl From<EventEnvelope<'_>> for EventRow {
-    fn from(e: EventEnvelope<'_>) -> Self {
-        Self {
-            event_id: e.event_id,
-            user_id: e.user_id.into_owned(),
-            event_type: e.event_type.into_owned(),
-            timestamp: seconds(e.timestamp_ms),
-            received_at: seconds(e.received_at_ms),
-            properties: compact_json(e.properties.get()),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
 
-impl From<ExposureEnvelope<'_>> for ExposureRow {
-    fn from(e: ExposureEnvelope<'_>) -> Self {
-        Self {
-            experiment_id: u64::try_from(e.experiment_id).unwrap_or_default(),
-            user_id: e.user_id.into_owned(),
-            variant: e.variant.into_owned(),
-            exposed_at: seconds(e.exposed_at_ms),
-        }
+    use super::*;
+
+    #[test]
+    fn rows_are_rowbinary_byte_for_byte() {
+        let properties = RawValue::from_string("{ \"a\" : [1, 2] }".into()).expect("json");
+        let id = uuid::Uuid::from_u64_pair(0x0102_0304_0506_0708, 0x1112_1314_1516_1718);
+        let long_user = "ü".repeat(100); // 200 bytes: a length over 127 takes two LEB128 bytes
+        let e = EventEnvelope {
+            v: 1,
+            event_id: id,
+            user_id: long_user.as_str().into(),
+            event_type: "buy".into(),
+            timestamp_ms: 1_000_999,
+            received_at_ms: 2_000_000,
+            properties: &properties,
+        };
+        let mut rows = Rows::default();
+        rows.push_event(&e, Source { partition: 0, offset: 7 });
+        rows.push_event(&e, Source { partition: 3, offset: 8 });
+        let mut expected = vec![8, 7, 6, 5, 4, 3, 2, 1, 0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11];
+        expected.extend([0xc8, 0x01]); // 200
+        expected.extend(long_user.as_bytes());
+        expected.extend([3, b'b', b'u', b'y']);
+        expected.extend(1000u32.to_le_bytes());
+        expected.extend(2000u32.to_le_bytes());
+        expected.push(11);
+        expected.extend(br#"{"a":[1,2]}"#);
+        assert_eq!(rows.bytes(0..1), expected.as_slice());
+        assert_eq!(rows.bytes(1..2), expected.as_slice());
+        assert_eq!(rows.bytes(0..2).len(), 2 * expected.len());
+        assert_eq!((rows.len(), rows.source(1)), (2, Source { partition: 3, offset: 8 }));
+
+        let mut exposures = Rows::default();
+        let x =
+            ExposureEnvelope { v: 1, experiment_id: 5, variant: "b".into(), user_id: "u".into(), exposed_at_ms: 3_000 };
+        exposures.push_exposure(&x, Source { partition: 0, offset: 0 });
+        assert_eq!(exposures.bytes(0..1), [5, 0, 0, 0, 0, 0, 0, 0, 1, b'u', 1, b'b', 3, 0, 0, 0]);
     }
 }

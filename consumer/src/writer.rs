@@ -12,8 +12,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
     backoff::Backoff,
-    batch::{Batch, Source, Stream},
+    batch::{Batch, Stream},
     pipeline::{ConsumerError, Pipeline},
+    rows::{Rows, Table, EVENTS, EXPOSURES},
 };
 
 /// How many batches may be inserting (and then committing, in order) while the next one
@@ -85,8 +86,8 @@ impl Pipeline {
     ) -> Result<(), ConsumerError> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
         let topics = &self.config.kafka.topics;
-        let inserted = self.insert("events", &topics.events, &batch.events, &batch.event_sources, shutdown).await
-            && self.insert("exposures", &topics.exposures, &batch.exposures, &batch.exposure_sources, shutdown).await;
+        let inserted = self.insert(EVENTS, &topics.events, &batch.events, shutdown).await
+            && self.insert(EXPOSURES, &topics.exposures, &batch.exposures, shutdown).await;
         if !inserted {
             let _ = done.send(false);
             return Ok(());
@@ -139,14 +140,7 @@ impl Pipeline {
     /// Inserts `rows`. Transient failures are retried with backoff; when ClickHouse refuses
     /// rows for good, the batch is split in halves until the refused rows are found, and
     /// those go to the DLQ. `false` when shut down before everything was in.
-    async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-        &self,
-        table: &str,
-        topic: &str,
-        rows: &[T],
-        sources: &[Source],
-        shutdown: &CancellationToken,
-    ) -> bool {
+    async fn insert(&self, table: Table, topic: &str, rows: &Rows, shutdown: &CancellationToken) -> bool {
         // Ranges of rows still to insert, the next one last.
         let mut pending = Vec::with_capacity(16);
         pending.push(0..rows.len());
@@ -157,30 +151,30 @@ impl Pipeline {
             let mut backoff = Backoff::new(self.config.consumer.retry_max_backoff);
             loop {
                 let started = Instant::now();
-                let Err(e) = self.try_insert(table, &rows[range.clone()]).await else {
+                let Err(e) = self.try_insert(table, rows.bytes(range.clone())).await else {
                     self.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());
-                    self.metrics.rows_inserted.with_label_values(&[table]).inc_by(range.len() as u64);
+                    self.metrics.rows_inserted.with_label_values(&[table.name]).inc_by(range.len() as u64);
                     break;
                 };
                 let failure = common::clickhouse::classify(&e);
-                self.metrics.insert_failures.with_label_values(&[table, failure.label()]).inc();
+                self.metrics.insert_failures.with_label_values(&[table.name, failure.label()]).inc();
                 match failure {
                     Failure::Rows if range.len() == 1 => {
                         let reason = format!("ClickHouse refused the row: {e}");
-                        if !self.dead_letters.send_row(topic, sources[range.start], &reason, shutdown).await {
+                        if !self.dead_letters.send_row(topic, rows.source(range.start), &reason, shutdown).await {
                             return false;
                         }
                         break;
                     }
                     Failure::Rows => {
                         let middle = range.start + range.len() / 2;
-                        tracing::warn!(table, rows = range.len(), error = %e, "ClickHouse refused rows; splitting the batch to find them");
+                        tracing::warn!(table = table.name, rows = range.len(), error = %e, "ClickHouse refused rows; splitting the batch to find them");
                         pending.push(middle..range.end);
                         pending.push(range.start..middle);
                         break;
                     }
                     Failure::Transient => {
-                        tracing::warn!(table, rows = range.len(), error = %e, "ClickHouse insert failed; retrying");
+                        tracing::warn!(table = table.name, rows = range.len(), error = %e, "ClickHouse insert failed; retrying");
                         if !backoff.wait(shutdown).await {
                             return false;
                         }
@@ -191,16 +185,17 @@ impl Pipeline {
         true
     }
 
-    async fn try_insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-        &self,
-        table: &str,
-        rows: &[T],
-    ) -> clickhouse::error::Result<()> {
+    /// One `INSERT ... FORMAT RowBinary` of `rowbinary`, sent in chunks.
+    async fn try_insert(&self, table: Table, rowbinary: &[u8]) -> clickhouse::error::Result<()> {
         let timeout = Some(self.config.clickhouse.timeout);
-        let mut insert = self.clickhouse.insert::<T>(table).await?.with_timeouts(timeout, timeout);
-        for row in rows {
-            insert.write(row).await?;
+        let sql = format!("INSERT INTO {} ({}) FORMAT RowBinary", table.name, table.columns);
+        let mut insert = self.clickhouse.insert_formatted_with(sql).with_timeouts(timeout, timeout);
+        for chunk in rowbinary.chunks(INSERT_CHUNK) {
+            insert.send(bytes::Bytes::copy_from_slice(chunk)).await?;
         }
         insert.end().await
     }
 }
+
+/// Bytes per chunk of an insert's request body.
+const INSERT_CHUNK: usize = 1 << 20;

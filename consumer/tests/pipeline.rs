@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use chrono::Utc;
 use common::{
     event::{EventEnvelope, ENVELOPE_VERSION},
-    kafka::Sink,
+    kafka::{Message as KafkaMessage, Sink},
     shutdown::CancellationToken,
     testkit::{eventually, Proxy, Service, Stack, TestEnv},
     Config,
@@ -36,7 +36,7 @@ async fn produce_events(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
     let properties = RawValue::from_string(r#"{"order_value":2.5,"tag":"x\"y"}"#.into()).expect("json");
     let users: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
     let now = Utc::now().timestamp_millis();
-    let records: Vec<(Vec<u8>, Vec<u8>)> = users
+    let payloads: Vec<Vec<u8>> = users
         .iter()
         .map(|u| {
             let envelope = EventEnvelope {
@@ -48,10 +48,15 @@ async fn produce_events(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
                 received_at_ms: now,
                 properties: &properties,
             };
-            (u.clone().into_bytes(), envelope.encode())
+            envelope.encode()
         })
         .collect();
-    sink.send_all(&env.config.kafka.topics.events, &records, Some("req-test")).await.expect("acknowledged");
+    let messages: Vec<KafkaMessage<&[u8]>> = users
+        .iter()
+        .zip(&payloads)
+        .map(|(u, p)| KafkaMessage { key: u.as_bytes(), payload: p.as_slice(), request_id: Some("req-test") })
+        .collect();
+    sink.send_all(&env.config.kafka.topics.events, &messages).await.expect("acknowledged");
     users
 }
 

@@ -14,7 +14,7 @@ use chrono::Utc;
 use common::{
     config::Config,
     event::{EventEnvelope, EventObject},
-    kafka::{SendError, Sink},
+    kafka::{Message, SendError, Sink},
     metrics::{self, Histogram, IntCounter, IntCounterVec, Registry},
 };
 use serde::Serialize;
@@ -136,13 +136,14 @@ impl Events {
     /// Sends every envelope and waits for all acknowledgements; anything short of a full
     /// acknowledgement is a 503 and nothing is reported accepted.
     async fn produce(&self, envelopes: &[EventEnvelope<'_>], request_id: Option<&str>) -> Result<usize, ApiError> {
-        let records: Vec<(&[u8], Vec<u8>)> = envelopes.iter().map(|e| (e.user_id.as_bytes(), e.encode())).collect();
+        let messages: Vec<Message<Vec<u8>>> =
+            envelopes.iter().map(|e| Message { key: e.user_id.as_bytes(), payload: e.encode(), request_id }).collect();
         let started = Instant::now();
-        let sent = self.sink.send_all(&self.topic, &records, request_id).await;
+        let sent = self.sink.send_all(&self.topic, &messages).await;
         self.metrics.ack_seconds.observe(started.elapsed().as_secs_f64());
         sent?;
-        self.metrics.accepted.inc_by(records.len() as u64);
-        Ok(records.len())
+        self.metrics.accepted.inc_by(messages.len() as u64);
+        Ok(messages.len())
     }
 }
 

@@ -1,16 +1,16 @@
 //! `GET /experiments/{id}/assignment/{user_id}`: the user's variant, sticky.
 //!
-//! The first assignment is a row in Postgres and wins forever. It is inserted in a
-//! transaction that commits only after Kafka acknowledged the user's exposure, so
-//! concurrent first requests wait on the row's unique key and all see one variant, one
-//! row and one exposure, and a 200 always means the exposure is in Kafka.
+//! The first assignment is a row in Postgres and wins forever. It is inserted together
+//! with the user's exposure in the outbox, in one statement: concurrent first requests
+//! wait on the row's unique key and all see one variant, one row and one exposure, and a
+//! 200 means the exposure is committed and will reach Kafka (`crate::outbox`).
 
 use axum::{
     extract::{Path, State},
     http::HeaderMap,
     Json,
 };
-use common::event::{length_ok, ExposureEnvelope, ENVELOPE_VERSION, MAX_USER_ID_CHARS};
+use common::event::{length_ok, MAX_USER_ID_CHARS};
 use server::{observe::request_id_of, ApiError, ErrorBody, ErrorCode};
 
 use super::{not_found, ExperimentId};
@@ -27,7 +27,7 @@ use crate::{
         (status = 200, body = Assignment),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The experiment is paused or stopped and the user has no assignment"),
-        (status = 503, body = ErrorBody, description = "Postgres or Kafka unavailable; nothing was stored")),
+        (status = 503, body = ErrorBody, description = "Postgres unavailable; nothing was stored")),
     security(("bearer" = [])))]
 pub async fn assign(
     State(state): State<AppState>,
@@ -68,8 +68,9 @@ async fn existing(state: &AppState, id: i64, user_id: &str) -> Result<Option<Sto
     }
 }
 
-/// Assigns a user who had no variant: insert, exposure acknowledged by Kafka, commit.
-/// `(assignment, true)` when this request made it; a concurrent request may have won.
+/// Assigns a user who had no variant; the exposure commits with the assignment (outbox,
+/// relayed to Kafka by `outbox`). `(assignment, true)` when this request made it; a
+/// concurrent request may have won.
 async fn assign_new(
     state: &AppState,
     experiment: &Experiment,
@@ -83,29 +84,17 @@ async fn assign_new(
     }
     let variant = pick(&experiment.variants, bucket(&experiment.salt, user_id))
         .ok_or_else(|| ApiError::internal(format!("allocations of experiment {id} do not cover every bucket")))?;
-    let Some(pending) = pg::begin_assignment(&state.db, id, user_id, variant.id).await? else {
+    match pg::assign(&state.db, id, user_id, (variant.id, &variant.name), request_id).await? {
+        Some(assigned_at) => Ok((StoredAssignment { variant_id: variant.id, assigned_at }, true)),
         // A concurrent first request committed first, or the experiment stopped meanwhile.
-        return match pg::assignment(&state.db, id, user_id).await? {
+        None => match pg::assignment(&state.db, id, user_id).await? {
             Some(found) => Ok((found, false)),
             None => {
                 state.experiments.invalidate(id);
                 Err(not_running(id, Status::Paused))
             }
-        };
-    };
-    let exposure = ExposureEnvelope {
-        v: ENVELOPE_VERSION,
-        experiment_id: id,
-        variant: variant.name.as_str().into(),
-        user_id: user_id.into(),
-        exposed_at_ms: pending.assigned_at.timestamp_millis(),
-    };
-    // An error drops `pending`, rolling the assignment back: no 200, no row, retry is safe.
-    let record = [(user_id.as_bytes(), exposure.encode())];
-    state.events.sink().send_all(&state.exposures_topic, &record, request_id).await?;
-    let assigned_at = pending.assigned_at;
-    pending.commit().await?;
-    Ok((StoredAssignment { variant_id: variant.id, assigned_at }, true))
+        },
+    }
 }
 
 fn not_running(id: i64, status: Status) -> ApiError {

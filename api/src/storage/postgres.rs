@@ -167,46 +167,73 @@ pub async fn assignment(db: &PgPool, experiment_id: i64, user_id: &str) -> Resul
         .await?)
 }
 
-/// A new assignment inserted but not committed: it becomes visible (and sticky) on
-/// [`PendingAssignment::commit`]; dropped, it is rolled back.
-pub struct PendingAssignment {
-    tx: Transaction<'static, Postgres>,
-    pub assigned_at: DateTime<Utc>,
-}
-
-impl PendingAssignment {
-    pub async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
-    }
-}
-
-/// Inserts the user's assignment if the experiment is running and the user has none;
-/// `None` otherwise (a concurrent first request for the same user waits here on the row's
-/// key until the other one commits or rolls back).
-pub async fn begin_assignment(
+/// Assigns a user who has none, if the experiment is running, together with the user's
+/// exposure in the outbox: one statement, so both commit or neither does. `None` when the
+/// user already has an assignment or the experiment is not running (a concurrent first
+/// request for the same user waits on the row's key until the other one commits).
+pub async fn assign(
     db: &PgPool,
     experiment_id: i64,
     user_id: &str,
-    variant_id: i64,
-) -> Result<Option<PendingAssignment>> {
-    let mut tx = db.begin().await?;
-    let inserted: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "INSERT INTO assignments (experiment_id, user_id, variant_id)
-         SELECT $1, $2, $3 FROM experiments WHERE id = $1 AND status = 'running'
-         ON CONFLICT (experiment_id, user_id) DO NOTHING RETURNING assigned_at",
+    variant: (i64, &str),
+    request_id: Option<&str>,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "WITH assigned AS (
+             INSERT INTO assignments (experiment_id, user_id, variant_id)
+             SELECT $1, $2, $3 FROM experiments WHERE id = $1 AND status = 'running'
+             ON CONFLICT (experiment_id, user_id) DO NOTHING
+             RETURNING experiment_id, user_id, assigned_at
+         ), queued AS (
+             INSERT INTO exposure_outbox (experiment_id, user_id, variant, exposed_at, request_id)
+             SELECT experiment_id, user_id, $4, assigned_at, $5 FROM assigned
+         )
+         SELECT assigned_at FROM assigned",
     )
     .bind(experiment_id)
     .bind(user_id)
-    .bind(variant_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match inserted {
-        Some(assigned_at) => Ok(Some(PendingAssignment { tx, assigned_at })),
-        None => {
-            tx.rollback().await?;
-            Ok(None)
-        }
-    }
+    .bind(variant.0)
+    .bind(variant.1)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// An exposure waiting in the outbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueuedExposure {
+    pub id: i64,
+    pub experiment_id: i64,
+    pub user_id: String,
+    pub variant: String,
+    pub exposed_at: DateTime<Utc>,
+    pub request_id: Option<String>,
+}
+
+/// Up to `limit` queued exposures, oldest first, locked for this transaction (other relays
+/// skip them): send them, then [`forget_exposures`] and commit.
+pub async fn claim_exposures(tx: &mut Transaction<'static, Postgres>, limit: i64) -> Result<Vec<QueuedExposure>> {
+    Ok(sqlx::query_as(
+        "SELECT id, experiment_id, user_id, variant, exposed_at, request_id FROM exposure_outbox
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+pub async fn forget_exposures(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
+    sqlx::query("DELETE FROM exposure_outbox WHERE id = ANY($1)").bind(ids).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Exposures waiting and the age of the oldest, in seconds.
+pub async fn outbox_backlog(db: &PgPool) -> Result<(i64, f64)> {
+    Ok(sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(exposed_at))::float8, 0) FROM exposure_outbox",
+    )
+    .fetch_one(db)
+    .await?)
 }
 
 /// Readiness: does Postgres answer `SELECT 1`?

@@ -56,11 +56,10 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
     report.note(format!(
         "assignment: {CONNS} connections; new-user requests use a fresh user id each, repeat requests pick among \
          {pool} users assigned beforehand. pgbench runs the handler's statements ({CONNS} clients, 2 threads, \
-         prepared): new-user = the SELECT that misses, then BEGIN / INSERT ... ON CONFLICT DO NOTHING RETURNING / \
-         COMMIT; repeat = the SELECT. The API's new-user path also waits for Kafka to acknowledge the exposure \
-         before it commits, which pgbench does not. The API is an instance of the release `api` binary (stack \
-         config) of its own whose exposures go to a fresh topic (`bench_exposures_<run>`), not the stack's \
-         long-lived one that the dev broker keeps at its per-partition cap."
+         prepared): new-user = the SELECT that misses, then the one statement that inserts the assignment and \
+         its exposure into the outbox; repeat = the SELECT. The API relays the outbox to Kafka in the \
+         background (its own batches, not timed here). The API is an instance of the release `api` binary \
+         (stack config) of its own whose exposures go to a fresh topic (`bench_exposures_<run>`)."
     ));
     if let Some(kib) = api_instance.peak_rss_kib() {
         peaks.push(("api (bench instance)".into(), kib));
@@ -131,11 +130,12 @@ fn pgbench_scripts(s: &Stack, pool: i64) -> anyhow::Result<(PathBuf, PathBuf)> {
         &new_sql,
         "\\set u random(1, 1000000000000)\n\
          SELECT variant_id, assigned_at FROM assignments WHERE experiment_id = :eid AND user_id = 'pgn-' || :u::text;\n\
-         BEGIN;\n\
-         INSERT INTO assignments (experiment_id, user_id, variant_id) SELECT :eid, 'pgn-' || :u::text, :vid \
+         WITH assigned AS (INSERT INTO assignments (experiment_id, user_id, variant_id) SELECT :eid, 'pgn-' || :u::text, :vid \
          FROM experiments WHERE id = :eid AND status = 'running' \
-         ON CONFLICT (experiment_id, user_id) DO NOTHING RETURNING assigned_at;\n\
-         COMMIT;\n",
+         ON CONFLICT (experiment_id, user_id) DO NOTHING RETURNING experiment_id, user_id, assigned_at), \
+         queued AS (INSERT INTO exposure_outbox (experiment_id, user_id, variant, exposed_at, request_id) \
+         SELECT experiment_id, user_id, 'control', assigned_at, NULL FROM assigned) \
+         SELECT assigned_at FROM assigned;\n",
     )?;
     let repeat_sql = s.tmp.join("pgbench_repeat.sql");
     std::fs::write(

@@ -326,8 +326,33 @@ async fn raw_consume(brokers: &str, topic: &str, n: usize, run_id: &str) -> anyh
     .await?
 }
 
+/// A row of `events` for the `clickhouse` crate's own typed insert (the baseline).
+#[derive(clickhouse::Row, serde::Serialize)]
+struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    event_id: uuid::Uuid,
+    user_id: String,
+    r#type: String,
+    timestamp: u32,
+    received_at: u32,
+    properties: String,
+}
+
+impl From<EventEnvelope<'_>> for EventRow {
+    fn from(e: EventEnvelope<'_>) -> Self {
+        Self {
+            event_id: e.event_id,
+            user_id: e.user_id.into_owned(),
+            r#type: e.event_type.into_owned(),
+            timestamp: (e.timestamp_ms / 1000) as u32,
+            received_at: (e.received_at_ms / 1000) as u32,
+            properties: common::event::compact_json(e.properties.get()),
+        }
+    }
+}
+
 async fn raw_insert(s: &Stack, config: &Config, payloads: &[Vec<u8>]) -> anyhow::Result<f64> {
-    let rows: Vec<::consumer::rows::EventRow> = payloads
+    let rows: Vec<EventRow> = payloads
         .iter()
         .map(|p| EventEnvelope::decode(p).map(Into::into))
         .collect::<Result<_, _>>()
@@ -337,7 +362,7 @@ async fn raw_insert(s: &Stack, config: &Config, payloads: &[Vec<u8>]) -> anyhow:
     let client = common::clickhouse::client(&config.clickhouse);
     let started = Instant::now();
     for chunk in rows.chunks(1 << 20) {
-        let mut insert = client.insert::<::consumer::rows::EventRow>("bench_raw_events").await?;
+        let mut insert = client.insert::<EventRow>("bench_raw_events").await?;
         for row in chunk {
             insert.write(row).await?;
         }
