@@ -25,6 +25,9 @@ CH_HTTP_PORT=${STACK_CLICKHOUSE_HTTP_PORT:-8123}
 CH_TCP_PORT=${STACK_CLICKHOUSE_TCP_PORT:-19000}
 BROKER_CONTROL_PORT=${STACK_BROKER_CONTROL_PORT:-9094}
 KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+# A current ClickHouse engine (chdb 26.x behind our HTTP shim) beside the local 18.16.
+CHDB_PORT=${STACK_CHDB_PORT:-8124}
+CHDB_VERSION=26.9.0
 # The local Kafka-protocol broker: nisshi (crates.io), SQLite storage, built once by cargo.
 NISSHI_VERSION=0.8.1
 API_ADDR=${ABTEST_API__LISTEN:-127.0.0.1:9000}
@@ -253,6 +256,28 @@ start_devbroker() {
   wait_for "devbroker" 30 broker_ready
 }
 
+# --- a current ClickHouse: chdb (ClickHouse 26.x in Python) behind scripts/chdb-server.py -
+
+chdb_ready() { curl -fsS "http://127.0.0.1:$CHDB_PORT/ping"; }
+
+# chdb-core from PyPI into .run/chdb-venv (a 180 MB wheel), once.
+ensure_chdb() {
+  local venv="$RUN/chdb-venv"
+  "$venv/bin/python" -c "import chdb" 2>/dev/null && return 0
+  log "installing chdb-core $CHDB_VERSION (a current ClickHouse engine) into .run/chdb-venv"
+  python3 -m venv "$venv" 2>/dev/null || { ensure_packages python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/python" -m pip install -q "chdb-core==$CHDB_VERSION" || die "could not install chdb-core"
+}
+
+start_chdb() {
+  running chdb chdb-server && chdb_ready >/dev/null 2>&1 && return
+  ensure_chdb
+  mkdir -p "$RUN/chdb"
+  log "starting a current ClickHouse (chdb $CHDB_VERSION) on 127.0.0.1:$CHDB_PORT (HTTP)"
+  spawn chdb "$RUN/chdb-venv/bin/python" "$ROOT/scripts/chdb-server.py" --data "$RUN/chdb" --port "$CHDB_PORT"
+  wait_for "chdb" 120 chdb_ready
+}
+
 # Environment of our binaries on the local stack.
 stack_env() {
   echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
@@ -273,6 +298,7 @@ start_deps() {
 export_test_env() {
   export ABTESTKIT_POSTGRES_URL="postgres://abtest:abtest@127.0.0.1:$PG_PORT/postgres"
   export ABTESTKIT_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  export ABTESTKIT_CURRENT_CLICKHOUSE_URL="http://127.0.0.1:$CHDB_PORT"
   export ABTESTKIT_KAFKA="127.0.0.1:$KAFKA_PORT"
   export ABTESTKIT_BROKER_CONTROL="http://127.0.0.1:$BROKER_CONTROL_PORT"
 }

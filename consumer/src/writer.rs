@@ -185,17 +185,7 @@ impl Pipeline {
         true
     }
 
-    /// One `INSERT ... FORMAT RowBinary` of `rowbinary`, sent in chunks.
     async fn try_insert(&self, table: Table, rowbinary: &[u8]) -> clickhouse::error::Result<()> {
-        let timeout = Some(self.config.clickhouse.timeout);
-        let sql = format!("INSERT INTO {} ({}) FORMAT RowBinary", table.name, table.columns);
-        let mut insert = self.clickhouse.insert_formatted_with(sql).with_timeouts(timeout, timeout);
-        for chunk in rowbinary.chunks(INSERT_CHUNK) {
-            insert.send(bytes::Bytes::copy_from_slice(chunk)).await?;
-        }
-        insert.end().await
+        crate::rows::insert(&self.clickhouse, table, rowbinary, self.config.clickhouse.timeout).await
     }
 }
-
-/// Bytes per chunk of an insert's request body.
-const INSERT_CHUNK: usize = 1 << 20;
