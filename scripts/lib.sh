@@ -231,7 +231,7 @@ start_kafka() {
   mkdir -p "$RUN/kafka"
   log "starting the Kafka broker (nisshi, data in .run/kafka) on 127.0.0.1:$KAFKA_PORT"
   # A short initial rebalance delay: tests and restarts start consumer groups often.
-  spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  RUST_LOG=${STACK_KAFKA_LOG:-warn} spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite:///$RUN/kafka/broker.db" \
     --group-initial-rebalance-delay 500ms
   wait_for "Kafka broker" 60 kafka_ready
