@@ -246,3 +246,9 @@ impl HasClient for std::sync::Arc<StreamConsumer> {
         self.fetch_metadata(None, timeout).map(|m| !m.brokers().is_empty()).unwrap_or(false)
     }
 }
+
+impl HasClient for std::sync::Arc<rdkafka::consumer::BaseConsumer> {
+    fn metadata_ok(&self, timeout: Duration) -> bool {
+        self.fetch_metadata(None, timeout).map(|m| !m.brokers().is_empty()).unwrap_or(false)
+    }
+}
