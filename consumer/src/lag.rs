@@ -4,6 +4,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{metrics::IntGaugeVec, shutdown::CancellationToken};
+
+use crate::rebalance::GroupContext;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer, StreamConsumer},
     Offset,
@@ -20,7 +22,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// fetches, short-lived queries time out and make librdkafka drop that connection, and
 /// after a broker restart the queries piled up meanwhile would do so again and again.
 pub(crate) fn spawn(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<GroupContext>>,
     watermarks: Arc<BaseConsumer>,
     gauge: IntGaugeVec,
     shutdown: CancellationToken,
@@ -40,7 +42,7 @@ pub(crate) fn spawn(
 
 /// Lag per topic: high watermarks minus current positions over the assigned partitions
 /// (blocking calls to the brokers; the positions are the consumer's own, known locally).
-fn observe(consumer: &StreamConsumer, watermarks: &BaseConsumer, gauge: &IntGaugeVec) {
+fn observe(consumer: &StreamConsumer<GroupContext>, watermarks: &BaseConsumer, gauge: &IntGaugeVec) {
     let Ok(positions) = consumer.position() else { return };
     let mut lag: HashMap<String, i64> = HashMap::new();
     for p in positions.elements() {

@@ -30,6 +30,7 @@ use crate::{
     dlq::{DeadLetters, Stage},
     lag,
     metrics::ConsumerMetrics,
+    rebalance::{GroupContext, InFlight},
     rows::Source,
     writer::Writers,
 };
@@ -56,7 +57,8 @@ pub struct Faults {
 
 pub struct Pipeline {
     pub(crate) config: Config,
-    pub(crate) consumer: Arc<StreamConsumer>,
+    pub(crate) consumer: Arc<StreamConsumer<GroupContext>>,
+    pub(crate) in_flight: Arc<InFlight>,
     /// A group-less client of its own for watermarks and readiness probes (see `lag`).
     probe: Arc<rdkafka::consumer::BaseConsumer>,
     pub(crate) dead_letters: DeadLetters,
@@ -67,11 +69,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config, metrics: ConsumerMetrics) -> Result<Self, ConsumerError> {
-        let consumer = Arc::new(common::kafka::consumer(&config.kafka)?);
+        let in_flight = Arc::new(InFlight::default());
+        let context = GroupContext {
+            in_flight: in_flight.clone(),
+            assigned: metrics.assigned_partitions.clone(),
+            rebalances: metrics.rebalances.clone(),
+        };
+        let consumer = Arc::new(common::kafka::consumer(&config.kafka, context)?);
         let probe = Arc::new(common::kafka::reader(&config.kafka)?);
         let dead_letters = DeadLetters::new(config.clone(), metrics.clone())?;
         let clickhouse = common::clickhouse::client(&config.clickhouse);
-        Ok(Self { config, consumer, probe, dead_letters, clickhouse, metrics, faults: Faults::default() })
+        Ok(Self { config, consumer, in_flight, probe, dead_letters, clickhouse, metrics, faults: Faults::default() })
     }
 
     pub fn with_faults(mut self, faults: Faults) -> Self {

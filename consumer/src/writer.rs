@@ -60,7 +60,13 @@ impl Writers {
         let (done, newest) = oneshot::channel();
         let earlier = self.newest.replace(newest);
         let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
-        self.tasks.push_back(tokio::spawn(async move { pipeline.write(batch, earlier, done, &shutdown).await }));
+        // In flight until written (or given up): a revocation waits for it (`rebalance`).
+        let writing = pipeline.in_flight.enter();
+        self.tasks.push_back(tokio::spawn(async move {
+            let written = pipeline.write(batch, earlier, done, &shutdown).await;
+            drop(writing);
+            written
+        }));
         Ok(())
     }
 
