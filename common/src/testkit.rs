@@ -206,8 +206,10 @@ impl Stack {
                 self.control(reqwest::Method::POST, &format!("/clusters/{id}/topics"), Some(body)).await;
             }
             None => {
-                let mut kafka = crate::config::KafkaConfig::default();
-                kafka.brokers = cluster.bootstrap.parse().expect("bootstrap address");
+                let kafka = crate::config::KafkaConfig {
+                    brokers: cluster.bootstrap.parse().expect("bootstrap address"),
+                    ..Default::default()
+                };
                 crate::kafka::ensure_topics(&kafka, &[(name, partitions)])
                     .await
                     .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
