@@ -94,6 +94,11 @@ stop_pid() { # stop_pid <name> [exe]: SIGTERM, wait up to 30 s, then SIGKILL
   rm -f "$RUN/$name.pid"
 }
 
+# Instance i of a binary: `<name>` for the first, `<name>-i` after it, on the first
+# instance's port + 10 x (i - 1).
+instance_name() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
+instance_addr() { local host=${1%:*} port=${1##*:}; echo "$host:$((port + 10 * ($2 - 1)))"; }
+
 # --- Postgres: a project-local cluster run by the postgres user -----------------------
 
 # initdb refuses root and the postgres user may not be able to enter this checkout (for
@@ -133,7 +138,7 @@ start_postgres() {
   rm -f "$dir/data/postmaster.pid"
   ln -sfn "$dir/server.log" "$RUN/postgres.log"
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$PG_MAX_CONNECTIONS -c fsync=on" start >/dev/null \
     || die "Postgres did not start: .run/postgres.log"
   head -1 "$dir/data/postmaster.pid" >"$RUN/postgres.pid"
   psql_admin -tc "SELECT 1 FROM pg_roles WHERE rolname = 'abtest'" | grep -q 1 \
@@ -143,6 +148,16 @@ start_postgres() {
 }
 
 psql_admin() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
+
+# The Postgres connection budget: every api instance may open postgres.max_connections
+# (its pool); together they must leave room (RESERVED) for migrations, tests and admins.
+PG_MAX_CONNECTIONS=300
+PG_RESERVED_CONNECTIONS=40
+check_postgres_budget() { # check_postgres_budget <api instances>
+  local pool=${ABTEST_POSTGRES__MAX_CONNECTIONS:-32}
+  local need=$(($1 * pool)) room=$((PG_MAX_CONNECTIONS - PG_RESERVED_CONNECTIONS))
+  ((need <= room)) || die "Postgres connection budget: $1 api instances x postgres.max_connections $pool = $need connections, but the local Postgres allows $room (max_connections $PG_MAX_CONNECTIONS, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
+}
 
 stop_postgres() {
   local dir
