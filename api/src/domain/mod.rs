@@ -3,6 +3,7 @@
 
 pub mod assignment;
 pub mod experiment;
+pub mod rules;
 pub mod targeting;
 
 pub use assignment::{bucket, pick, Assignment};

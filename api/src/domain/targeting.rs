@@ -143,13 +143,19 @@ fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Node, Violati
         let here = format!("{path}.{key}");
         all.push(match key.as_str() {
             "$and" | "$or" => {
-                let Value::Array(items) = v else { return Err(bad(&here, format!("{key} takes a list of conditions"))) };
+                let Value::Array(items) = v else {
+                    return Err(bad(&here, format!("{key} takes a list of conditions")));
+                };
                 let parsed = items
                     .iter()
                     .enumerate()
                     .map(|(i, c)| parse_object(c, &format!("{here}[{i}]"), depth + 1))
                     .collect::<Result<Vec<_>, _>>()?;
-                if key == "$and" { Node::All(parsed) } else { Node::Any(parsed) }
+                if key == "$and" {
+                    Node::All(parsed)
+                } else {
+                    Node::Any(parsed)
+                }
             }
             "$not" => Node::Not(Box::new(parse_object(v, &here, depth + 1)?)),
             other if other.starts_with('$') => return Err(bad(&here, format!("unknown logical operator `{other}`"))),
@@ -223,7 +229,9 @@ impl Op {
             Op::Ne(l) => !l.equals(a),
             Op::In(ls) => ls.iter().any(|l| l.equals(a)),
             Op::Nin(ls) => !ls.iter().any(|l| l.equals(a)),
-            Op::Compare(side, or_equal, n) => a.number().and_then(|v| v.partial_cmp(n)).is_some_and(|o| o == *side || (*or_equal && o == Equal)),
+            Op::Compare(side, or_equal, n) => {
+                a.number().and_then(|v| v.partial_cmp(n)).is_some_and(|o| o == *side || (*or_equal && o == Equal))
+            }
             Op::Version(Equal, equal, v) => (padded_version(&a.text()) == padded_version(v)) == *equal,
             Op::Version(side, or_equal, v) => {
                 let o = padded_version(&a.text()).cmp(&padded_version(v));
