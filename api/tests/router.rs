@@ -55,6 +55,8 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
     let sql = "'; DROP TABLE experiments; --";
     vec![
         ("malformed JSON", b"{\"name\": ".to_vec(), false),
+        // serde's derived structs would read an array of the fields in order.
+        ("an array, not an object", b"[null, null, null]".to_vec(), false),
         ("wrong types", br#"{"name": ["x"], "variants": "many", "status": 5}"#.to_vec(), false),
         ("empty strings", br#"{"name": "", "variants": [{"name": "", "allocation_percent": 50}], "status": ""}"#.to_vec(), false),
         ("huge string", format!(r#"{{"name": "{}", "variants": []}}"#, "x".repeat(900_000)).into_bytes(), false),
