@@ -376,7 +376,10 @@ mod tests {
         assert_eq!(e.timestamp_ms, 1_767_268_800_000);
         let e = parse(r#"{"user_id":"u","type":"t","timestamp":1767268800000.0}"#).expect("a whole number");
         assert_eq!(e.timestamp_ms, 1_767_268_800_000);
-        assert_eq!(parse(r#"{"user_id":"u","type":"t","timestamp":1.5}"#).expect_err("fraction").field, "timestamp");
+        for fraction in ["1.5", "0.9999999999999999"] {
+            let json = format!(r#"{{"user_id":"u","type":"t","timestamp":{fraction}}}"#);
+            assert_eq!(parse(&json).expect_err(fraction).field, "timestamp", "{fraction} is not whole");
+        }
     }
 
     #[test]
