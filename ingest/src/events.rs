@@ -152,6 +152,7 @@ impl Events {
 /// by default) after the time the event is received, and not before 1970.
 #[cfg(feature = "openapi")]
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "user_A_123", "type": "purchase", "properties": {"order_value": 49.99}}))]
 #[allow(dead_code)]
 pub struct EventSchema {
     /// Any text of 1 to 256 characters.

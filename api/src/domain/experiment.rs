@@ -68,6 +68,11 @@ pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
 /// Rules the schema cannot express: variant names are unique within the experiment and
 /// the allocations sum to exactly 100.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "Button Color Test",
+    "description": "Testing red vs blue for purchase button clicks.",
+    "variants": [{"name": "red_button", "allocation_percent": 50.0}, {"name": "blue_button", "allocation_percent": 50.0}]
+}))]
 pub struct NewExperiment {
     /// 1 to 200 characters, not only blanks, no NUL; names need not be unique.
     #[schema(
@@ -110,6 +115,7 @@ pub struct NewVariant {
 ///
 /// A rule the schema cannot express: `variants` names exactly the experiment's variants.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "paused"}))]
 pub struct ExperimentPatch {
     #[serde(default)]
     pub status: Option<Status>,

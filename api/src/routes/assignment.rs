@@ -27,7 +27,7 @@ use crate::{
 #[utoipa::path(get, path = "/experiments/{id}/assignment/{user_id}", tag = "assignment", operation_id = "get_assignment",
     params(ExperimentId,
         ("user_id" = String, Path, min_length = 1, max_length = 256, pattern = "^[^\\u0000]*$",
-            description = "Any text of 1 to 256 characters without NUL (U+0000)")),
+            description = "Any text of 1 to 256 characters without NUL (U+0000)", example = "user_A_123")),
     responses(
         (status = 200, body = Assignment),
         (status = 400, response = server::openapi::BadRequest),

@@ -117,13 +117,13 @@ fn target_lift_schema() -> Schema {
 #[into_params(parameter_in = Query)]
 pub struct ResultsParams {
     /// The conversion event, e.g. `purchase`.
-    #[param(value_type = String, min_length = 1, max_length = 128)]
+    #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
     /// Only exposures and events of the last N days.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
     /// A numeric property summed per user as the value metric, e.g. `order_value`.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 128)]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "order_value")]
     pub value_property: Option<PropertyName>,
     /// Significance level; default 0.05.
     #[param(value_type = Option<f64>, exclusive_minimum = 0, maximum = 0.5)]
@@ -144,7 +144,7 @@ pub struct ResultsParams {
 #[into_params(parameter_in = Query)]
 pub struct TimeseriesParams {
     /// The conversion event, e.g. `purchase`.
-    #[param(value_type = String, min_length = 1, max_length = 128)]
+    #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
     /// Only exposures and events of the last N days.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]

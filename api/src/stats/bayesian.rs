@@ -20,6 +20,7 @@ pub struct Bayesian {
     /// up, as a fraction of the control's mean, if it is in fact worse.
     pub expected_loss: f64,
     /// Central (1 - alpha) posterior interval of the relative lift.
+    #[schema(min_items = 2, max_items = 2)]
     pub credible_interval: [f64; 2],
 }
 

@@ -28,6 +28,7 @@ pub struct Paired {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cuped {
     pub relative_lift: f64,
+    #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
     /// 1 - (variance of the adjusted relative lift) / (variance of the unadjusted one).

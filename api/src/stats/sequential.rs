@@ -16,7 +16,9 @@ pub struct Sequential {
     pub p_value: Option<f64>,
     /// `p_value` adjusted for several treatments, like the fixed-horizon one.
     pub adjusted_p_value: Option<f64>,
+    #[schema(min_items = 2, max_items = 2)]
     pub absolute_ci: Option<[f64; 2]>,
+    #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
 }
 
