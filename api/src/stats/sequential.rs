@@ -86,7 +86,11 @@ mod tests {
             let b = r.bayesian.as_ref().expect("bayesian");
             close(b.chance_to_beat_control, c.bayesian.chance_to_beat_control, &format!("case {i} chance to beat"));
             close(b.expected_loss, c.bayesian.expected_loss, &format!("case {i} expected loss"));
-            close_pair(b.credible_interval, c.bayesian.credible_interval, &format!("case {i} credible interval"));
+            close_pair(
+                b.credible_interval.expect("interval"),
+                c.bayesian.credible_interval,
+                &format!("case {i} credible interval"),
+            );
         }
     }
 
