@@ -99,6 +99,8 @@ async fn bad_paths_and_parameters_are_400s_naming_them() {
         ("/experiments?after=-1".to_owned(), "after"),
         (format!("/experiments/{sql}/assignment/u"), "id"),
         (format!("/experiments/1/assignment/{}", "x".repeat(257)), "user_id"),
+        // Postgres text cannot hold NUL: refused before any storage (it was a 500).
+        ("/experiments/1/assignment/a%00b".to_owned(), "user_id"),
         ("/experiments/1/results".to_owned(), "event_type"),
         ("/experiments/1/results?event_type=".to_owned(), "event_type"),
         (format!("/experiments/1/results?event_type=x&last_day={sql}"), "last_day"),
@@ -144,6 +146,13 @@ async fn rules_of_experiments_are_400s_naming_the_field_before_any_storage() {
             "significance",
         ),
         (json!({"variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (json!({"name": "a\u{0}b", "variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (json!({"name": "\u{85}\u{3000}", "variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (
+            json!({"name": "n", "description": "\u{0}", "variants": [v("a", json!(50)), v("b", json!(50))]}),
+            "description",
+        ),
+        (json!({"name": "n", "variants": [v("a\u{0}", json!(50)), v("b", json!(50))]}), "variants[0].name"),
     ] {
         let (status, error) =
             send(&app, "POST", "/experiments", Some("Bearer test-key"), body.to_string().into_bytes(), false).await;
