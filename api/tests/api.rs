@@ -639,6 +639,8 @@ async fn query_parameters_are_bound_never_spliced_into_sql() {
 async fn openapi_and_docs_are_served_without_a_key() {
     let (_env, api, c) = setup().await;
     let doc: Value = reqwest::get(format!("{}/openapi.json", c.base)).await.expect("send").json().await.expect("json");
+    // The served document is the one tests/openapi.rs checks in detail.
+    assert_eq!(doc, api::routes::openapi::document());
     for path in [
         "/experiments",
         "/experiments/{id}",
