@@ -9,6 +9,7 @@
 //!   ([`storage::clickhouse`]), returning [`storage::StorageError`];
 //! - [`cache`]: what one process keeps in memory, bounded;
 //! - [`results`]: the results and time series responses, assembled from query rows (pure);
+//! - [`rollup`]: which results come from the rollup, and the background task sealing it;
 //! - [`routes`]: handlers, typed parameters, OpenAPI, the results page; errors become HTTP
 //!   answers there and nowhere else.
 
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod domain;
 pub mod outbox;
 pub mod results;
+pub mod rollup;
 pub mod routes;
 pub mod stats;
 pub mod storage;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub exposures_topic: String,
     pub experiments: Arc<cache::ExperimentCache>,
     pub assignments: Arc<cache::AssignmentCache>,
+    pub rollup: Arc<rollup::Rollup>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             exposures_topic: config.kafka.topics.exposures.clone(),
             experiments: Arc::new(cache::ExperimentCache::new(config.api.experiment_cache_ttl)),
             assignments: Arc::new(cache::AssignmentCache::new(config.api.assignment_cache_entries)),
+            rollup: Arc::new(rollup::Rollup::new(&config.rollup, registry)),
         })
     }
 
@@ -89,14 +93,18 @@ pub fn app(config: &Config, state: AppState, registry: metrics::Registry, shutdo
     observe::finish(app, &registry)
 }
 
-/// Serves until `shutdown` (the exposure relay beside it), then finishes in-flight
-/// requests and flushes the producer.
+/// Serves until `shutdown` (the exposure relay and the rollup's sealer beside it), then
+/// finishes in-flight requests and flushes the producer.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let registry = metrics::registry();
     let state = AppState::new(&config, &registry)?;
     let sink = state.events.sink().clone();
     let relay = outbox::Relay::new(state.db.clone(), sink.clone(), state.exposures_topic.clone(), &registry);
     let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    if config.rollup.enabled {
+        let sealer = rollup::sealer::Sealer::new(state.db.clone(), state.clickhouse.clone(), &config.rollup, &registry);
+        tokio::spawn(sealer.run(shutdown.clone()));
+    }
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     server::serve(listener, app(&config, state, registry, shutdown.clone()), shutdown).await.context("serve")?;
     let _ = relaying.await;

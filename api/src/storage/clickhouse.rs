@@ -31,11 +31,13 @@ pub struct VariantStats {
     pub value_pre_value: f64,
 }
 
+/// The raw-events query: what `storage::rollup` answers from the rollup when it can, and
+/// the reference the rollup is tested against (`api/tests/rollup.rs`).
 /// One pass over the events of one type and two over the experiment's exposures.
 /// Exposure per user: the earliest (replays collapse), which also fixes the user's variant.
 /// Events: each `(type, user_id, event_id)` once, read with `FINAL` (the table's
-/// ReplacingMergeTree key: a streaming merge of sorted parts, far cheaper than hashing
-/// every event id). Per user, events at or after the exposure count, those in the
+/// ReplacingMergeTree key, the first inserted copy: a streaming merge of sorted parts, far
+/// cheaper than hashing every event id). Per user, events at or after the exposure count, those in the
 /// `cuped_days` before it are the CUPED covariate. Users per variant come from the
 /// exposures alone, the event sums from users with events, and the two are added up by
 /// variant: no per-user rows leave ClickHouse and no join of all exposed users with their
@@ -63,6 +65,7 @@ FROM
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
         FROM exposures
         WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+          AND NOT has(CAST(? AS Array(String)), user_id)
         GROUP BY user_id
     )
     GROUP BY assigned_variant
@@ -93,6 +96,7 @@ FROM
             SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
             FROM exposures
             WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+              AND NOT has(CAST(? AS Array(String)), user_id)
             GROUP BY user_id
         ) AS ex USING user_id
         WHERE ts >= first_exposed - ?
@@ -112,6 +116,8 @@ pub struct StatsQuery<'a> {
     pub to: u32,
     /// Length of the CUPED pre-exposure window.
     pub cuped_seconds: u32,
+    /// Users left out of the results (forced QA users): their exposures do not count.
+    pub excluded_users: &'a [String],
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
@@ -120,6 +126,7 @@ pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<Varian
         .bind(q.experiment_id)
         .bind(q.from)
         .bind(q.to)
+        .bind(q.excluded_users)
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
@@ -127,6 +134,7 @@ pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<Varian
         .bind(q.experiment_id)
         .bind(q.from)
         .bind(q.to)
+        .bind(q.excluded_users)
         .bind(q.cuped_seconds)
         .fetch_all::<VariantStats>()
         .await?)

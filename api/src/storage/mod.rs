@@ -1,10 +1,11 @@
 //! Where the api keeps and reads things: all Postgres SQL in [`postgres`], all ClickHouse
-//! SQL in [`clickhouse`]. Both return [`StorageError`], which knows whether a store was
+//! SQL in [`clickhouse`] and, for the results rollup, [`rollup`]. Both return [`StorageError`], which knows whether a store was
 //! unavailable (retry later) or failed otherwise; the HTTP edge maps it once
 //! (`routes::error`).
 
 pub mod clickhouse;
 pub mod postgres;
+pub mod rollup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

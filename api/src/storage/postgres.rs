@@ -1,4 +1,5 @@
-//! Every Postgres statement of the api: experiments, variants and sticky assignments.
+//! Every Postgres statement of the api: experiments, variants, sticky assignments, the
+//! exposure outbox and the metrics registered for the results rollup.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -233,6 +234,38 @@ pub async fn outbox_backlog(db: &PgPool) -> Result<(i64, f64)> {
         "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(exposed_at))::float8, 0) FROM exposure_outbox",
     )
     .fetch_one(db)
+    .await?)
+}
+
+/// A metric whose results are kept rolled up (`rollup_metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::FromRow)]
+pub struct RollupMetric {
+    pub experiment_id: i64,
+    pub event_type: String,
+    pub value_property: String,
+}
+
+/// Registers a metric for the rollup; registering it again changes nothing.
+pub async fn register_rollup_metric(db: &PgPool, m: &RollupMetric) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO rollup_metrics (experiment_id, event_type, value_property) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(m.experiment_id)
+    .bind(&m.event_type)
+    .bind(&m.value_property)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every registered metric, grouped by event type and value property.
+pub async fn rollup_metrics(db: &PgPool) -> Result<Vec<RollupMetric>> {
+    Ok(sqlx::query_as(
+        "SELECT experiment_id, event_type, value_property FROM rollup_metrics
+         ORDER BY event_type, value_property, experiment_id",
+    )
+    .fetch_all(db)
     .await?)
 }
 

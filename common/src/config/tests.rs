@@ -104,6 +104,18 @@ fn validation_names_the_key_and_its_variable() {
         assert!(err.contains("kafka.topics.dlq"), "{err}");
         Ok(())
     });
+    // The rollup's future bound K must exceed what ingest lets through.
+    jailed(|jail| {
+        jail.set_env("ABTEST_INGEST__MAX_FUTURE_SKEW", "3h");
+        let err = load_in(jail).expect_err("must fail").to_string();
+        assert!(err.contains("`rollup.future_bound`") && err.contains("ABTEST_ROLLUP__FUTURE_BOUND"), "{err}");
+        jail.set_env("ABTEST_ROLLUP__FUTURE_BOUND", "4h");
+        assert!(load_in(jail).is_ok());
+        jail.set_env("ABTEST_ROLLUP__MAX_STEP", "5m");
+        let err = load_in(jail).expect_err("must fail").to_string();
+        assert!(err.contains("`rollup.max_step`"), "{err}");
+        Ok(())
+    });
 }
 
 #[test]

@@ -41,6 +41,7 @@ impl Config {
         self.validate_durations()?;
         self.validate_kafka()?;
         self.validate_stores()?;
+        self.validate_rollup()?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -120,6 +121,25 @@ impl Config {
             pg.starts_with("postgres://") || pg.starts_with("postgresql://"),
             "postgres.url",
             "must start with postgres:// (value not shown: it is a secret)",
+        )
+    }
+}
+
+impl Config {
+    fn validate_rollup(&self) -> Checked {
+        let r = &self.rollup;
+        for (key, value) in [
+            ("rollup.interval", r.interval),
+            ("rollup.max_step", r.max_step),
+            ("rollup.compact_interval", r.compact_interval),
+        ] {
+            check(value >= Duration::from_secs(1), key, "must be at least 1s")?;
+        }
+        check(r.max_step >= r.interval, "rollup.max_step", "must be at least rollup.interval")?;
+        check(
+            r.future_bound > self.ingest.max_future_skew,
+            "rollup.future_bound",
+            "must be greater than ingest.max_future_skew (the rollup relies on it)",
         )
     }
 }
