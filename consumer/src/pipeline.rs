@@ -38,6 +38,8 @@ use crate::{
 pub enum ConsumerError {
     #[error("Kafka")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("ClickHouse client")]
+    ClickHouse(#[from] common::tls::SetupError),
     #[error("stopped by fault injection after an insert, before its commit")]
     InjectedCrash,
     #[error("a batch writer task failed: {0}")]
@@ -67,7 +69,7 @@ impl Pipeline {
     pub fn new(config: Config, metrics: ConsumerMetrics) -> Result<Self, ConsumerError> {
         let consumer = Arc::new(common::kafka::consumer(&config.kafka)?);
         let dead_letters = DeadLetters::new(config.clone(), metrics.clone())?;
-        let clickhouse = common::clickhouse::client(&config.clickhouse);
+        let clickhouse = common::clickhouse::client(&config.clickhouse)?;
         Ok(Self { config, consumer, dead_letters, clickhouse, metrics, faults: Faults::default() })
     }
 
