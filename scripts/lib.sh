@@ -3,7 +3,8 @@
 # The local stack runs as plain processes on loopback, all state under .run/:
 #   .run/<name>.pid  .run/<name>.log  for postgres, clickhouse, kafka, ingest, consumer, api
 #   (and devbroker: librdkafka's mock cluster, for the tests that switch brokers off;
-#   kafka-tls: a second broker with TLS and SCRAM users, for the Kafka TLS/SASL tests)
+#   kafka-tls, kafka-ssl, kafka-sasl: brokers with TLS and/or SCRAM users, for the Kafka
+#   TLS/SASL tests)
 #   .run/tls/: a test CA and certificates (Postgres and ClickHouse serve TLS with them)
 # Processes are stopped by their pid only (never by name).
 
@@ -29,6 +30,8 @@ CH_TCP_PORT=${STACK_CLICKHOUSE_TCP_PORT:-19000}
 BROKER_CONTROL_PORT=${STACK_BROKER_CONTROL_PORT:-9094}
 KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
 KAFKA_TLS_PORT=${STACK_KAFKA_TLS_PORT:-9093}
+KAFKA_SSL_PORT=${STACK_KAFKA_SSL_PORT:-9095}
+KAFKA_SASL_PORT=${STACK_KAFKA_SASL_PORT:-9096}
 TLS_DIR="$RUN/tls"
 # Test-only users of the TLS tests (local stack only; these are not secrets anywhere).
 PG_PW_USER=abtest_pw PG_PW_PASSWORD=pg-test-password
@@ -355,38 +358,54 @@ start_kafka() {
 
 stop_kafka() { stop_pid kafka nisshi; }
 
-# --- the TLS broker: a second nisshi with TLS and SCRAM users (scripts/test) -------------
-# SASL_SSL only: nisshi 0.8.1 has native TLS (--cert/--key) and SCRAM-SHA-256/512 users
-# (`nisshi user create`, `--authentication`); no PLAIN, no OAUTHBEARER, no client certs.
+# --- secured brokers: more nisshi processes with TLS and/or SCRAM users (scripts/test) ---
+# nisshi 0.8.1 has native TLS (--cert/--key) and SCRAM-SHA-256/512 users (`nisshi user
+# create`, --authentication); no PLAIN, no OAUTHBEARER, no client certificates. One listener
+# each, so one broker per security protocol:
+#   kafka-tls   SASL_SSL        TLS + SCRAM   STACK_KAFKA_TLS_PORT (9093)
+#   kafka-ssl   SSL             TLS only      STACK_KAFKA_SSL_PORT (9095)
+#   kafka-sasl  SASL_PLAINTEXT  SCRAM only    STACK_KAFKA_SASL_PORT (9096)
 
-kafka_tls_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_TLS_PORT") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start_kafka_tls() {
-  running kafka-tls nisshi && kafka_tls_ready && return
+# start_secured_broker <name> <port> <tls: 0|1> <scram users: 0|1>
+start_secured_broker() {
+  local name=$1 port=$2 tls=$3 auth=$4 user
+  running "$name" nisshi && port_open "$port" && return
   ensure_nisshi
   ensure_test_pki
-  local dir="$RUN/kafka-tls" user
+  local dir="$RUN/$name"
   mkdir -p "$dir"
-  local args=(broker --listener-url "tcp://127.0.0.1:$KAFKA_TLS_PORT" --advertised-listener-url
-    "tcp://localhost:$KAFKA_TLS_PORT" --storage-engine "sqlite:///$dir/broker.db" --group-initial-rebalance-delay 500ms)
-  if [[ ! -f "$dir/users.done" ]]; then
+  local args=(broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://localhost:$port"
+    --storage-engine "sqlite:///$dir/broker.db" --group-initial-rebalance-delay 500ms)
+  if ((auth)) && [[ ! -f "$dir/users.done" ]]; then
     # Users are created through the broker, which then must not require authentication
     # yet: once without TLS and authentication, on the same database.
-    log "creating the SCRAM users of the TLS broker"
-    spawn kafka-tls "$(nisshi_bin)" "${args[@]}"
-    wait_for "TLS broker (setup)" 60 kafka_tls_ready
+    log "creating the SCRAM users of $name"
+    spawn "$name" "$(nisshi_bin)" "${args[@]}"
+    wait_for "$name (setup)" 60 port_open "$port"
     for user in "scram256 $KAFKA_SCRAM256" "scram512 $KAFKA_SCRAM512"; do
       set -- $user
-      "$(nisshi_bin)" user create --broker "tcp://127.0.0.1:$KAFKA_TLS_PORT" --mechanism "$1" "${2%%:*}" "${2#*:}" \
-        >>"$RUN/kafka-tls.log" 2>&1 || die "could not create the SCRAM user ${2%%:*}: .run/kafka-tls.log"
+      "$(nisshi_bin)" user create --broker "tcp://127.0.0.1:$port" --mechanism "$1" "${2%%:*}" "${2#*:}" \
+        >>"$RUN/$name.log" 2>&1 || die "could not create the SCRAM user ${2%%:*}: .run/$name.log"
     done
-    stop_pid kafka-tls nisshi
+    stop_pid "$name" nisshi
     touch "$dir/users.done"
   fi
-  log "starting the TLS broker (SASL_SSL, SCRAM) on localhost:$KAFKA_TLS_PORT"
-  spawn kafka-tls "$(nisshi_bin)" "${args[@]}" --cert "$TLS_DIR/server.crt" --key "$TLS_DIR/server.key" --authentication
-  wait_for "TLS broker" 60 kafka_tls_ready
+  ((tls)) && args+=(--cert "$TLS_DIR/server.crt" --key "$TLS_DIR/server.key")
+  ((auth)) && args+=(--authentication)
+  log "starting $name on localhost:$port (TLS: $tls, SCRAM: $auth)"
+  spawn "$name" "$(nisshi_bin)" "${args[@]}"
+  wait_for "$name" 60 port_open "$port"
 }
+
+start_secured_brokers() {
+  start_secured_broker kafka-tls "$KAFKA_TLS_PORT" 1 1
+  start_secured_broker kafka-ssl "$KAFKA_SSL_PORT" 1 0
+  start_secured_broker kafka-sasl "$KAFKA_SASL_PORT" 0 1
+}
+
+stop_secured_brokers() { for name in kafka-tls kafka-ssl kafka-sasl; do stop_pid "$name" nisshi; done; }
 
 # --- the dev broker: librdkafka's mock cluster in our devbroker process ------------------
 # Only for tests that need its fault switches (a broker down on request) or isolated
@@ -435,6 +454,8 @@ export_test_env() {
   export ABTESTKIT_CLICKHOUSE_HTTPS_URL="https://localhost:$CH_HTTPS_PORT"
   export ABTESTKIT_CLICKHOUSE_PW_USER="$CH_PW_USER:$CH_PW_PASSWORD"
   export ABTESTKIT_KAFKA_TLS="localhost:$KAFKA_TLS_PORT"
+  export ABTESTKIT_KAFKA_SSL="localhost:$KAFKA_SSL_PORT"
+  export ABTESTKIT_KAFKA_SASL="localhost:$KAFKA_SASL_PORT"
   export ABTESTKIT_KAFKA_SCRAM256="$KAFKA_SCRAM256"
   export ABTESTKIT_KAFKA_SCRAM512="$KAFKA_SCRAM512"
 }

@@ -1,7 +1,7 @@
 //! TLS, SASL and startup errors against the local stack's real servers (`scripts/test`
 //! starts them, `scripts/lib.sh` makes their certificates from a test CA in `.run/tls`):
-//! Postgres 15 with `ssl=on`, ClickHouse 18.16 with an `https_port`, and a second nisshi
-//! broker with TLS and SCRAM users. Every check goes through the code the binaries use:
+//! Postgres 15 with `ssl=on`, ClickHouse 18.16 with an `https_port`, and nisshi brokers
+//! with TLS and SCRAM users (SASL_SSL), TLS only (SSL) and SCRAM only (SASL_PLAINTEXT). Every check goes through the code the binaries use:
 //! `Config` validation, `preflight::check`, `postgres::pool`, `clickhouse::client`, the
 //! Kafka `Sink` and consumer.
 #![allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
@@ -25,6 +25,8 @@ struct Tls {
     clickhouse_http: String,
     clickhouse_pw: (String, String),
     kafka: String,
+    kafka_ssl: String,
+    kafka_sasl: String,
     scram256: (String, String),
     scram512: (String, String),
 }
@@ -49,6 +51,8 @@ fn tls() -> Tls {
         clickhouse_http: var("ABTESTKIT_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
         clickhouse_pw: pair(var("ABTESTKIT_CLICKHOUSE_PW_USER", "abtest_pw:ch-test-password")),
         kafka: var("ABTESTKIT_KAFKA_TLS", "localhost:9093"),
+        kafka_ssl: var("ABTESTKIT_KAFKA_SSL", "localhost:9095"),
+        kafka_sasl: var("ABTESTKIT_KAFKA_SASL", "localhost:9096"),
         scram256: pair(var("ABTESTKIT_KAFKA_SCRAM256", "abtest256:scram256-test-password")),
         scram512: pair(var("ABTESTKIT_KAFKA_SCRAM512", "abtest512:scram512-test-password")),
     }
@@ -389,6 +393,109 @@ async fn kafka_properties_from_the_environment_reach_librdkafka() {
     without.kafka.properties = Default::default();
     let err = without.validate().expect_err("no token source").to_string();
     assert!(err.contains("`kafka.sasl_mechanism`") && err.contains("SASL_OAUTHBEARER_METHOD=oidc"), "{err}");
+}
+
+#[tokio::test]
+async fn kafka_ssl_without_sasl_produce_and_consume() {
+    let t = tls();
+    let mut config = Config::default();
+    config.kafka.brokers = t.kafka_ssl.parse().expect("bootstrap");
+    config.kafka.security_protocol = SecurityProtocol::Ssl;
+    config.kafka.ssl_ca_location = Some(t.file("ca.crt"));
+    config.kafka.group_id = format!("tls-{}", uuid::Uuid::new_v4().simple());
+    config.kafka.session_timeout = Duration::from_secs(6);
+    let config = valid(config);
+    check(&config, Store::Kafka).await.expect("SSL with the right CA");
+    roundtrip(&config).await;
+    let mut wrong = config.clone();
+    wrong.kafka.ssl_ca_location = Some(t.file("wrong-ca.crt"));
+    refused(&valid(wrong), Store::Kafka, "kafka.ssl_ca_location").await;
+}
+
+#[tokio::test]
+async fn kafka_sasl_plaintext_scram_produce_and_consume() {
+    let t = tls();
+    let mut config = kafka(&t, SaslMechanism::ScramSha512, &t.scram512);
+    config.kafka.brokers = t.kafka_sasl.parse().expect("bootstrap");
+    config.kafka.security_protocol = SecurityProtocol::SaslPlaintext;
+    config.kafka.ssl_ca_location = None;
+    let config = valid(config);
+    check(&config, Store::Kafka).await.expect("SCRAM without TLS");
+    roundtrip(&config).await;
+    let mut wrong = config.clone();
+    wrong.kafka.sasl_password = Secret::new("not-the-password");
+    refused(&valid(wrong), Store::Kafka, "kafka.sasl_password").await;
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A token endpoint of our own: answers every POST with an (unsigned) JWT and keeps the
+/// requests it got.
+async fn token_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/oauth2/token", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            keep.lock().expect("lock").push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+            let claims = format!(r#"{{"sub":"abtest","iat":{now},"exp":{}}}"#, now + 3600);
+            let jwt = format!(
+                "{}.{}.c2lnbmF0dXJl",
+                base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+                base64url(claims.as_bytes())
+            );
+            let body = format!(r#"{{"access_token":"{jwt}","token_type":"bearer","expires_in":3600}}"#);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+/// OAUTHBEARER with tokens from an OIDC endpoint, the way a managed Kafka is used
+/// (librdkafka's own client-credentials flow, built with libcurl): the endpoint gets our
+/// client id and secret, and the broker then gets the OAUTHBEARER handshake (which nisshi
+/// does not offer).
+#[tokio::test]
+async fn kafka_oauthbearer_fetches_its_token_from_an_oidc_endpoint() {
+    let t = tls();
+    let (url, seen) = token_endpoint().await;
+    let mut config = Config::default();
+    config.kafka.brokers = t.kafka.parse().expect("bootstrap");
+    config.kafka.security_protocol = SecurityProtocol::SaslSsl;
+    config.kafka.ssl_ca_location = Some(t.file("ca.crt"));
+    config.kafka.sasl_mechanism = Some(SaslMechanism::OAuthBearer);
+    let props = &mut config.kafka.properties;
+    props.insert("sasl.oauthbearer.method", "oidc");
+    props.insert("sasl.oauthbearer.client.id", "abtest-client");
+    props.insert("sasl.oauthbearer.client.secret", "oidc-client-secret");
+    props.insert("sasl.oauthbearer.token.endpoint.url", url.as_str());
+    let err = refused(&valid(config), Store::Kafka, "kafka.sasl_mechanism").await;
+    assert!(err.reason.contains("OAUTHBEARER") && err.reason.contains("Unsupported SASL mechanism"), "{err}");
+    let requests = seen.lock().expect("lock").clone();
+    let basic = base64url(b"abtest-client:oidc-client-secret").replace('-', "+").replace('_', "/");
+    assert!(
+        requests.iter().any(|r| r.starts_with("POST /oauth2/token") && r.contains(basic.trim_end_matches('='))),
+        "the token endpoint got no client-credentials request: {requests:?}"
+    );
 }
 
 /// The broker hangs up on plain text, as a restarting broker could: a warning (startup
