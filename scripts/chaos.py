@@ -13,6 +13,7 @@ Faults, one after the other:
   5. a poison message in the topic: DLQ, the consumer moves on
   6. 200 simultaneous first assignments of one user: one variant, one row, one exposure
   7. SIGTERM to each binary under load, restarted by scripts/up
+  8. a backlog of 1 M events (BACKLOG) sent while the consumer is stopped, then drained
 Then: every acknowledged event is in ClickHouse, and counted once.
 Run by scripts/chaos (which .ci/run calls); needs only the Python standard library.
 """
@@ -36,6 +37,7 @@ CH = "http://127.0.0.1:" + os.environ.get("STACK_CLICKHOUSE_HTTP_PORT", "8123")
 KAFKA = "127.0.0.1:" + os.environ.get("STACK_KAFKA_PORT", "9092")
 RUN_TYPE = "chaos_" + uuid.uuid4().hex[:10]
 ACK_TIMEOUT = 5.0
+BACKLOG = int(os.environ.get("CHAOS_BACKLOG", "1000000"))
 
 
 def log(msg):
@@ -248,6 +250,45 @@ def sigterm_each(load):
         log(f"{name} stopped with SIGTERM under load and restarted")
 
 
+def backlog():
+    """Stops the consumer, sends BACKLOG events as fast as ingest takes them (batches of
+    1000 from 4 threads), starts the consumer again and waits for all of them: the broker
+    keeps what it acknowledged, however far behind the consumer is."""
+    p = pid("consumer")
+    os.kill(p, 15)
+    eventually("the consumer to stop", 60, lambda: not alive(p))
+    acked, lock, next_batch = set(), threading.Lock(), iter(range(BACKLOG // 1000))
+    def send():
+        while True:
+            with lock:
+                if next(next_batch, None) is None:
+                    return
+            ids = [str(uuid.uuid4()) for _ in range(1000)]
+            batch = [{"event_id": i, "user_id": f"backlog-{i[:8]}", "type": RUN_TYPE} for i in ids]
+            for _ in range(20):
+                status, _, _ = request("POST", INGEST + "/events/batch", batch, timeout=60)
+                if status == 202:
+                    with lock:
+                        acked.update(ids)
+                    break
+                time.sleep(0.5)
+    started = time.time()
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sent_in = time.time() - started
+    assert len(acked) == BACKLOG, f"only {len(acked)} of {BACKLOG} backlog events acknowledged"
+    log(f"{BACKLOG} events acknowledged in {sent_in:.0f} s with the consumer stopped")
+    started = time.time()
+    up()
+    eventually("the backlog drained", 1800, lambda: int(ch(
+        f"SELECT uniqExact(event_id) FROM events WHERE type = '{RUN_TYPE}' AND user_id LIKE 'backlog-%'")) == BACKLOG)
+    log(f"backlog of {BACKLOG} drained in {time.time() - started:.0f} s, nothing lost")
+    return acked
+
+
 def main():
     up()
     status, body, _ = request("POST", API + "/experiments", {"name": "chaos", "variants": [
@@ -265,7 +306,7 @@ def main():
         racing_assignments(experiment)
         sigterm_each(load)
         wait_accepting(load)
-    acked = load.acked
+    acked = load.acked | backlog()
     log(f"load stopped: {len(acked)} events acknowledged; answers {load.statuses}")
     assert not load.slow, f"503s slower than the bound: {load.slow[:5]}"
 

@@ -39,6 +39,9 @@ PG_CERT_USER=abtest_cert
 CH_PW_USER=abtest_pw CH_PW_PASSWORD=ch-test-password
 KAFKA_SCRAM256=abtest256:scram256-test-password
 KAFKA_SCRAM512=abtest512:scram512-test-password
+# A current ClickHouse engine (chdb 26.x behind our HTTP shim) beside the local 18.16.
+CHDB_PORT=${STACK_CHDB_PORT:-8124}
+CHDB_VERSION=26.9.0
 # The local Kafka-protocol broker: nisshi (crates.io), SQLite storage, built once by cargo.
 NISSHI_VERSION=0.8.1
 API_ADDR=${ABTEST_API__LISTEN:-127.0.0.1:9000}
@@ -146,6 +149,10 @@ ensure_test_pki() {
     openssl verify -CAfile ca.crt server.crt client.crt >/dev/null
   ) || die "could not make the test PKI in $TLS_DIR"
 }
+# Instance i of a binary: `<name>` for the first, `<name>-i` after it, on the first
+# instance's port + 10 x (i - 1).
+instance_name() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
+instance_addr() { local host=${1%:*} port=${1##*:}; echo "$host:$((port + 10 * ($2 - 1)))"; }
 
 # --- Postgres: a project-local cluster run by the postgres user -----------------------
 
@@ -226,7 +233,7 @@ start_postgres() {
   rm -f "$dir/data/postmaster.pid"
   ln -sfn "$dir/server.log" "$RUN/postgres.log"
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$PG_MAX_CONNECTIONS -c fsync=on \
         -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=root.crt \
         -c ssl_min_protocol_version=TLSv1.2" start >/dev/null \
     || die "Postgres did not start: .run/postgres.log"
@@ -235,6 +242,16 @@ start_postgres() {
 }
 
 psql_admin() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
+
+# The Postgres connection budget: every api instance may open postgres.max_connections
+# (its pool); together they must leave room (RESERVED) for migrations, tests and admins.
+PG_MAX_CONNECTIONS=300
+PG_RESERVED_CONNECTIONS=40
+check_postgres_budget() { # check_postgres_budget <api instances>
+  local pool=${ABTEST_POSTGRES__MAX_CONNECTIONS:-32}
+  local need=$(($1 * pool)) room=$((PG_MAX_CONNECTIONS - PG_RESERVED_CONNECTIONS))
+  ((need <= room)) || die "Postgres connection budget: $1 api instances x postgres.max_connections $pool = $need connections, but the local Postgres allows $room (max_connections $PG_MAX_CONNECTIONS, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
+}
 
 stop_postgres() {
   local dir
@@ -350,7 +367,7 @@ start_kafka() {
   mkdir -p "$RUN/kafka"
   log "starting the Kafka broker (nisshi, data in .run/kafka) on 127.0.0.1:$KAFKA_PORT"
   # A short initial rebalance delay: tests and restarts start consumer groups often.
-  spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  RUST_LOG=${STACK_KAFKA_LOG:-warn} spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite:///$RUN/kafka/broker.db" \
     --group-initial-rebalance-delay 500ms
   wait_for "Kafka broker" 60 kafka_ready
@@ -424,6 +441,28 @@ start_devbroker() {
   wait_for "devbroker" 30 broker_ready
 }
 
+# --- a current ClickHouse: chdb (ClickHouse 26.x in Python) behind scripts/chdb-server.py -
+
+chdb_ready() { curl -fsS "http://127.0.0.1:$CHDB_PORT/ping"; }
+
+# chdb-core from PyPI into .run/chdb-venv (a 180 MB wheel), once.
+ensure_chdb() {
+  local venv="$RUN/chdb-venv"
+  "$venv/bin/python" -c "import chdb" 2>/dev/null && return 0
+  log "installing chdb-core $CHDB_VERSION (a current ClickHouse engine) into .run/chdb-venv"
+  python3 -m venv "$venv" 2>/dev/null || { ensure_packages python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/python" -m pip install -q "chdb-core==$CHDB_VERSION" || die "could not install chdb-core"
+}
+
+start_chdb() {
+  running chdb chdb-server && chdb_ready >/dev/null 2>&1 && return
+  ensure_chdb
+  mkdir -p "$RUN/chdb"
+  log "starting a current ClickHouse (chdb $CHDB_VERSION) on 127.0.0.1:$CHDB_PORT (HTTP)"
+  spawn chdb "$RUN/chdb-venv/bin/python" "$ROOT/scripts/chdb-server.py" --data "$RUN/chdb" --port "$CHDB_PORT"
+  wait_for "chdb" 120 chdb_ready
+}
+
 # Environment of our binaries on the local stack.
 stack_env() {
   echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
@@ -444,6 +483,7 @@ start_deps() {
 export_test_env() {
   export ABTESTKIT_POSTGRES_URL="postgres://abtest:abtest@127.0.0.1:$PG_PORT/postgres"
   export ABTESTKIT_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  export ABTESTKIT_CURRENT_CLICKHOUSE_URL="http://127.0.0.1:$CHDB_PORT"
   export ABTESTKIT_KAFKA="127.0.0.1:$KAFKA_PORT"
   export ABTESTKIT_BROKER_CONTROL="http://127.0.0.1:$BROKER_CONTROL_PORT"
   # The TLS tests (common/tests/tls.rs, api/tests/startup.rs)

@@ -55,6 +55,8 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
     let sql = "'; DROP TABLE experiments; --";
     vec![
         ("malformed JSON", b"{\"name\": ".to_vec(), false),
+        // serde's derived structs would read an array of the fields in order.
+        ("an array, not an object", b"[null, null, null]".to_vec(), false),
         ("wrong types", br#"{"name": ["x"], "variants": "many", "status": 5}"#.to_vec(), false),
         ("empty strings", br#"{"name": "", "variants": [{"name": "", "allocation_percent": 50}], "status": ""}"#.to_vec(), false),
         ("huge string", format!(r#"{{"name": "{}", "variants": []}}"#, "x".repeat(900_000)).into_bytes(), false),
@@ -97,6 +99,8 @@ async fn bad_paths_and_parameters_are_400s_naming_them() {
         ("/experiments?after=-1".to_owned(), "after"),
         (format!("/experiments/{sql}/assignment/u"), "id"),
         (format!("/experiments/1/assignment/{}", "x".repeat(257)), "user_id"),
+        // Postgres text cannot hold NUL: refused before any storage (it was a 500).
+        ("/experiments/1/assignment/a%00b".to_owned(), "user_id"),
         ("/experiments/1/results".to_owned(), "event_type"),
         ("/experiments/1/results?event_type=".to_owned(), "event_type"),
         (format!("/experiments/1/results?event_type=x&last_day={sql}"), "last_day"),
@@ -142,6 +146,13 @@ async fn rules_of_experiments_are_400s_naming_the_field_before_any_storage() {
             "significance",
         ),
         (json!({"variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (json!({"name": "a\u{0}b", "variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (json!({"name": "\u{85}\u{3000}", "variants": [v("a", json!(50)), v("b", json!(50))]}), "name"),
+        (
+            json!({"name": "n", "description": "\u{0}", "variants": [v("a", json!(50)), v("b", json!(50))]}),
+            "description",
+        ),
+        (json!({"name": "n", "variants": [v("a\u{0}", json!(50)), v("b", json!(50))]}), "variants[0].name"),
     ] {
         let (status, error) =
             send(&app, "POST", "/experiments", Some("Bearer test-key"), body.to_string().into_bytes(), false).await;

@@ -259,6 +259,9 @@ pub enum IncomingTimestamp<'a> {
     Millis(i64),
     #[serde(borrow)]
     Text(Cow<'a, str>),
+    /// Milliseconds written as a JSON number with a fraction part (`1700000000000.0`): JSON
+    /// (and JSON Schema's `integer`) make no difference when the fraction is zero.
+    Number(f64),
 }
 
 /// A validation failure naming the offending field.
@@ -305,6 +308,10 @@ impl<'a> IncomingEvent<'a> {
         let timestamp_ms = match self.timestamp {
             None => now_ms,
             Some(IncomingTimestamp::Millis(ms)) => ms,
+            Some(IncomingTimestamp::Number(ms)) if ms.fract() == 0.0 && ms.abs() < 2f64.powi(63) => ms as i64,
+            Some(IncomingTimestamp::Number(_)) => {
+                return Err(FieldError::new("timestamp", "epoch milliseconds must be a whole number"))
+            }
             Some(IncomingTimestamp::Text(text)) => DateTime::parse_from_rfc3339(&text)
                 .map_err(|_| FieldError::new("timestamp", "must be an RFC 3339 date-time or epoch milliseconds"))?
                 .timestamp_millis(),
@@ -375,6 +382,12 @@ mod tests {
     fn epoch_millis_timestamp() {
         let e = parse(r#"{"user_id":"u","type":"t","timestamp":1767268800000}"#).expect("valid");
         assert_eq!(e.timestamp_ms, 1_767_268_800_000);
+        let e = parse(r#"{"user_id":"u","type":"t","timestamp":1767268800000.0}"#).expect("a whole number");
+        assert_eq!(e.timestamp_ms, 1_767_268_800_000);
+        for fraction in ["1.5", "0.9999999999999999"] {
+            let json = format!(r#"{{"user_id":"u","type":"t","timestamp":{fraction}}}"#);
+            assert_eq!(parse(&json).expect_err(fraction).field, "timestamp", "{fraction} is not whole");
+        }
     }
 
     #[test]

@@ -66,8 +66,13 @@ pub fn producer(cfg: &KafkaConfig, delivery_timeout: Duration) -> Result<FutureP
 }
 
 /// A group member that never commits on its own: offsets are stored and committed by the
-/// consumer only after ClickHouse acknowledged the rows that hold them.
-pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+/// consumer only after ClickHouse acknowledged the rows that hold them. Partitions move
+/// between the members with the cooperative-sticky assignor: a rebalance revokes only
+/// the partitions that move, and the others keep being consumed.
+pub fn consumer<C: rdkafka::consumer::ConsumerContext + 'static>(
+    cfg: &KafkaConfig,
+    context: C,
+) -> Result<StreamConsumer<C>, KafkaError> {
     let mut client = base(cfg);
     client
         .set("group.id", &cfg.group_id)
@@ -79,9 +84,10 @@ pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
         // When the prefetch queue is full (the consumer is busy writing a batch), librdkafka
         // waits this long before fetching again; its default (1 s) left the consumer idle
         // for most of a backlog drain (scripts/bench, bench/RESULTS.md).
-        .set("fetch.queue.backoff.ms", "20");
+        .set("fetch.queue.backoff.ms", "20")
+        .set("partition.assignment.strategy", "cooperative-sticky");
     apply_overrides(&mut client, cfg);
-    client.create()
+    client.create_with_context(context)
 }
 
 /// A group-less reader for fetching single messages by offset (assign, never commit).
@@ -259,6 +265,12 @@ impl HasClient for FutureProducer {
 }
 
 impl HasClient for std::sync::Arc<StreamConsumer> {
+    fn metadata_ok(&self, timeout: Duration) -> bool {
+        self.fetch_metadata(None, timeout).map(|m| !m.brokers().is_empty()).unwrap_or(false)
+    }
+}
+
+impl HasClient for std::sync::Arc<rdkafka::consumer::BaseConsumer> {
     fn metadata_ok(&self, timeout: Duration) -> bool {
         self.fetch_metadata(None, timeout).map(|m| !m.brokers().is_empty()).unwrap_or(false)
     }

@@ -329,7 +329,7 @@ async fn roundtrip(config: &Config) {
     let payload = format!("over TLS {}", uuid::Uuid::new_v4());
     let message = KafkaMessage { key: b"user".as_slice(), payload: payload.as_bytes(), request_id: Some("req-tls") };
     sink.send_all(&topic, &[message]).await.expect("acknowledged over SASL_SSL");
-    let consumer = common::kafka::consumer(&config.kafka).expect("consumer");
+    let consumer = common::kafka::consumer(&config.kafka, rdkafka::consumer::DefaultConsumerContext).expect("consumer");
     consumer.subscribe(&[topic.as_str()]).expect("subscribe");
     let read = tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await.expect("a message within 60 s");
     let read = read.expect("consumed");

@@ -3,7 +3,9 @@
 //!
 //! - [`pipeline`]: the read loop and batching; `writer`: insert, set aside refused rows,
 //!   commit in order; `dlq`: the dead-letter topic; `batch`: rows and committable offsets;
-//! - `lag`: the lag gauge's own task; [`metrics`]; [`rows`]: ClickHouse rows.
+//! - `rebalance`: partitions moving between group members (in-flight batches commit
+//!   before partitions are revoked); `lag`: the lag gauge's own task; [`metrics`];
+//!   [`rows`]: ClickHouse rows in RowBinary.
 
 mod backoff;
 mod batch;
@@ -11,6 +13,7 @@ mod dlq;
 mod lag;
 pub mod metrics;
 pub mod pipeline;
+mod rebalance;
 pub mod rows;
 mod writer;
 

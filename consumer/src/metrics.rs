@@ -1,6 +1,6 @@
 //! The consumer's metrics (see README "Metrics").
 
-use common::metrics::{self as m, Histogram, IntCounter, IntCounterVec, IntGaugeVec, Registry};
+use common::metrics::{self as m, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// The consumer's metrics (see README "Metrics").
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct ConsumerMetrics {
     pub commits: IntCounter,
     pub commit_failures: IntCounter,
     pub lag: IntGaugeVec,
+    pub assigned_partitions: IntGauge,
+    pub rebalances: IntCounterVec,
 }
 
 impl ConsumerMetrics {
@@ -64,6 +66,17 @@ impl ConsumerMetrics {
                 "abtest_consumer_lag_messages",
                 "Messages behind the high watermark over assigned partitions, by topic",
                 &["topic"],
+            ),
+            assigned_partitions: m::gauge(
+                r,
+                "abtest_consumer_assigned_partitions",
+                "Partitions of events and exposures this consumer owns now",
+            ),
+            rebalances: m::counter_vec(
+                r,
+                "abtest_consumer_rebalances_total",
+                "Rebalances of the consumer group seen by this consumer, by kind (assign, revoke, error)",
+                &["kind"],
             ),
         }
     }

@@ -30,6 +30,7 @@ use crate::{
     dlq::{DeadLetters, Stage},
     lag,
     metrics::ConsumerMetrics,
+    rebalance::{GroupContext, InFlight},
     rows::Source,
     writer::Writers,
 };
@@ -58,7 +59,10 @@ pub struct Faults {
 
 pub struct Pipeline {
     pub(crate) config: Config,
-    pub(crate) consumer: Arc<StreamConsumer>,
+    pub(crate) consumer: Arc<StreamConsumer<GroupContext>>,
+    pub(crate) in_flight: Arc<InFlight>,
+    /// A group-less client of its own for watermarks and readiness probes (see `lag`).
+    probe: Arc<rdkafka::consumer::BaseConsumer>,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) clickhouse: Client,
     pub(crate) metrics: ConsumerMetrics,
@@ -67,10 +71,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config, metrics: ConsumerMetrics) -> Result<Self, ConsumerError> {
-        let consumer = Arc::new(common::kafka::consumer(&config.kafka)?);
+        let in_flight = Arc::new(InFlight::default());
+        let context = GroupContext {
+            in_flight: in_flight.clone(),
+            assigned: metrics.assigned_partitions.clone(),
+            rebalances: metrics.rebalances.clone(),
+        };
+        let consumer = Arc::new(common::kafka::consumer(&config.kafka, context)?);
+        let probe = Arc::new(common::kafka::reader(&config.kafka)?);
         let dead_letters = DeadLetters::new(config.clone(), metrics.clone())?;
         let clickhouse = common::clickhouse::client(&config.clickhouse)?;
-        Ok(Self { config, consumer, dead_letters, clickhouse, metrics, faults: Faults::default() })
+        Ok(Self { config, consumer, in_flight, probe, dead_letters, clickhouse, metrics, faults: Faults::default() })
     }
 
     pub fn with_faults(mut self, faults: Faults) -> Self {
@@ -79,9 +90,9 @@ impl Pipeline {
         self
     }
 
-    /// The Kafka consumer, for readiness probes.
-    pub fn kafka(&self) -> Arc<StreamConsumer> {
-        self.consumer.clone()
+    /// A Kafka client for readiness probes (not the consumer's own connection).
+    pub fn kafka(&self) -> Arc<rdkafka::consumer::BaseConsumer> {
+        self.probe.clone()
     }
 
     pub fn clickhouse(&self) -> Client {
@@ -98,7 +109,7 @@ impl Pipeline {
         // must be dropped, and so leave its group, when the run is over).
         let lag_stop = shutdown.child_token();
         let _lag_guard = lag_stop.clone().drop_guard();
-        lag::spawn(self.consumer.clone(), self.metrics.lag.clone(), lag_stop);
+        lag::spawn(self.consumer.clone(), self.probe.clone(), self.metrics.lag.clone(), lag_stop);
         let this = Arc::new(self);
         let mut batch = Batch::default();
         let mut writers = Writers::default();

@@ -89,6 +89,25 @@ impl Rows {
     }
 }
 
+/// Bytes per chunk of an insert's request body.
+const INSERT_CHUNK: usize = 1 << 20;
+
+/// One `INSERT INTO table (columns) FORMAT RowBinary` of `rowbinary`, sent in chunks; each
+/// of the send and the final answer bounded by `timeout`.
+pub async fn insert(
+    client: &clickhouse::Client,
+    table: Table,
+    rowbinary: &[u8],
+    timeout: std::time::Duration,
+) -> clickhouse::error::Result<()> {
+    let sql = format!("INSERT INTO {} ({}) FORMAT RowBinary", table.name, table.columns);
+    let mut insert = client.insert_formatted_with(sql).with_timeouts(Some(timeout), Some(timeout));
+    for chunk in rowbinary.chunks(INSERT_CHUNK) {
+        insert.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    insert.end().await
+}
+
 /// A RowBinary `String`: LEB128 length, then the bytes.
 fn put_str(buf: &mut Vec<u8>, bytes: &[u8]) {
     let mut n = bytes.len();

@@ -60,7 +60,13 @@ impl Writers {
         let (done, newest) = oneshot::channel();
         let earlier = self.newest.replace(newest);
         let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
-        self.tasks.push_back(tokio::spawn(async move { pipeline.write(batch, earlier, done, &shutdown).await }));
+        // In flight until written (or given up): a revocation waits for it (`rebalance`).
+        let writing = pipeline.in_flight.enter();
+        self.tasks.push_back(tokio::spawn(async move {
+            let written = pipeline.write(batch, earlier, done, &shutdown).await;
+            drop(writing);
+            written
+        }));
         Ok(())
     }
 
@@ -185,17 +191,7 @@ impl Pipeline {
         true
     }
 
-    /// One `INSERT ... FORMAT RowBinary` of `rowbinary`, sent in chunks.
     async fn try_insert(&self, table: Table, rowbinary: &[u8]) -> clickhouse::error::Result<()> {
-        let timeout = Some(self.config.clickhouse.timeout);
-        let sql = format!("INSERT INTO {} ({}) FORMAT RowBinary", table.name, table.columns);
-        let mut insert = self.clickhouse.insert_formatted_with(sql).with_timeouts(timeout, timeout);
-        for chunk in rowbinary.chunks(INSERT_CHUNK) {
-            insert.send(bytes::Bytes::copy_from_slice(chunk)).await?;
-        }
-        insert.end().await
+        crate::rows::insert(&self.clickhouse, table, rowbinary, self.config.clickhouse.timeout).await
     }
 }
-
-/// Bytes per chunk of an insert's request body.
-const INSERT_CHUNK: usize = 1 << 20;

@@ -362,3 +362,47 @@ async fn events_keep_the_request_id_header_into_the_dlq() {
     assert_eq!(header(&letters[0], common::kafka::REQUEST_ID_HEADER).as_deref(), Some("req-42"));
     consumer.stop().await;
 }
+
+/// Two consumers of one group split the partitions (cooperative-sticky), and when the
+/// second joins, the first lets its in-flight batches commit before giving partitions up:
+/// the replay is at most about one batch, and every event is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_one_group_split_the_partitions_and_a_rebalance_replays_little() {
+    let (_stack, env) = setup().await;
+    let first = start_consumer(env.config.clone()).await;
+    let sender = {
+        let env_config = env.config.clone();
+        tokio::spawn(async move {
+            let sink = Sink::new(&env_config.kafka, Duration::from_secs(10)).expect("producer");
+            for round in 0..30 {
+                let payloads: Vec<String> = (0..100).map(|i| good_payload(&format!("r{round}-{i}"))).collect();
+                let keys: Vec<String> = (0..100).map(|i| format!("r{round}-{i}")).collect();
+                let messages: Vec<KafkaMessage<&[u8]>> = keys
+                    .iter()
+                    .zip(&payloads)
+                    .map(|(k, p)| KafkaMessage { key: k.as_bytes(), payload: p.as_bytes(), request_id: None })
+                    .collect();
+                sink.send_all(&env_config.kafka.topics.events, &messages).await.expect("acknowledged");
+                tokio::time::sleep(Duration::from_millis(100)).await; // the pace of the load, not a wait
+            }
+        })
+    };
+    eventually("the first consumer at work", WAIT, || async { (distinct_events(&env).await >= 500).then_some(()) })
+        .await;
+    let second = start_consumer(env.config.clone()).await;
+    sender.await.expect("sender");
+    eventually("every event", WAIT, || async { (distinct_events(&env).await == 3000).then_some(()) }).await;
+    let (a, b) = (
+        first.metric("abtest_consumer_assigned_partitions").await,
+        second.metric("abtest_consumer_assigned_partitions").await,
+    );
+    assert!(a > 0.0 && b > 0.0 && a + b == 8.0, "both own partitions of the 4 + 4: {a} and {b}");
+    assert!(first.metric("abtest_consumer_rebalances_total").await >= 2.0, "the first saw the second join");
+    let batches = first.metric("abtest_consumer_batch_rows_count").await.max(1.0);
+    let mean_batch = first.metric("abtest_consumer_batch_rows_sum").await / batches;
+    let replayed = env.ch_count("SELECT count() FROM events").await - 3000;
+    eprintln!("rows replayed by the rebalance: {replayed} (mean batch {mean_batch:.0} rows)");
+    assert!((replayed as f64) <= 2.0 * mean_batch + 50.0, "{replayed} rows replayed, mean batch {mean_batch:.0}");
+    first.stop().await;
+    second.stop().await;
+}

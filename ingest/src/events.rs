@@ -148,23 +148,69 @@ impl Events {
 }
 
 /// An event as clients send it (OpenAPI schema; parsing is `common::event::IncomingEvent`).
+///
+/// A rule the schema cannot express: `timestamp` is at most `ingest.max_future_skew` (1 h
+/// by default) after the time the event is received, and not before 1970.
 #[cfg(feature = "openapi")]
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "user_A_123", "type": "purchase", "properties": {"order_value": 49.99}}))]
 #[allow(dead_code)]
 pub struct EventSchema {
+    /// Any text of 1 to 256 characters.
     #[schema(min_length = 1, max_length = 256)]
     user_id: String,
-    /// The event type, e.g. `purchase`.
+    /// The event type, e.g. `purchase`: any text of 1 to 128 characters.
     #[schema(rename = "type", min_length = 1, max_length = 128)]
     event_type: String,
-    /// A JSON object (at most 32 levels deep); `{}` when absent.
+    /// A JSON object (at most 32 levels deep); `{}` when absent or null.
     properties: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// A UUID; a UUIDv7 is generated when absent. Send your own to make retries count once.
-    #[schema(format = Uuid)]
+    /// A UUID; a UUIDv7 is generated when absent or null. Send your own to make retries
+    /// count once.
+    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     event_id: Option<String>,
-    /// RFC 3339 date-time or epoch milliseconds, at most `ingest.max_future_skew` ahead;
-    /// the receive time when absent.
+    /// RFC 3339 date-time or epoch milliseconds, from 1970 to `ingest.max_future_skew`
+    /// ahead; the receive time when absent or null.
+    #[schema(schema_with = timestamp_schema)]
     timestamp: Option<serde_json::Value>,
+}
+
+/// A batch: 1 to `ingest.max_batch_events` (10 000) events.
+#[cfg(feature = "openapi")]
+pub struct EventBatch;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::{openapi::schema::ArrayBuilder, ToSchema};
+        ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name(EventSchema::name()))
+            .min_items(Some(1))
+            .max_items(Some(10_000))
+            .description(Some("1 to `ingest.max_batch_events` (10 000) events"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventBatch {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((EventSchema::name().into_owned(), EventSchema::schema()));
+        EventSchema::schemas(schemas);
+    }
+}
+
+/// `timestamp`: a date-time, epoch milliseconds or null.
+#[cfg(feature = "openapi")]
+fn timestamp_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("RFC 3339 date-time or epoch milliseconds, from 1970 to `ingest.max_future_skew` ahead; the receive time when absent or null."))
+        .build()
+        .into()
 }
 
 /// The unauthenticated event routes; callers put them behind the API key middleware.
@@ -175,20 +221,23 @@ pub fn router(events: Arc<Events>) -> Router {
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
-    /// How many events Kafka acknowledged.
+    /// How many events Kafka acknowledged: all of the request's.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub accepted: usize,
 }
 
 type Answer = Result<(StatusCode, Json<Accepted>), ApiError>;
 
 /// Record one event.
-#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/events", tag = "events",
-    request_body(content = EventSchema, description = "`Content-Encoding: gzip` accepted"),
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/events", tag = "events", operation_id = "post_event",
+    request_body(content = EventSchema, description = "`Content-Encoding: gzip` accepted; at most `ingest.max_event_bytes` (1 MiB)"),
     responses(
         (status = 202, body = Accepted, description = "Kafka has the event"),
-        (status = 400, body = server::ErrorBody), (status = 401, body = server::ErrorBody),
-        (status = 413, body = server::ErrorBody), (status = 415, body = server::ErrorBody),
-        (status = 503, body = server::ErrorBody, description = "Kafka did not acknowledge in time; retry")),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 413, response = server::openapi::PayloadTooLarge),
+        (status = 415, response = server::openapi::UnsupportedMediaType),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = []))))]
 pub async fn post_event(State(events): State<Arc<Events>>, headers: HeaderMap, body: Body) -> Answer {
     let answer = async {
@@ -203,14 +252,17 @@ pub async fn post_event(State(events): State<Arc<Events>>, headers: HeaderMap, b
     accepted(&events, answer, 1)
 }
 
-/// Record up to `ingest.max_batch_events` events, all or nothing.
-#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/events/batch", tag = "events",
-    request_body(content = Vec<EventSchema>, description = "A JSON array of 1 to `ingest.max_batch_events` events; `Content-Encoding: gzip` accepted"),
+/// Record up to `ingest.max_batch_events` events, all or nothing. A bad event is a 400
+/// whose `field` names it (`[3].user_id`); nothing of the batch is accepted then.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/events/batch", tag = "events", operation_id = "post_event_batch",
+    request_body(content = EventBatch, description = "`Content-Encoding: gzip` accepted; at most `ingest.max_batch_bytes` (20 MiB)"),
     responses(
         (status = 202, body = Accepted, description = "Kafka has every event of the batch"),
-        (status = 400, body = server::ErrorBody, description = "Nothing was accepted; `field` names the first bad event, e.g. `[3].user_id`"),
-        (status = 401, body = server::ErrorBody), (status = 413, body = server::ErrorBody),
-        (status = 415, body = server::ErrorBody), (status = 503, body = server::ErrorBody)),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 413, response = server::openapi::PayloadTooLarge),
+        (status = 415, response = server::openapi::UnsupportedMediaType),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = []))))]
 pub async fn post_batch(State(events): State<Arc<Events>>, headers: HeaderMap, body: Body) -> Answer {
     let mut n = 1;

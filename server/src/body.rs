@@ -116,8 +116,9 @@ pub(crate) fn missing_field(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
-/// A JSON body read within [`MAX_JSON_BYTES`] (gzip accepted), with errors naming the path
-/// of the bad field (`variants[1].allocation_percent`).
+/// A JSON object body read within [`MAX_JSON_BYTES`] (gzip accepted), with errors naming
+/// the path of the bad field (`variants[1].allocation_percent`). Anything but an object is
+/// refused, though serde's derived structs would also read an array of the fields in order.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -126,6 +127,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let (parts, body): (Parts, Body) = req.into_parts();
         let bytes = read_body(&parts.headers, body, MAX_JSON_BYTES).await?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid(ErrorCode::InvalidJson, "the body must be a JSON object"));
+        }
         parse(&bytes).map(JsonBody)
     }
 }

@@ -80,8 +80,9 @@ pub struct ErrorBody {
     /// Machine-readable code such as `invalid_event` or `unauthorized`.
     pub error: ErrorCode,
     pub message: String,
-    /// The offending field, e.g. `[3].user_id` in a batch.
+    /// The offending field, e.g. `[3].user_id` in a batch; absent when no one field is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub field: Option<String>,
 }
 

@@ -7,12 +7,15 @@
 //! - [`auth`]: API keys compared in constant time;
 //! - [`ops`]: `/livez`, `/readyz` per dependency, `/metrics`;
 //! - [`observe`]: request ids, access logs, per-route metrics, panics as JSON 500s;
-//! - [`serve`]: serving until shutdown, in-flight requests finished.
+//! - [`serve`]: serving until shutdown, in-flight requests finished;
+//! - `openapi` (feature `openapi`): the error answers as reusable OpenAPI responses.
 
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod observe;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod ops;
 pub mod query;
 

@@ -20,6 +20,24 @@ pub fn bucket(salt: &str, user_id: &str) -> u32 {
     (u64::from_be_bytes(first) % u64::from(TOTAL_BP)) as u32
 }
 
+/// `bucket(salt + ":coverage", user_id)`: independent of [`bucket`], so raising coverage
+/// adds users without moving anyone's variant.
+pub fn coverage_bucket(salt: &str, user_id: &str) -> u32 {
+    bucket(&format!("{salt}:coverage"), user_id)
+}
+
+/// 32-bit FNV-1a over UTF-16 code units (as JavaScript's `charCodeAt`, which GrowthBook
+/// hashes).
+fn fnv32a(s: &str) -> u32 {
+    s.encode_utf16().fold(0x811c_9dc5_u32, |h, unit| (h ^ u32::from(unit)).wrapping_mul(0x0100_0193))
+}
+
+/// GrowthBook's version 2 hash, in `[0, 1)`: `fnv32a(decimal(fnv32a(seed + id))) % 10000 / 10000`.
+pub fn gb_v2(seed: &str, id: &str) -> f64 {
+    let inner = fnv32a(&format!("{seed}{id}"));
+    f64::from(fnv32a(&inner.to_string()) % 10_000) / 10_000.0
+}
+
 /// The variant owning `bucket` under cumulative allocations (they sum to 10000).
 pub fn pick(variants: &[Variant], bucket: u32) -> Option<&Variant> {
     let mut upper = 0;
@@ -55,6 +73,15 @@ mod tests {
             (0..50).map(|i| bucket("s2", &format!("u{i}"))).collect::<Vec<_>>(),
             "the salt changes the buckets"
         );
+    }
+
+    #[test]
+    fn the_growthbook_hash_is_fnv1a_over_utf16() {
+        // FNV-1a of "" is the offset basis; of "a" the published 0xe40c292c.
+        assert_eq!(fnv32a(""), 0x811c_9dc5);
+        assert_eq!(fnv32a("a"), 0xe40c_292c);
+        assert!((0.0..1.0).contains(&gb_v2("seed", "user")));
+        assert_ne!(gb_v2("", "😀"), gb_v2("", "😁"));
     }
 
     #[test]

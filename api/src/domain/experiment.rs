@@ -55,13 +55,35 @@ pub struct Experiment {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Names: at least one character that is not blank (Rust's `char::is_whitespace`, the
+/// Unicode White_Space property, spelled out) and no NUL (Postgres text cannot hold it).
+/// `name_pattern_is_the_rule` keeps it equal to [`validate_name`]'s rule.
+pub const NAME_PATTERN: &str =
+    r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$";
+/// Free text: no NUL.
+pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
+
+/// A new experiment.
+///
+/// Rules the schema cannot express: variant names are unique within the experiment and
+/// the allocations sum to exactly 100.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "Button Color Test",
+    "description": "Testing red vs blue for purchase button clicks.",
+    "variants": [{"name": "red_button", "allocation_percent": 50.0}, {"name": "blue_button", "allocation_percent": 50.0}]
+}))]
 pub struct NewExperiment {
-    /// 1 to 200 characters, not only blanks; names need not be unique.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// 1 to 200 characters, not only blanks, no NUL; names need not be unique.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
+    )]
     pub name: String,
+    /// At most 10 000 characters, no NUL.
     #[serde(default)]
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// 2 to 20 variants with unique names; allocations sum to 100. The first is the control.
     #[schema(min_items = 2, max_items = 20)]
@@ -77,25 +99,38 @@ pub struct NewExperiment {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewVariant {
-    /// 1 to 100 characters, not only blanks, unique in the experiment.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    /// 1 to 100 characters, not only blanks, no NUL, unique in the experiment.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
+    )]
     pub name: String,
-    /// A percentage with at most two decimals.
-    #[schema(exclusive_minimum = 0, maximum = 100)]
+    /// A percentage in (0, 100] with at most two decimals.
+    #[schema(exclusive_minimum = 0, maximum = 100, multiple_of = 0.01)]
     pub allocation_percent: f64,
 }
 
+/// A change: any of the fields, the others stay as they are.
+///
+/// A rule the schema cannot express: `variants` names exactly the experiment's variants.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "paused"}))]
 pub struct ExperimentPatch {
     #[serde(default)]
     pub status: Option<Status>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
+    )]
     pub name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
-    /// New allocations for exactly the existing variant names. Assigned users never move.
+    /// New allocations (summing to 100) for exactly the existing variant names. Assigned
+    /// users never move.
     #[serde(default)]
     #[schema(min_items = 2, max_items = 20)]
     pub variants: Option<Vec<NewVariant>>,
@@ -173,9 +208,17 @@ impl ExperimentPatch {
     }
 }
 
+/// Not only blanks, no NUL, at most `max` characters (see [`NAME_PATTERN`]).
+fn name_ok(name: &str, max: usize) -> bool {
+    !name.trim().is_empty() && !name.contains('\0') && name.chars().count() <= max
+}
+
 pub fn validate_name(name: &str) -> Result<(), Violation> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(violation("name", format!("name must be 1 to {MAX_NAME_CHARS} characters")));
+    if !name_ok(name, MAX_NAME_CHARS) {
+        return Err(violation(
+            "name",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters, not only blanks, no NUL"),
+        ));
     }
     Ok(())
 }
@@ -191,10 +234,10 @@ fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
 }
 
 fn validate_description(description: Option<&str>) -> Result<(), Violation> {
-    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS || d.contains('\0')) {
         return Err(violation(
             "description",
-            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters, no NUL"),
         ));
     }
     Ok(())
@@ -208,8 +251,9 @@ pub fn validate_variants(variants: &[NewVariant]) -> Result<Vec<u32>, Violation>
     let mut seen = HashSet::new();
     let mut bps = Vec::with_capacity(variants.len());
     for (i, v) in variants.iter().enumerate() {
-        if v.name.trim().is_empty() || v.name.chars().count() > MAX_VARIANT_NAME_CHARS {
-            let message = format!("variant names are 1 to {MAX_VARIANT_NAME_CHARS} characters");
+        if !name_ok(&v.name, MAX_VARIANT_NAME_CHARS) {
+            let message =
+                format!("variant names are 1 to {MAX_VARIANT_NAME_CHARS} characters, not only blanks, no NUL");
             return Err(violation(format!("variants[{i}].name"), message));
         }
         if !seen.insert(v.name.as_str()) {
@@ -324,5 +368,50 @@ mod tests {
         assert_eq!(field_of(validate_name("").expect_err("empty")), "name");
         assert_eq!(field_of(validate_name(&"n".repeat(201)).expect_err("long")), "name");
         validate_name(&"n".repeat(200)).expect("200 chars is fine");
+        assert_eq!(field_of(validate_name("a\0b").expect_err("NUL")), "name");
+        assert_eq!(field_of(validate_name("\u{85}\u{3000}").expect_err("Unicode blanks")), "name");
+        validate_name("\u{feff}").expect("U+FEFF is not White_Space");
+    }
+
+    /// The blank class of [`NAME_PATTERN`], as `char::is_whitespace` defines blanks.
+    fn blank_class() -> String {
+        let blanks: Vec<u32> =
+            (0..=0x10FFFF).filter_map(char::from_u32).filter(|c| c.is_whitespace()).map(u32::from).collect();
+        let mut class = String::new();
+        let mut i = 0;
+        while i < blanks.len() {
+            let start = blanks[i];
+            while i + 1 < blanks.len() && blanks[i + 1] == blanks[i] + 1 {
+                i += 1;
+            }
+            class += &match blanks[i] - start {
+                0 => format!("\\u{start:04X}"),
+                1 => format!("\\u{start:04X}\\u{:04X}", blanks[i]),
+                _ => format!("\\u{start:04X}-\\u{:04X}", blanks[i]),
+            };
+            i += 1;
+        }
+        class
+    }
+
+    #[test]
+    fn name_pattern_is_the_rule() {
+        let nul = "\\u0000";
+        assert_eq!(NAME_PATTERN, format!("^[^{nul}]*[^{nul}{}][^{nul}]*$", blank_class()));
+        assert_eq!(TEXT_PATTERN, format!("^[^{nul}]*$"));
+        // utoipa takes patterns as literals only: the schemas must repeat the constants.
+        let schema = |s: utoipa::openapi::RefOr<utoipa::openapi::Schema>| serde_json::to_value(s).expect("json");
+        let new = schema(<NewExperiment as utoipa::PartialSchema>::schema());
+        let patch = schema(<ExperimentPatch as utoipa::PartialSchema>::schema());
+        let variant = schema(<NewVariant as utoipa::PartialSchema>::schema());
+        for (pattern, expected) in [
+            (&new["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&patch["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&variant["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&new["properties"]["description"]["pattern"], TEXT_PATTERN),
+            (&patch["properties"]["description"]["pattern"], TEXT_PATTERN),
+        ] {
+            assert_eq!(pattern.as_str(), Some(expected));
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod assignment;
 pub mod experiment;
+pub mod rules;
+pub mod targeting;
 
 pub use assignment::{bucket, pick, Assignment};
 pub use experiment::{Experiment, ExperimentPatch, NewExperiment, NewVariant, Status, Variant, Violation};

@@ -123,7 +123,7 @@ impl<'a> Arms<'a> {
             conversion_rate: (s.users > 0).then(|| s.converted_users as f64 / s.users as f64),
             events: s.events,
             value: self.question.value_property.is_some().then(|| ValueSummary {
-                sum: s.value_sum,
+                sum: stats::finite(s.value_sum),
                 mean: s.moments().mean(),
                 std_dev: s.moments().variance().map(f64::sqrt),
             }),

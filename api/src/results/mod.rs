@@ -48,7 +48,8 @@ pub struct Srm {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ValueSummary {
-    pub sum: f64,
+    /// Null only when the sum overflows f64 (values beyond 1e308).
+    pub sum: Option<f64>,
     pub mean: Option<f64>,
     pub std_dev: Option<f64>,
 }

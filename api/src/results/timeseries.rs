@@ -34,6 +34,7 @@ pub struct Timeseries {
     pub window: Window,
     /// Every UTC date of the window, `YYYY-MM-DD`, oldest first; each series has one
     /// number per day.
+    #[schema(value_type = Vec<chrono::NaiveDate>)]
     pub days: Vec<String>,
     /// In the experiment's order; the first is the control.
     pub variants: Vec<VariantSeries>,

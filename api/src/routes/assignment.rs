@@ -11,7 +11,7 @@ use axum::{
     Json,
 };
 use common::event::{length_ok, MAX_USER_ID_CHARS};
-use server::{observe::request_id_of, ApiError, ErrorBody, ErrorCode};
+use server::{observe::request_id_of, ApiError, ErrorCode};
 
 use super::{not_found, ExperimentId};
 use crate::{
@@ -21,13 +21,20 @@ use crate::{
 };
 
 /// The user's variant: the stored one, or a new sticky assignment.
-#[utoipa::path(get, path = "/experiments/{id}/assignment/{user_id}", tag = "assignment",
-    params(("id" = i64, Path, minimum = 1), ("user_id" = String, Path, min_length = 1, max_length = 256)),
+///
+/// A rule the schema cannot express: only a running experiment assigns new users (a
+/// paused or stopped one answers 409 for them and keeps existing assignments).
+#[utoipa::path(get, path = "/experiments/{id}/assignment/{user_id}", tag = "assignment", operation_id = "get_assignment",
+    params(ExperimentId,
+        ("user_id" = String, Path, min_length = 1, max_length = 256, pattern = "^[^\\u0000]*$",
+            description = "Any text of 1 to 256 characters without NUL (U+0000)", example = "user_A_123")),
     responses(
         (status = 200, body = Assignment),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "The experiment is paused or stopped and the user has no assignment"),
-        (status = 503, body = ErrorBody, description = "Postgres unavailable; nothing was stored")),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 404, response = server::openapi::NotFound),
+        (status = 409, response = server::openapi::Conflict),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn assign(
     State(state): State<AppState>,
@@ -36,8 +43,8 @@ pub async fn assign(
     headers: HeaderMap,
 ) -> Result<Json<Assignment>, ApiError> {
     let user_id = path.1;
-    if !length_ok(&user_id, MAX_USER_ID_CHARS) {
-        let message = format!("user_id must be 1 to {MAX_USER_ID_CHARS} characters");
+    if !length_ok(&user_id, MAX_USER_ID_CHARS) || user_id.contains('\0') {
+        let message = format!("user_id must be 1 to {MAX_USER_ID_CHARS} characters, without NUL");
         return Err(ApiError::field(ErrorCode::InvalidUserId, "user_id", message));
     }
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;

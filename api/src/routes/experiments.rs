@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
-use server::{body::JsonBody, query::Query, ApiError, ErrorBody};
+use server::{body::JsonBody, query::Query, ApiError};
 
 use super::{not_found, params::ListParams, ExperimentId};
 use crate::{
@@ -30,9 +30,25 @@ pub struct ExperimentPage {
 }
 
 /// Create an experiment.
-#[utoipa::path(post, path = "/experiments", tag = "experiments", request_body = NewExperiment,
-    responses((status = 201, body = Experiment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)),
+///
+/// Rules the schema cannot express: variant names are unique within the experiment and
+/// the allocations sum to exactly 100 (a 400 naming `variants` otherwise).
+#[utoipa::path(post, path = "/experiments", tag = "experiments", operation_id = "create_experiment",
+    request_body = NewExperiment,
+    responses(
+        (status = 201, body = Experiment, description = "The new experiment, running", links(
+            ("GetExperiment" = (operation_id = "get_experiment", parameters(("id" = "$response.body#/id")))),
+            ("PatchExperiment" = (operation_id = "patch_experiment", parameters(("id" = "$response.body#/id")),
+                request_body = json!({"variants": "$response.body#/variants"}),
+                description = "Same variants, so the allocations are valid")),
+            ("GetAssignment" = (operation_id = "get_assignment", parameters(("id" = "$response.body#/id")))),
+            ("GetResults" = (operation_id = "get_results", parameters(("id" = "$response.body#/id")))),
+            ("GetTimeseries" = (operation_id = "get_timeseries", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 413, response = server::openapi::PayloadTooLarge),
+        (status = 415, response = server::openapi::UnsupportedMediaType),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -47,9 +63,12 @@ pub async fn create(
 }
 
 /// List experiments, oldest first, by pages.
-#[utoipa::path(get, path = "/experiments", tag = "experiments", params(ListParams),
-    responses((status = 200, body = ExperimentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/experiments", tag = "experiments", operation_id = "list_experiments", params(ListParams),
+    responses(
+        (status = 200, body = ExperimentPage),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -77,20 +96,34 @@ pub async fn list(
 }
 
 /// One experiment.
-#[utoipa::path(get, path = "/experiments/{id}", tag = "experiments", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = Experiment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/experiments/{id}", tag = "experiments", operation_id = "get_experiment", params(ExperimentId),
+    responses(
+        (status = 200, body = Experiment),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 404, response = server::openapi::NotFound),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, ExperimentId(id): ExperimentId) -> Result<Json<Experiment>, ApiError> {
     Ok(Json(pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?))
 }
 
 /// Change status (`running`, `paused`, `stopped`), name, description, settings or allocations.
-#[utoipa::path(patch, path = "/experiments/{id}", tag = "experiments", params(("id" = i64, Path, minimum = 1)),
-    request_body = ExperimentPatch,
-    responses((status = 200, body = Experiment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+///
+/// A rule the schema cannot express: `variants` names exactly the experiment's variants
+/// (new allocations, summing to 100, for the same names; a 400 naming `variants` otherwise).
+#[utoipa::path(patch, path = "/experiments/{id}", tag = "experiments", operation_id = "patch_experiment",
+    params(ExperimentId), request_body = ExperimentPatch,
+    responses(
+        (status = 200, body = Experiment, description = "The experiment as changed", links(
+            ("GetExperiment" = (operation_id = "get_experiment", parameters(("id" = "$response.body#/id")))),
+            ("GetAssignment" = (operation_id = "get_assignment", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 404, response = server::openapi::NotFound),
+        (status = 413, response = server::openapi::PayloadTooLarge),
+        (status = 415, response = server::openapi::UnsupportedMediaType),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,

@@ -17,6 +17,11 @@ use axum::{
 };
 use common::config::Config;
 use server::{auth, ApiError, ErrorCode};
+use utoipa::openapi::{
+    path::{Parameter, ParameterBuilder, ParameterIn},
+    schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type},
+    Required,
+};
 
 use crate::{domain::Violation, storage::StorageError, AppState};
 
@@ -87,6 +92,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ExperimentId {
                 format!("experiment id must be a positive integer, got `{raw}`"),
             )),
         }
+    }
+}
+
+/// The document's `id` parameter: what [`ExperimentId`] accepts, exactly.
+impl utoipa::IntoParams for ExperimentId {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(i64::MAX));
+        vec![ParameterBuilder::new()
+            .name("id")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some("The experiment's id, a positive 64-bit integer."))
+            .schema(Some(schema))
+            .build()]
     }
 }
 

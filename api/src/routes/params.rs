@@ -6,11 +6,13 @@ use std::fmt;
 
 use common::event::{length_ok, MAX_TYPE_CHARS};
 use serde::Deserialize;
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
 use crate::stats::Correction;
 
 /// Declares a newtype parsed from the query string's text by `$parse`, which returns the
-/// value or the message for the client.
+/// value or the message for the client. Numbers may have blanks around them; text is
+/// taken as it is (an event type may end with a blank, as events may).
 macro_rules! param {
     ($(#[$doc:meta])* $name:ident($inner:ty), $parse:expr) => {
         $(#[$doc])*
@@ -22,7 +24,7 @@ macro_rules! param {
             type Error = Message;
             fn try_from(text: String) -> Result<Self, Message> {
                 let parse: fn(&str) -> Result<$inner, &'static str> = $parse;
-                parse(text.trim()).map($name).map_err(Message)
+                parse(&text).map($name).map_err(Message)
             }
         }
     };
@@ -53,26 +55,27 @@ param!(
 param!(
     /// Whole days, 1 to 3650.
     Days(u32),
-    |d| d.parse().ok().filter(|d| (1..=MAX_DAYS).contains(d)).ok_or("last_day must be a whole number of days from 1 to 3650")
+    |d| d.trim().parse().ok().filter(|d| (1..=MAX_DAYS).contains(d)).ok_or("last_day must be a whole number of days from 1 to 3650")
 );
 
 param!(
     /// A significance level in (0, 0.5].
     Alpha(f64),
-    |a| a.parse().ok().filter(|a: &f64| *a > 0.0 && *a <= 0.5).ok_or("alpha must be a number in (0, 0.5]")
+    |a| a.trim().parse().ok().filter(|a: &f64| *a > 0.0 && *a <= 0.5).ok_or("alpha must be a number in (0, 0.5]")
 );
 
 param!(
     /// Days before exposure for CUPED, 0 to 365.
     CupedDays(u32),
-    |d| d.parse().ok().filter(|d| *d <= 365).ok_or("cuped_days must be a whole number of days from 0 to 365")
+    |d| d.trim().parse().ok().filter(|d| *d <= 365).ok_or("cuped_days must be a whole number of days from 0 to 365")
 );
 
 param!(
     /// A non-zero relative lift of at most 100 (10 000 %) either way.
     TargetLift(f64),
     |t| {
-        t.parse()
+        t.trim()
+            .parse()
             .ok()
             .filter(|t: &f64| t.is_finite() && *t != 0.0 && t.abs() <= 100.0)
             .ok_or("target_lift must be a non-zero relative lift, e.g. 0.05 for +5 %")
@@ -82,13 +85,13 @@ param!(
 param!(
     /// A page size, 1 to 200.
     Limit(i64),
-    |l| l.parse().ok().filter(|l| (1..=200).contains(l)).ok_or("limit must be 1 to 200")
+    |l| l.trim().parse().ok().filter(|l| (1..=200).contains(l)).ok_or("limit must be 1 to 200")
 );
 
 param!(
     /// An experiment id to page after, 0 or more.
     After(i64),
-    |a| a.parse().ok().filter(|a| *a >= 0).ok_or("after must be a whole number, 0 or more")
+    |a| a.trim().parse().ok().filter(|a| *a >= 0).ok_or("after must be a whole number, 0 or more")
 );
 
 pub const MAX_PROPERTY_CHARS: usize = 128;
@@ -98,17 +101,29 @@ pub const DEFAULT_CUPED_DAYS: u32 = 14;
 /// `/event_types`' default window, in days.
 pub const DEFAULT_EVENT_TYPE_DAYS: u32 = 30;
 
+/// `target_lift`: from -100 to 100, not 0 (JSON Schema has no "not equal": two ranges).
+fn target_lift_schema() -> Schema {
+    let range =
+        || ObjectBuilder::new().schema_type(Type::Number).format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)));
+    AnyOfBuilder::new()
+        .description(Some("A relative lift (e.g. `0.05` for +5 %) for `power.days_to_target`; not 0."))
+        .item(range().minimum(Some(-100)).exclusive_maximum(Some(0)))
+        .item(range().exclusive_minimum(Some(0)).maximum(Some(100)))
+        .build()
+        .into()
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultsParams {
     /// The conversion event, e.g. `purchase`.
-    #[param(value_type = String, min_length = 1, max_length = 128)]
+    #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
     /// Only exposures and events of the last N days.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
     /// A numeric property summed per user as the value metric, e.g. `order_value`.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 128)]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "order_value")]
     pub value_property: Option<PropertyName>,
     /// Significance level; default 0.05.
     #[param(value_type = Option<f64>, exclusive_minimum = 0, maximum = 0.5)]
@@ -121,7 +136,7 @@ pub struct ResultsParams {
     #[param(value_type = Option<u32>, minimum = 0, maximum = 365)]
     pub cuped_days: Option<CupedDays>,
     /// A relative lift (e.g. `0.05` for +5 %) for `power.days_to_target`; not 0.
-    #[param(value_type = Option<f64>, minimum = -100, maximum = 100)]
+    #[param(schema_with = target_lift_schema)]
     pub target_lift: Option<TargetLift>,
 }
 
@@ -129,7 +144,7 @@ pub struct ResultsParams {
 #[into_params(parameter_in = Query)]
 pub struct TimeseriesParams {
     /// The conversion event, e.g. `purchase`.
-    #[param(value_type = String, min_length = 1, max_length = 128)]
+    #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
     /// Only exposures and events of the last N days.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
@@ -151,7 +166,7 @@ pub struct ListParams {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<Limit>,
     /// Return experiments with an id greater than this (the previous page's `next_after`).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<After>,
 }
 

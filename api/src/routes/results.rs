@@ -3,7 +3,7 @@
 use axum::{extract::State, Json};
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use server::{query::Query, ApiError, ErrorBody};
+use server::{query::Query, ApiError};
 
 use super::{
     not_found,
@@ -41,9 +41,14 @@ impl From<ResultsParams> for Question {
 }
 
 /// Conversion (and optionally value) per variant, compared with the control.
-#[utoipa::path(get, path = "/experiments/{id}/results", tag = "results", params(("id" = i64, Path, minimum = 1), ResultsParams),
-    responses((status = 200, body = ExperimentResults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/experiments/{id}/results", tag = "results", operation_id = "get_results",
+    params(ExperimentId, ResultsParams),
+    responses(
+        (status = 200, body = ExperimentResults),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 404, response = server::openapi::NotFound),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn results(
     State(state): State<AppState>,
@@ -67,9 +72,14 @@ pub async fn results(
 }
 
 /// Daily exposures and conversions per variant, with cumulative conversion rates.
-#[utoipa::path(get, path = "/experiments/{id}/timeseries", tag = "results", params(("id" = i64, Path, minimum = 1), TimeseriesParams),
-    responses((status = 200, body = timeseries::Timeseries), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/experiments/{id}/timeseries", tag = "results", operation_id = "get_timeseries",
+    params(ExperimentId, TimeseriesParams),
+    responses(
+        (status = 200, body = timeseries::Timeseries),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 404, response = server::openapi::NotFound),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn timeseries(
     State(state): State<AppState>,
@@ -100,9 +110,12 @@ pub struct EventTypes {
 
 /// The event types recently received, for choosing a results metric (the results page's
 /// event type selector).
-#[utoipa::path(get, path = "/event_types", tag = "results", params(EventTypesParams),
-    responses((status = 200, body = EventTypes), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/event_types", tag = "results", operation_id = "list_event_types", params(EventTypesParams),
+    responses(
+        (status = 200, body = EventTypes),
+        (status = 400, response = server::openapi::BadRequest),
+        (status = 401, response = server::openapi::Unauthorized),
+        (status = 503, response = server::openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn event_types(
     State(state): State<AppState>,

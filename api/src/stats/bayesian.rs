@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{std_normal, z_critical, Estimate};
+use super::{interval, std_normal, z_critical, Estimate};
 use statrs::distribution::{Continuous, ContinuousCDF};
 
 /// Prior on the relative lift: N(0, 0.3²). Weak: a ±30 % lift is one standard deviation,
@@ -19,8 +19,10 @@ pub struct Bayesian {
     /// Expected relative loss of shipping this variant, E[max(0, -lift)]: what is given
     /// up, as a fraction of the control's mean, if it is in fact worse.
     pub expected_loss: f64,
-    /// Central (1 - alpha) posterior interval of the relative lift.
-    pub credible_interval: [f64; 2],
+    /// Central (1 - alpha) posterior interval of the relative lift; null when it is not
+    /// finite (an alpha so small, below about 1e-16, that its quantile is infinite in f64).
+    #[schema(min_items = 2, max_items = 2)]
+    pub credible_interval: Option<[f64; 2]>,
 }
 
 /// Posterior of the relative lift from its estimate; `None` without a usable variance.
@@ -39,6 +41,21 @@ pub fn analyse(relative: Estimate, alpha: f64) -> Option<Bayesian> {
         chance_to_beat_control: normal.cdf(z),
         // E[max(0, -X)] for X ~ N(mean, sd²)
         expected_loss: (sd * normal.pdf(z) - mean * normal.cdf(-z)).max(0.0),
-        credible_interval: [mean - half, mean + half],
+        credible_interval: interval(mean, half),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unbounded_interval_is_null_never_infinite() {
+        let estimate = Estimate { value: 0.1, variance: 0.01 };
+        assert!(analyse(estimate, 0.05).expect("usable").credible_interval.is_some());
+        // 1 - alpha/2 rounds to 1 in f64: the quantile is infinite, and JSON has no infinity.
+        let tiny = analyse(estimate, 5e-324).expect("usable");
+        assert_eq!(tiny.credible_interval, None);
+        assert!(tiny.chance_to_beat_control.is_finite() && tiny.expected_loss.is_finite());
+    }
 }

@@ -10,8 +10,10 @@ use super::{bayesian, power, sequential, Analysis, Bayesian, Cuped, Estimate, Po
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Comparison {
     pub absolute_lift: Option<f64>,
+    #[schema(min_items = 2, max_items = 2)]
     pub absolute_ci: Option<[f64; 2]>,
     pub relative_lift: Option<f64>,
+    #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
     /// `p_value` adjusted for the comparisons of all variants with the control

@@ -28,6 +28,7 @@ pub struct Paired {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cuped {
     pub relative_lift: f64,
+    #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
     /// 1 - (variance of the adjusted relative lift) / (variance of the unadjusted one).
@@ -115,6 +116,10 @@ pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> 
     let dof = (sa + sb).powi(2) / (sa * sa / (a.n - 1.0) + sb * sb / (b.n - 1.0));
     let t = StudentsT::new(0.0, 1.0, dof).ok();
     let se = var.sqrt();
+    // Values beyond f64's range (a property of 1e308) overflow: no number rather than null.
+    if !(lift.is_finite() && theta.is_finite() && var.is_finite() && unadjusted.is_finite()) {
+        return None;
+    }
     Some(Cuped {
         relative_lift: lift,
         relative_ci: t.as_ref().and_then(|t| interval(lift, t.inverse_cdf(1.0 - alpha / 2.0) * se)),

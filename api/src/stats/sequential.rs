@@ -16,7 +16,9 @@ pub struct Sequential {
     pub p_value: Option<f64>,
     /// `p_value` adjusted for several treatments, like the fixed-horizon one.
     pub adjusted_p_value: Option<f64>,
+    #[schema(min_items = 2, max_items = 2)]
     pub absolute_ci: Option<[f64; 2]>,
+    #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
 }
 
@@ -84,7 +86,11 @@ mod tests {
             let b = r.bayesian.as_ref().expect("bayesian");
             close(b.chance_to_beat_control, c.bayesian.chance_to_beat_control, &format!("case {i} chance to beat"));
             close(b.expected_loss, c.bayesian.expected_loss, &format!("case {i} expected loss"));
-            close_pair(b.credible_interval, c.bayesian.credible_interval, &format!("case {i} credible interval"));
+            close_pair(
+                b.credible_interval.expect("interval"),
+                c.bayesian.credible_interval,
+                &format!("case {i} credible interval"),
+            );
         }
     }
 

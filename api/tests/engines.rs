@@ -1,0 +1,209 @@
+//! Every ClickHouse statement of ours on two engines with the same data: the local stack's
+//! ClickHouse 18.16 and a current release (ClickHouse 26.x via chdb behind
+//! `scripts/chdb-server.py`). Migrations, the consumer's RowBinary inserts, results,
+//! timeseries, event types and the experiment list's counts must give the same answers.
+
+use std::time::Duration;
+
+use api::storage::clickhouse::{self as ch, StatsQuery};
+use common::{
+    config::ClickHouseConfig,
+    event::{EventEnvelope, ExposureEnvelope},
+    testkit::random_name,
+};
+use consumer::rows::{self, Rows, Source, EVENTS, EXPOSURES};
+use serde_json::value::RawValue;
+
+const DAY: u32 = 86_400;
+/// 2026-01-01T00:00:00Z.
+const T0: u32 = 1_767_225_600;
+
+fn engine(var: &str, default: &str) -> ClickHouseConfig {
+    ClickHouseConfig {
+        url: std::env::var(var).unwrap_or_else(|_| default.into()),
+        database: random_name("abtest_engines"),
+        ..ClickHouseConfig::default()
+    }
+}
+
+/// A small deterministic generator (no dependency on rand's algorithms across versions).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Exposures in two inserts (replays: a later second exposure with another variant for
+/// some users), events in three (duplicates of the same event id in a later insert; events
+/// before exposure, long before, outside windows; numeric, nested, missing and
+/// non-numeric values).
+fn dataset() -> (Vec<Rows>, Vec<Rows>) {
+    let mut rng = Lcg(20_261_130);
+    let (mut exposures, mut replays) = (Rows::default(), Rows::default());
+    let source = Source { partition: 0, offset: 0 };
+    let mut first_exposure = Vec::new();
+    for i in 0..300u32 {
+        let user = format!("u{i}");
+        let at = T0 + (i % 10) * DAY + i * 37;
+        let variant = ["a", "b", "c"][rng.next(3) as usize];
+        let envelope = |experiment_id, variant: &str, at: u32| ExposureEnvelope {
+            v: 1,
+            experiment_id,
+            variant: variant.to_owned().into(),
+            user_id: user.clone().into(),
+            exposed_at_ms: i64::from(at) * 1000,
+        };
+        exposures.push_exposure(&envelope(1, variant, at), source);
+        if i % 2 == 0 {
+            exposures.push_exposure(&envelope(2, ["x", "y"][rng.next(2) as usize], at + 3600), source);
+        }
+        if i % 17 == 0 {
+            replays.push_exposure(&envelope(1, "c", at + 2 * DAY), source);
+        }
+        first_exposure.push(at);
+    }
+    let mut batches = vec![Rows::default(), Rows::default(), Rows::default()];
+    let values = [
+        r#"{"order_value":12.5}"#,
+        r#"{"cart":{"order_value":3}}"#,
+        r#"{"order_value":"x"}"#,
+        r#"{}"#,
+        r#"{"order_value":-2.25,"n":1}"#,
+    ];
+    for (i, at) in first_exposure.iter().enumerate() {
+        for _ in 0..rng.next(9) {
+            let offset = rng.next(40 * u64::from(DAY)) as i64 - 20 * i64::from(DAY);
+            let ts = (i64::from(*at) + offset).max(0) as u32;
+            let properties = RawValue::from_string(values[rng.next(5) as usize].to_owned()).expect("json");
+            let event = EventEnvelope {
+                v: 1,
+                event_id: uuid::Uuid::from_u64_pair(rng.next(u64::MAX), i as u64),
+                user_id: format!("u{i}").into(),
+                event_type: ["purchase", "click"][rng.next(2) as usize].into(),
+                timestamp_ms: i64::from(ts) * 1000,
+                received_at_ms: i64::from(ts) * 1000,
+                properties: &properties,
+            };
+            let batch = rng.next(2) as usize;
+            batches[batch].push_event(&event, source);
+            if rng.next(20) == 0 {
+                batches[2].push_event(&event, source); // the same event id again, later
+            }
+        }
+    }
+    (vec![exposures, replays], batches)
+}
+
+async fn load(cfg: &ClickHouseConfig) -> clickhouse::Client {
+    let applied = common::clickhouse::migrate(cfg).await.unwrap_or_else(|e| panic!("{}: migrations: {e}", cfg.url));
+    assert_eq!(applied.len(), common::clickhouse::MIGRATIONS.len(), "{}", cfg.url);
+    let client = common::clickhouse::client(cfg).expect("client");
+    let (exposures, events) = dataset();
+    for r in &exposures {
+        rows::insert(&client, EXPOSURES, r.bytes(0..r.len()), Duration::from_secs(30)).await.expect("exposures");
+    }
+    for r in &events {
+        rows::insert(&client, EVENTS, r.bytes(0..r.len()), Duration::from_secs(30)).await.expect("events");
+    }
+    client
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn same_stats(a: &ch::VariantStats, b: &ch::VariantStats) -> bool {
+    let ints = |s: &ch::VariantStats| {
+        (s.variant.clone(), s.users, s.converted_users, s.events, s.pre_converted_users, s.converted_both)
+    };
+    let floats =
+        |s: &ch::VariantStats| [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value];
+    ints(a) == ints(b) && floats(a).iter().zip(floats(b)).all(|(x, y)| close(*x, y))
+}
+
+struct Dropped(Vec<ClickHouseConfig>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let configs = std::mem::take(&mut self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                for cfg in configs {
+                    let server = common::clickhouse::client(&cfg).expect("client").with_database("default");
+                    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
+    let old = engine("ABTESTKIT_CLICKHOUSE_URL", "http://127.0.0.1:8123");
+    let current = engine("ABTESTKIT_CURRENT_CLICKHOUSE_URL", "http://127.0.0.1:8124");
+    let _drop = Dropped(vec![old.clone(), current.clone()]);
+    let (a, b) = (load(&old).await, load(&current).await);
+    let version = |c: clickhouse::Client| async move {
+        c.query("SELECT version()").fetch_one::<String>().await.expect("version")
+    };
+    let (va, vb) = (version(a.clone()).await, version(b.clone()).await);
+    assert!(
+        va.starts_with("18.16") && vb.split('.').next().and_then(|m| m.parse::<u32>().ok()) >= Some(24),
+        "{va} vs {vb}"
+    );
+
+    let questions = [
+        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14),
+        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0),
+        (1, "purchase", "missing", T0 + 2 * DAY, T0 + 9 * DAY, 7),
+        (2, "purchase", "order_value", T0 + 3 * DAY, T0 + 10 * DAY, 14),
+        (2, "click", "n", T0 - 30 * DAY, T0 + 40 * DAY, 365),
+    ];
+    for (experiment_id, event_type, value_property, from, to, cuped_days) in questions {
+        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds: cuped_days * DAY };
+        let mut x = ch::variant_stats(&a, &q).await.expect("18.16 results");
+        let mut y = ch::variant_stats(&b, &q).await.expect("current results");
+        x.sort_by(|l, r| l.variant.cmp(&r.variant));
+        y.sort_by(|l, r| l.variant.cmp(&r.variant));
+        assert!(!x.is_empty() && x.iter().any(|s| s.converted_users > 0), "{event_type}: data to compare");
+        assert!(
+            x.len() == y.len() && x.iter().zip(&y).all(|(l, r)| same_stats(l, r)),
+            "{experiment_id} {event_type}:\n{x:?}\n{y:?}"
+        );
+
+        let mut x = ch::day_stats(&a, experiment_id, event_type, from, to).await.expect("18.16 timeseries");
+        let mut y = ch::day_stats(&b, experiment_id, event_type, from, to).await.expect("current timeseries");
+        let key = |s: &ch::DayStats| (s.variant.clone(), s.day.clone(), s.exposed_users, s.converted_users);
+        let (mut x, mut y): (Vec<_>, Vec<_>) =
+            (x.drain(..).map(|s| key(&s)).collect(), y.drain(..).map(|s| key(&s)).collect());
+        x.sort();
+        y.sort();
+        assert!(!x.is_empty());
+        assert_eq!(x, y, "{experiment_id} {event_type} timeseries");
+    }
+    assert_eq!(ch::exposed_users(&a, 1, 2).await.expect("18.16"), ch::exposed_users(&b, 1, 2).await.expect("current"));
+
+    // Event types count rows, not distinct ids ("a replayed event may count twice"), so
+    // they are compared once merges have collapsed the duplicates on both engines.
+    for c in [&a, &b] {
+        c.query("OPTIMIZE TABLE events FINAL").execute().await.expect("optimize");
+    }
+    let types = |c: clickhouse::Client| async move {
+        let mut t: Vec<(String, u64)> = ch::event_types(&c, 0, u32::MAX)
+            .await
+            .expect("event types")
+            .into_iter()
+            .map(|t| (t.event_type, t.events))
+            .collect();
+        t.sort();
+        t
+    };
+    let (x, y) = (types(a.clone()).await, types(b.clone()).await);
+    assert_eq!(x.len(), 2);
+    assert_eq!(x, y);
+}

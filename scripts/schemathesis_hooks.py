@@ -1,0 +1,100 @@
+"""Schemathesis hooks (loaded through schemathesis.toml by scripts/schemathesis).
+
+Some rules of the API cannot be written in JSON Schema; the OpenAPI document states them
+in the descriptions of the operations and schemas concerned. Schemathesis generates
+bodies from the schema alone, so a body it calls valid may break one of them. For the
+two operations whose bodies have such rules, the hooks below make the bodies Schemathesis
+generates as *valid* follow them too, changing nothing else; bodies generated as
+invalid are left alone. This keeps `positive_data_acceptance` strict for those
+operations (a valid body must be accepted) instead of allowing their 400s.
+
+- POST /experiments: variant names are unique in the experiment, and the allocations sum
+  to exactly 100 (each in (0, 100] with two decimals, which the schema does say).
+- POST /events and POST /events/batch: `timestamp` is not before 1970 and at most
+  `ingest.max_future_skew` (1 h) ahead of the receive time: a rule relative to "now".
+"""
+
+import re
+import time
+
+import schemathesis
+
+MAX_VARIANT_NAME_CHARS = 100
+TOTAL_BASIS_POINTS = 10_000
+
+
+def _generated_valid(case):
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _unique_names(variants):
+    seen = set()
+    for i, variant in enumerate(variants):
+        name = variant.get("name")
+        if not isinstance(name, str):
+            continue
+        n = 0
+        candidate = name
+        while candidate in seen:
+            n += 1
+            suffix = f"~{i}.{n}"
+            candidate = name[: MAX_VARIANT_NAME_CHARS - len(suffix)] + suffix
+        variant["name"] = candidate
+        seen.add(candidate)
+
+
+def _allocations_summing_to_100(variants):
+    """Keeps the generated allocations' proportions, in basis points summing to 10 000."""
+    weights = []
+    for variant in variants:
+        pct = variant.get("allocation_percent")
+        weights.append(pct if isinstance(pct, (int, float)) and pct > 0 else 1.0)
+    total = sum(weights)
+    shares = [w / total * (TOTAL_BASIS_POINTS - len(variants)) for w in weights]
+    bps = [1 + int(s) for s in shares]  # at least 1 bp (0.01 %) each
+    by_remainder = sorted(range(len(variants)), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    for i in by_remainder[: TOTAL_BASIS_POINTS - sum(bps)]:
+        bps[i] += 1
+    for variant, bp in zip(variants, bps):
+        variant["allocation_percent"] = bp / 100
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/experiments")
+def experiment_rules(context, case):
+    if not _generated_valid(case) or not isinstance(case.body, dict):
+        return case
+    variants = case.body.get("variants")
+    if isinstance(variants, list) and all(isinstance(v, dict) for v in variants) and 2 <= len(variants) <= 20:
+        _unique_names(variants)
+        _allocations_summing_to_100(variants)
+    return case
+
+
+def _timestamp_in_range(event):
+    if not isinstance(event, dict):
+        return
+    ts = event.get("timestamp")
+    now_ms = int(time.time() * 1000)
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and not 0 <= ts <= now_ms:
+        event["timestamp"] = type(ts)(int(ts) % (now_ms + 1))
+    elif isinstance(ts, str):
+        year = re.match(r"^(\d{4})-", ts)
+        if year and not 1971 <= int(year.group(1)) < time.gmtime().tm_year:
+            # Any date-time of 2000, whatever its offset, is in range.
+            event["timestamp"] = "2000" + ts[4:]
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/events")
+def event_timestamp(context, case):
+    if _generated_valid(case):
+        _timestamp_in_range(case.body)
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/events/batch")
+def batch_timestamps(context, case):
+    if _generated_valid(case) and isinstance(case.body, list):
+        for event in case.body:
+            _timestamp_in_range(event)
+    return case
