@@ -85,6 +85,8 @@ EQUALITY = [
     c("$nin: empty list, present", {"country": {"$nin": []}}, FR, True),
     c("$nin: empty list, missing", {"country": {"$nin": []}}, MISSING, True),
     c("$nin: numbers vs numeric string", {"n": {"$nin": [1, 2]}}, {"n": "1"}, False),
+    c("$nin: boolean attribute as text", {"b": {"$nin": ["true"]}}, {"b": True}, False),
+    c("$in: boolean literal vs string true", {"b": {"$in": [True]}}, {"b": "true"}, True),
 ]
 
 NUMBERS = [
@@ -104,6 +106,10 @@ NUMBERS = [
     c("$lte: empty string is not 0", {"x": {"$lte": 0}}, {"x": ""}, False),
     c("$gt: string with a blank", {"x": {"$gt": 0}}, {"x": " 5"}, False),
     c("$gt: boolean is not a number", {"x": {"$gt": 0}}, {"x": True}, False),
+    c("$gte: boolean false is not 0", {"x": {"$gte": 0}}, {"x": False}, False),
+    c("$lte: negative exponent string", {"x": {"$lte": 0.001}}, {"x": "1e-3"}, True),
+    c("$lte: missing", {"x": {"$lte": 0}}, MISSING, False),
+    c("$gte: missing", {"x": {"$gte": 0}}, MISSING, False),
     c("$gt: missing", {"x": {"$gt": -10}}, MISSING, False),
     c("$lt: missing", {"x": {"$lt": 10}}, MISSING, False),
     c("range: inside", {"age": {"$gte": 18, "$lt": 65}}, {"age": 64.99}, True),
@@ -134,6 +140,9 @@ VERSIONS = [
     c("$vgt: equal pre-releases", {"v": {"$vgt": "1.2.3-rc.1"}}, {"v": "1.2.3-rc.1"}, False),
     c("$vlte: equal", {"v": {"$vlte": "1.2.3"}}, {"v": "1.2.3"}, True),
     c("$vgte: number attribute 2 as text", {"v": {"$vgte": "1.9.9"}}, {"v": 2}, True),
+    c("$vgt: two-part numeric strings", {"v": {"$vgt": "1.9"}}, {"v": "1.10"}, True),
+    c("$veq: boolean attribute as text", {"v": {"$veq": "true"}}, {"v": True}, True),
+    c("$vlt: missing", {"v": {"$vlt": "9.9.9"}}, MISSING, False),
     c("$vgt: non-ASCII pre-release after z (byte order)", {"v": {"$vgt": "1.0.0-z"}}, {"v": "1.0.0-é"}, True),
     c("$vlt: U+FF21 before an emoji (code point order, not UTF-16)", {"v": {"$vlt": "1.0.0-😀"}}, {"v": "1.0.0-Ａ"}, True),
 ]
@@ -163,6 +172,7 @@ REGEXES = [
     c("$regex: escaped underscore", {"c": {"$regex": "^a\\_b$"}}, {"c": "a_b"}, True),
     c("$regex: number attribute as text", {"n": {"$regex": "^4"}}, {"n": 42}, True),
     c("$regex: boolean attribute as text", {"b": {"$regex": "^t"}}, {"b": True}, True),
+    c("$regex: numeric string as it is", {"n": {"$regex": "^0"}}, {"n": "007"}, True),
     c("$regex: missing", {"c": {"$regex": ".*"}}, MISSING, False),
     c("$regex: empty pattern matches present", {"c": {"$regex": ""}}, {"c": ""}, True),
 ]
@@ -172,6 +182,7 @@ EXISTS = [
     c("$exists true: missing", {"c": {"$exists": True}}, MISSING, False),
     c("$exists true: empty string is present", {"c": {"$exists": True}}, {"c": ""}, True),
     c("$exists true: false is present", {"c": {"$exists": True}}, {"c": False}, True),
+    c("$exists true: number 0 is present", {"c": {"$exists": True}}, {"c": 0}, True),
     c("$exists true: null is absent", {"c": {"$exists": True}}, {"c": None}, False),
     c("$exists false: missing", {"c": {"$exists": False}}, MISSING, True),
     c("$exists false: present", {"c": {"$exists": False}}, {"c": "x"}, False),
