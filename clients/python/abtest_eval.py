@@ -7,7 +7,7 @@ its first assignment of that user (the api then remembers it; this module has no
     evaluate(config, 7, "user-42", {"country": "FR"}, "2026-12-01T00:00:00Z")
     # -> {"variant": "blue_button", "reason": "assigned"}
 
-or with `Client("http://localhost:8080", "my-api-key").evaluate(7, "user-42")`.
+or with `Client("http://localhost:9000", "my-api-key").evaluate(7, "user-42")`.
 """
 import hashlib
 import json
