@@ -1,6 +1,6 @@
 # Multi-stage build of the three binaries (ingest, consumer, api) in one small image.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev python3 \
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev libcurl4-openssl-dev python3 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -10,7 +10,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && mkdir -p /out && cp target/release/ingest target/release/consumer target/release/api /out/
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl zlib1g libssl3 \
+# libssl3, libcurl4: librdkafka's TLS/SASL and OIDC; ca-certificates: the system CA store
+# librdkafka uses when kafka.ssl_ca_location is unset.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl zlib1g libssl3 libcurl4 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 abtest
 COPY --from=build /out/ /usr/local/bin/

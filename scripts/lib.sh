@@ -2,7 +2,10 @@
 #
 # The local stack runs as plain processes on loopback, all state under .run/:
 #   .run/<name>.pid  .run/<name>.log  for postgres, clickhouse, kafka, ingest, consumer, api
-#   (and devbroker: librdkafka's mock cluster, for the tests that switch brokers off)
+#   (and devbroker: librdkafka's mock cluster, for the tests that switch brokers off;
+#   kafka-tls, kafka-ssl, kafka-sasl: brokers with TLS and/or SCRAM users, for the Kafka
+#   TLS/SASL tests)
+#   .run/tls/: a test CA and certificates (Postgres and ClickHouse serve TLS with them)
 # Processes are stopped by their pid only (never by name).
 
 set -euo pipefail
@@ -22,9 +25,20 @@ fi
 # Local-stack ports (STACK_*), then the addresses the binaries listen on (ABTEST_*).
 PG_PORT=${STACK_POSTGRES_PORT:-5433}
 CH_HTTP_PORT=${STACK_CLICKHOUSE_HTTP_PORT:-8123}
+CH_HTTPS_PORT=${STACK_CLICKHOUSE_HTTPS_PORT:-8443}
 CH_TCP_PORT=${STACK_CLICKHOUSE_TCP_PORT:-19000}
 BROKER_CONTROL_PORT=${STACK_BROKER_CONTROL_PORT:-9094}
 KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+KAFKA_TLS_PORT=${STACK_KAFKA_TLS_PORT:-9093}
+KAFKA_SSL_PORT=${STACK_KAFKA_SSL_PORT:-9095}
+KAFKA_SASL_PORT=${STACK_KAFKA_SASL_PORT:-9096}
+TLS_DIR="$RUN/tls"
+# Test-only users of the TLS tests (local stack only; these are not secrets anywhere).
+PG_PW_USER=abtest_pw PG_PW_PASSWORD=pg-test-password
+PG_CERT_USER=abtest_cert
+CH_PW_USER=abtest_pw CH_PW_PASSWORD=ch-test-password
+KAFKA_SCRAM256=abtest256:scram256-test-password
+KAFKA_SCRAM512=abtest512:scram512-test-password
 # A current ClickHouse engine (chdb 26.x behind our HTTP shim) beside the local 18.16.
 CHDB_PORT=${STACK_CHDB_PORT:-8124}
 CHDB_VERSION=26.9.0
@@ -40,7 +54,10 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the stack and the build need; installs only what is missing.
 ensure_packages() {
-  local wanted=(postgresql clickhouse-server clickhouse-client curl ca-certificates build-essential pkg-config python3 zlib1g-dev libssl-dev "$@")
+  # libssl-dev and libcurl4-openssl-dev: librdkafka's TLS/SASL and its OIDC token fetcher;
+  # openssl: the local stack's test CA.
+  local wanted=(postgresql clickhouse-server clickhouse-client curl ca-certificates build-essential pkg-config python3
+    zlib1g-dev libssl-dev libcurl4-openssl-dev openssl "$@")
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -94,6 +111,44 @@ stop_pid() { # stop_pid <name> [exe]: SIGTERM, wait up to 30 s, then SIGKILL
   rm -f "$RUN/$name.pid"
 }
 
+# --- test PKI: a CA, certificates for localhost, a client certificate, a wrong CA ------
+
+# EC P-256, PKCS#8 keys (accepted by Postgres, ClickHouse 18.16, nisshi, librdkafka, rustls):
+#   ca.{key,crt}        the test CA
+#   server.{key,crt}    CN=localhost, SAN DNS:localhost IP:127.0.0.1, signed by ca
+#   client.{key,crt}    CN=abtest_cert (a Postgres user with cert authentication), signed by ca
+#   wrong-ca.{key,crt}  an unrelated CA; wrong-client.{key,crt} a client signed by it
+# Made once; delete .run/tls to make a new one (restart the stack then).
+ensure_test_pki() {
+  [[ -f "$TLS_DIR/wrong-client.crt" ]] && return
+  log "making a test CA and certificates in .run/tls"
+  rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    set -e
+    for ca in ca wrong-ca; do
+      openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -keyout $ca.key -out $ca.crt -days 3650 -subj "/CN=abtest test $ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    done
+    # leaf <name> <CN> <signing CA> <extendedKeyUsage> [subjectAltName]
+    leaf() {
+      openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
+      printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=$4" ${5:+"subjectAltName=$5"} >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial \
+        -out "$1.crt" -days 825 -sha256 -extfile "$1.ext" 2>/dev/null
+    }
+    leaf server localhost ca serverAuth "DNS:localhost,IP:127.0.0.1"
+    leaf client "$PG_CERT_USER" ca clientAuth
+    leaf wrong-client "$PG_CERT_USER" wrong-ca clientAuth
+    rm -f ./*.csr ./*.ext ./*.srl
+    chmod 600 ./*.key
+    chmod 644 ./*.crt
+    openssl verify -CAfile ca.crt server.crt client.crt >/dev/null
+  ) || die "could not make the test PKI in $TLS_DIR"
+}
 # Instance i of a binary: `<name>` for the first, `<name>-i` after it, on the first
 # instance's port + 10 x (i - 1).
 instance_name() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
@@ -121,6 +176,38 @@ pg_dir() {
 
 pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 
+# TLS for Postgres: the server certificate, the CA that signs client certificates, and who
+# may log in how. Plain TCP keeps working for everyone else (the default sslmode, prefer,
+# takes TLS when offered); the two test users must use TLS.
+pg_tls_files() {
+  local data=$1
+  install -o postgres -g postgres -m 600 "$TLS_DIR/server.key" "$data/server.key"
+  install -o postgres -g postgres -m 644 "$TLS_DIR/server.crt" "$data/server.crt"
+  install -o postgres -g postgres -m 644 "$TLS_DIR/ca.crt" "$data/root.crt"
+  cat >"$data/pg_hba.conf" <<HBA
+# Written by scripts/lib.sh (pg_tls_files).
+local     all all                     trust
+hostssl   all $PG_CERT_USER 127.0.0.1/32    cert
+hostssl   all $PG_PW_USER   127.0.0.1/32    scram-sha-256
+hostnossl all $PG_CERT_USER 127.0.0.1/32    reject
+hostnossl all $PG_PW_USER   127.0.0.1/32    reject
+host      all all           127.0.0.1/32    trust
+host      all all           ::1/128         trust
+HBA
+  chown postgres:postgres "$data/pg_hba.conf"
+}
+
+pg_roles() {
+  psql_admin -tc "SELECT 1 FROM pg_roles WHERE rolname = 'abtest'" | grep -q 1 \
+    || psql_admin -c "CREATE ROLE abtest LOGIN CREATEDB PASSWORD 'abtest'" >/dev/null
+  psql_admin -tc "SELECT 1 FROM pg_database WHERE datname = 'abtest'" | grep -q 1 \
+    || psql_admin -c "CREATE DATABASE abtest OWNER abtest" >/dev/null
+  psql_admin -tc "SELECT 1 FROM pg_roles WHERE rolname = '$PG_CERT_USER'" | grep -q 1 \
+    || psql_admin -c "CREATE ROLE $PG_CERT_USER LOGIN" >/dev/null
+  psql_admin -tc "SELECT 1 FROM pg_roles WHERE rolname = '$PG_PW_USER'" | grep -q 1 \
+    || psql_admin -c "CREATE ROLE $PG_PW_USER LOGIN PASSWORD '$PG_PW_PASSWORD'" >/dev/null
+}
+
 start_postgres() {
   local dir
   dir=$(pg_dir)
@@ -130,21 +217,28 @@ start_postgres() {
     log "initialising Postgres in $dir"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 || die "initdb failed: $dir/initdb.log"
   fi
+  ensure_test_pki
+  pg_tls_files "$dir/data"
   if pg_ready && [[ -f "$dir/data/postmaster.pid" ]]; then
     head -1 "$dir/data/postmaster.pid" >"$RUN/postgres.pid"
-    return
+    if [[ "$(psql_admin -tAc 'SHOW ssl')" == "on" ]]; then
+      psql_admin -tAc 'SELECT pg_reload_conf()' >/dev/null # pg_hba.conf and certificates
+      pg_roles
+      return
+    fi
+    log "restarting Postgres with TLS (ssl=on)"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
   fi
-  log "starting Postgres on 127.0.0.1:$PG_PORT"
+  log "starting Postgres on 127.0.0.1:$PG_PORT (TLS on)"
   rm -f "$dir/data/postmaster.pid"
   ln -sfn "$dir/server.log" "$RUN/postgres.log"
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$PG_MAX_CONNECTIONS -c fsync=on" start >/dev/null \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$PG_MAX_CONNECTIONS -c fsync=on \
+        -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=root.crt \
+        -c ssl_min_protocol_version=TLSv1.2" start >/dev/null \
     || die "Postgres did not start: .run/postgres.log"
   head -1 "$dir/data/postmaster.pid" >"$RUN/postgres.pid"
-  psql_admin -tc "SELECT 1 FROM pg_roles WHERE rolname = 'abtest'" | grep -q 1 \
-    || psql_admin -c "CREATE ROLE abtest LOGIN CREATEDB PASSWORD 'abtest'" >/dev/null
-  psql_admin -tc "SELECT 1 FROM pg_database WHERE datname = 'abtest'" | grep -q 1 \
-    || psql_admin -c "CREATE DATABASE abtest OWNER abtest" >/dev/null
+  pg_roles
 }
 
 psql_admin() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
@@ -173,9 +267,15 @@ stop_postgres() {
 # --- ClickHouse: our own config, data under .run/clickhouse ----------------------------
 
 ch_ready() { curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"; }
+ch_tls_ready() { curl -fsS --cacert "$TLS_DIR/ca.crt" "https://localhost:$CH_HTTPS_PORT/ping"; }
 
 start_clickhouse() {
-  running clickhouse clickhouse && ch_ready >/dev/null 2>&1 && return
+  ensure_test_pki
+  if running clickhouse clickhouse && ch_ready >/dev/null 2>&1; then
+    ch_tls_ready >/dev/null 2>&1 && return
+    log "restarting ClickHouse with HTTPS on $CH_HTTPS_PORT"
+    stop_pid clickhouse clickhouse
+  fi
   local dir="$RUN/clickhouse"
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   cat >"$dir/config.xml" <<XML
@@ -190,7 +290,21 @@ start_clickhouse() {
     </logger>
     <listen_host>127.0.0.1</listen_host>
     <http_port>$CH_HTTP_PORT</http_port>
+    <https_port>$CH_HTTPS_PORT</https_port>
     <tcp_port>$CH_TCP_PORT</tcp_port>
+    <openSSL>
+        <server>
+            <certificateFile>$TLS_DIR/server.crt</certificateFile>
+            <privateKeyFile>$TLS_DIR/server.key</privateKeyFile>
+            <!-- relaxed: a client certificate is optional, and checked against caConfig when sent -->
+            <verificationMode>relaxed</verificationMode>
+            <caConfig>$TLS_DIR/ca.crt</caConfig>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
     <path>$dir/data/</path>
     <tmp_path>$dir/tmp/</tmp_path>
     <user_files_path>$dir/user_files/</user_files_path>
@@ -204,7 +318,7 @@ start_clickhouse() {
     <timezone>UTC</timezone>
 </yandex>
 XML
-  cat >"$dir/users.xml" <<'XML'
+  cat >"$dir/users.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
     <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
@@ -215,13 +329,20 @@ XML
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <$CH_PW_USER>
+            <password>$CH_PW_PASSWORD</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </$CH_PW_USER>
     </users>
     <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 XML
-  log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT (HTTP)"
+  log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT (HTTP) and :$CH_HTTPS_PORT (HTTPS)"
   spawn clickhouse clickhouse-server --config-file="$dir/config.xml"
   wait_for "ClickHouse" 60 ch_ready
+  wait_for "ClickHouse HTTPS" 30 ch_tls_ready
 }
 
 # --- Kafka: nisshi, a durable Kafka-protocol broker (SQLite storage under .run/kafka) -------
@@ -253,6 +374,55 @@ start_kafka() {
 }
 
 stop_kafka() { stop_pid kafka nisshi; }
+
+# --- secured brokers: more nisshi processes with TLS and/or SCRAM users (scripts/test) ---
+# nisshi 0.8.1 has native TLS (--cert/--key) and SCRAM-SHA-256/512 users (`nisshi user
+# create`, --authentication); no PLAIN, no OAUTHBEARER, no client certificates. One listener
+# each, so one broker per security protocol:
+#   kafka-tls   SASL_SSL        TLS + SCRAM   STACK_KAFKA_TLS_PORT (9093)
+#   kafka-ssl   SSL             TLS only      STACK_KAFKA_SSL_PORT (9095)
+#   kafka-sasl  SASL_PLAINTEXT  SCRAM only    STACK_KAFKA_SASL_PORT (9096)
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_secured_broker <name> <port> <tls: 0|1> <scram users: 0|1>
+start_secured_broker() {
+  local name=$1 port=$2 tls=$3 auth=$4 user
+  running "$name" nisshi && port_open "$port" && return
+  ensure_nisshi
+  ensure_test_pki
+  local dir="$RUN/$name"
+  mkdir -p "$dir"
+  local args=(broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://localhost:$port"
+    --storage-engine "sqlite:///$dir/broker.db" --group-initial-rebalance-delay 500ms)
+  if ((auth)) && [[ ! -f "$dir/users.done" ]]; then
+    # Users are created through the broker, which then must not require authentication
+    # yet: once without TLS and authentication, on the same database.
+    log "creating the SCRAM users of $name"
+    spawn "$name" "$(nisshi_bin)" "${args[@]}"
+    wait_for "$name (setup)" 60 port_open "$port"
+    for user in "scram256 $KAFKA_SCRAM256" "scram512 $KAFKA_SCRAM512"; do
+      set -- $user
+      "$(nisshi_bin)" user create --broker "tcp://127.0.0.1:$port" --mechanism "$1" "${2%%:*}" "${2#*:}" \
+        >>"$RUN/$name.log" 2>&1 || die "could not create the SCRAM user ${2%%:*}: .run/$name.log"
+    done
+    stop_pid "$name" nisshi
+    touch "$dir/users.done"
+  fi
+  ((tls)) && args+=(--cert "$TLS_DIR/server.crt" --key "$TLS_DIR/server.key")
+  ((auth)) && args+=(--authentication)
+  log "starting $name on localhost:$port (TLS: $tls, SCRAM: $auth)"
+  spawn "$name" "$(nisshi_bin)" "${args[@]}"
+  wait_for "$name" 60 port_open "$port"
+}
+
+start_secured_brokers() {
+  start_secured_broker kafka-tls "$KAFKA_TLS_PORT" 1 1
+  start_secured_broker kafka-ssl "$KAFKA_SSL_PORT" 1 0
+  start_secured_broker kafka-sasl "$KAFKA_SASL_PORT" 0 1
+}
+
+stop_secured_brokers() { for name in kafka-tls kafka-ssl kafka-sasl; do stop_pid "$name" nisshi; done; }
 
 # --- the dev broker: librdkafka's mock cluster in our devbroker process ------------------
 # Only for tests that need its fault switches (a broker down on request) or isolated
@@ -316,4 +486,16 @@ export_test_env() {
   export ABTESTKIT_CURRENT_CLICKHOUSE_URL="http://127.0.0.1:$CHDB_PORT"
   export ABTESTKIT_KAFKA="127.0.0.1:$KAFKA_PORT"
   export ABTESTKIT_BROKER_CONTROL="http://127.0.0.1:$BROKER_CONTROL_PORT"
+  # The TLS tests (common/tests/tls.rs, api/tests/startup.rs)
+  export ABTESTKIT_TLS_DIR="$TLS_DIR"
+  export ABTESTKIT_POSTGRES_TLS="localhost:$PG_PORT"
+  export ABTESTKIT_POSTGRES_PW_USER="$PG_PW_USER:$PG_PW_PASSWORD"
+  export ABTESTKIT_POSTGRES_CERT_USER="$PG_CERT_USER"
+  export ABTESTKIT_CLICKHOUSE_HTTPS_URL="https://localhost:$CH_HTTPS_PORT"
+  export ABTESTKIT_CLICKHOUSE_PW_USER="$CH_PW_USER:$CH_PW_PASSWORD"
+  export ABTESTKIT_KAFKA_TLS="localhost:$KAFKA_TLS_PORT"
+  export ABTESTKIT_KAFKA_SSL="localhost:$KAFKA_SSL_PORT"
+  export ABTESTKIT_KAFKA_SASL="localhost:$KAFKA_SASL_PORT"
+  export ABTESTKIT_KAFKA_SCRAM256="$KAFKA_SCRAM256"
+  export ABTESTKIT_KAFKA_SCRAM512="$KAFKA_SCRAM512"
 }

@@ -53,7 +53,7 @@ impl AppState {
         let sink = Sink::new(&config.kafka, config.ingest.ack_timeout).context("create the Kafka producer")?;
         Ok(Self {
             db: common::postgres::pool(&config.postgres).context("configure the Postgres pool")?,
-            clickhouse: common::clickhouse::client(&config.clickhouse),
+            clickhouse: common::clickhouse::client(&config.clickhouse).context("configure the ClickHouse client")?,
             events: Events::new(config, sink, registry),
             exposures_topic: config.kafka.topics.exposures.clone(),
             experiments: Arc::new(cache::ExperimentCache::new(config.api.experiment_cache_ttl)),

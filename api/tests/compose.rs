@@ -42,19 +42,33 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// `${NAME:-default}` as compose resolves it without a .env: the default.
-fn resolve(value: &str) -> String {
+/// The operator's .env as these tests assume it: only what compose requires.
+const OPERATOR_KEYS: &str = r#"["an-operators-own-key"]"#;
+
+/// `${NAME:-default}` and `${NAME:?message}` as compose resolves them with an .env holding
+/// `dotenv`: the variable when set, else the default, else (`:?`) compose's error.
+fn resolve_with(value: &str, dotenv: &BTreeMap<&str, &str>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closing brace") + start;
         let inner = &rest[start + 2..end];
-        out.push_str(inner.split_once(":-").map(|(_, d)| d).unwrap_or(""));
+        let (name, fallback) = inner.split_once(":-").or_else(|| inner.split_once(":?")).unwrap_or((inner, ""));
+        match dotenv.get(name) {
+            Some(v) => out.push_str(v),
+            None if inner.contains(":?") => return Err(format!("compose: {name}: {fallback}")),
+            None => out.push_str(fallback),
+        }
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+fn resolve(value: &str) -> String {
+    let dotenv = BTreeMap::from([("ABTEST_AUTH__API_KEYS", OPERATOR_KEYS)]);
+    resolve_with(value, &dotenv).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Loads a Config from exactly these ABTEST_ variables, as a binary would.
@@ -120,10 +134,20 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
         assert!(config.postgres.url.expose().contains("@postgres:5432/"));
         assert_eq!(config.clickhouse.url, "http://clickhouse:8123");
     }
-    // The development key works against the compose stack too (the walkthrough's key).
-    let api = abtest_vars(&environment(&services[&Value::from("api")]));
-    let config = load(&api).expect("api config");
-    assert_eq!(config.auth.api_keys[0].expose(), "my_secret_api_key_123");
+    // Compose requires the operator's own keys: without them it refuses to start, and the
+    // local stack's key is refused by the services (they listen on 0.0.0.0).
+    let api_env = environment(&services[&Value::from("api")]);
+    let keys = &api_env["ABTEST_AUTH__API_KEYS"];
+    let missing = resolve_with(keys, &BTreeMap::new()).expect_err("compose must require ABTEST_AUTH__API_KEYS");
+    assert!(missing.contains("ABTEST_AUTH__API_KEYS"), "{missing}");
+    let config = load(&abtest_vars(&api_env)).expect("api config");
+    assert_eq!(config.auth.api_keys[0].expose(), "an-operators-own-key");
+    for service in ["api", "ingest"] {
+        let mut vars = abtest_vars(&environment(&services[&Value::from(service)]));
+        vars.insert("ABTEST_AUTH__API_KEYS".into(), format!(r#"["{}"]"#, common::config::DEV_API_KEY));
+        let err = load(&vars).expect_err("the local stack's key on 0.0.0.0");
+        assert!(err.contains("auth.api_keys"), "{service}: {err}");
+    }
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn dataset() -> (Vec<Rows>, Vec<Rows>) {
 async fn load(cfg: &ClickHouseConfig) -> clickhouse::Client {
     let applied = common::clickhouse::migrate(cfg).await.unwrap_or_else(|e| panic!("{}: migrations: {e}", cfg.url));
     assert_eq!(applied.len(), common::clickhouse::MIGRATIONS.len(), "{}", cfg.url);
-    let client = common::clickhouse::client(cfg);
+    let client = common::clickhouse::client(cfg).expect("client");
     let (exposures, events) = dataset();
     for r in &exposures {
         rows::insert(&client, EXPOSURES, r.bytes(0..r.len()), Duration::from_secs(30)).await.expect("exposures");
@@ -133,7 +133,7 @@ impl Drop for Dropped {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 for cfg in configs {
-                    let server = common::clickhouse::client(&cfg).with_database("default");
+                    let server = common::clickhouse::client(&cfg).expect("client").with_database("default");
                     let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
                 }
             });

@@ -4,11 +4,20 @@
 //! local ClickHouse (18.16) lacks `RowBinaryWithNamesAndTypes`, and with LZ4 responses its
 //! fetches come back empty (see `shared/ENVIRONMENT.md`). Row types are checked against the
 //! schema by the integration tests instead.
+//!
+//! `https://` URLs go through a hyper client of ours on rustls (see [`client`]): the
+//! crate's own TLS features have no way to trust a private CA.
+
+use std::time::Duration;
 
 use clickhouse::{error::Error, Client, Compression, Row};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client as HyperClient},
+    rt::TokioExecutor,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ClickHouseConfig;
+use crate::{config::ClickHouseConfig, tls};
 
 /// The files of `clickhouse/`, in the order they are applied, each once: applied versions
 /// are recorded in `schema_migrations` (a test checks that every file is listed here).
@@ -26,14 +35,46 @@ const VERSIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
      (version UInt32, name String, applied_at DateTime DEFAULT now()) \
      ENGINE = ReplacingMergeTree() ORDER BY version";
 
-pub fn client(cfg: &ClickHouseConfig) -> Client {
-    Client::default()
+/// The client of `cfg`: plain HTTP as the crate does it, or HTTPS trusting
+/// `clickhouse.ca_file` (else the public roots) with an optional client certificate. Fails
+/// only when a TLS file cannot be used (they were checked at validation, so rarely).
+pub fn client(cfg: &ClickHouseConfig) -> Result<Client, tls::SetupError> {
+    let base = if cfg.url.starts_with("https://") {
+        let hyper =
+            HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(2)).build(https(cfg)?);
+        Client::with_http_client(hyper)
+    } else {
+        Client::default()
+    };
+    Ok(base
         .with_url(&cfg.url)
         .with_user(&cfg.user)
         .with_password(cfg.password.expose())
         .with_database(&cfg.database)
         .with_compression(Compression::None)
-        .with_validation(false)
+        .with_validation(false))
+}
+
+/// The connector of the crate's default client (TCP keep-alive 60 s; the pool above drops
+/// idle connections after 2 s, below the server's 3 s keep-alive), over rustls.
+/// `https_only`: the URL is https://, and a plain-text fallback must not exist.
+fn https(cfg: &ClickHouseConfig) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, tls::SetupError> {
+    let roots = tls::roots("clickhouse.ca_file", cfg.ca_file.as_deref())?;
+    let client_cert = match (&cfg.client_cert, &cfg.client_key) {
+        (Some(cert), Some(key)) => {
+            Some((("clickhouse.client_cert", cert.as_path()), ("clickhouse.client_key", key.as_path())))
+        }
+        _ => None,
+    };
+    let config = tls::client_config(roots, client_cert)?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http))
 }
 
 #[derive(Row, Serialize, Deserialize)]
@@ -45,9 +86,9 @@ struct Applied {
 /// Creates the database and applies, in order, every migration not applied yet.
 pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error> {
     // The database name was validated as a plain identifier by `Config::validate`.
-    let server = client(cfg).with_database("default");
+    let db = client(cfg).map_err(|e| Error::InvalidParams(Box::new(e)))?;
+    let server = db.clone().with_database("default");
     server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
-    let db = client(cfg);
     db.query(VERSIONS_DDL).execute().await?;
     let applied: Vec<u32> = db.query("SELECT DISTINCT version FROM schema_migrations").fetch_all::<u32>().await?;
     let mut done = Vec::new();

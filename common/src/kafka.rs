@@ -19,14 +19,31 @@ use crate::config::KafkaConfig;
 /// can be followed from the access log to the topic (and to the DLQ, which keeps headers).
 pub const REQUEST_ID_HEADER: &str = "request_id";
 
-fn base(cfg: &KafkaConfig) -> ClientConfig {
+/// Where the brokers are and how to talk to them (TLS, SASL): the same for every client.
+pub(crate) fn base(cfg: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", cfg.brokers.bootstrap());
+    client.set("security.protocol", cfg.security_protocol.as_librdkafka());
+    if let Some(mechanism) = cfg.sasl_mechanism {
+        client.set("sasl.mechanism", mechanism.as_librdkafka());
+    }
+    if !cfg.sasl_username.is_empty() {
+        client.set("sasl.username", &cfg.sasl_username);
+    }
+    // Read from kafka.sasl_password_file by Config::load when that is set.
+    if !cfg.sasl_password.expose().is_empty() {
+        client.set("sasl.password", cfg.sasl_password.expose());
+    }
+    if let Some(ca) = &cfg.ssl_ca_location {
+        client.set("ssl.ca.location", ca.to_string_lossy());
+    }
     client
 }
 
-fn apply_overrides(client: &mut ClientConfig, cfg: &KafkaConfig) {
-    for (key, value) in &cfg.properties {
+/// `kafka.properties`, last: they win over our tuning (the security settings cannot be
+/// among them, see `config::validate_tls`).
+pub(crate) fn apply_overrides(client: &mut ClientConfig, cfg: &KafkaConfig) {
+    for (key, value) in cfg.properties.iter() {
         client.set(key, value);
     }
 }

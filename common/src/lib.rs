@@ -10,9 +10,11 @@ pub mod event;
 pub mod kafka;
 pub mod metrics;
 pub mod postgres;
+pub mod preflight;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 
 pub use config::Config;

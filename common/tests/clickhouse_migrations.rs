@@ -20,7 +20,7 @@ impl Drop for Dropped {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
-                let server = ours::client(&cfg).with_database("default");
+                let server = ours::client(&cfg).expect("client").with_database("default");
                 let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
             });
         })
@@ -49,7 +49,7 @@ async fn migrations_apply_once_in_order_and_are_recorded() {
     let applied = ours::migrate(&cfg).await.expect("first run");
     assert_eq!(applied.len(), ours::MIGRATIONS.len());
     assert!(ours::migrate(&cfg).await.expect("second run").is_empty(), "nothing applied twice");
-    let ch = ours::client(&cfg);
+    let ch = ours::client(&cfg).expect("client");
     let versions: Vec<u32> =
         ch.query("SELECT version FROM schema_migrations FINAL ORDER BY version").fetch_all().await.expect("versions");
     assert_eq!(versions, ours::MIGRATIONS.iter().map(|(v, _, _)| *v).collect::<Vec<_>>());
@@ -60,9 +60,9 @@ async fn an_unversioned_install_keeps_its_rows_and_the_earliest_exposure_wins_me
     let cfg = config();
     let _drop = Dropped(cfg.clone());
     // An install from before versioned migrations: the first two files, applied by hand.
-    let server = ours::client(&cfg).with_database("default");
+    let server = ours::client(&cfg).expect("client").with_database("default");
     server.query(&format!("CREATE DATABASE {}", cfg.database)).execute().await.expect("database");
-    let ch = ours::client(&cfg);
+    let ch = ours::client(&cfg).expect("client");
     for (_, _, text) in &ours::MIGRATIONS[..2] {
         for statement in ours::statements(text) {
             ch.query(&statement).execute().await.expect("old DDL");

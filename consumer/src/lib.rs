@@ -42,7 +42,7 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let registry = m::registry();
     let pipeline = Pipeline::new(config, metrics::ConsumerMetrics::new(&registry))
-        .context("create the Kafka consumer")?
+        .context("create the Kafka consumer and the ClickHouse client")?
         .with_faults(faults);
     let (kafka, clickhouse) = (pipeline.kafka(), pipeline.clickhouse());
     let dependencies = vec![

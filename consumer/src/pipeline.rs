@@ -39,6 +39,8 @@ use crate::{
 pub enum ConsumerError {
     #[error("Kafka")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("ClickHouse client")]
+    ClickHouse(#[from] common::tls::SetupError),
     #[error("stopped by fault injection after an insert, before its commit")]
     InjectedCrash,
     #[error("a batch writer task failed: {0}")]
@@ -78,7 +80,7 @@ impl Pipeline {
         let consumer = Arc::new(common::kafka::consumer(&config.kafka, context)?);
         let probe = Arc::new(common::kafka::reader(&config.kafka)?);
         let dead_letters = DeadLetters::new(config.clone(), metrics.clone())?;
-        let clickhouse = common::clickhouse::client(&config.clickhouse);
+        let clickhouse = common::clickhouse::client(&config.clickhouse)?;
         Ok(Self { config, consumer, in_flight, probe, dead_letters, clickhouse, metrics, faults: Faults::default() })
     }
 

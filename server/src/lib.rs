@@ -23,7 +23,7 @@ use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
 use axum::Router;
-use common::{shutdown::CancellationToken, Config};
+use common::{preflight::Store, shutdown::CancellationToken, Config};
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
@@ -35,18 +35,29 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
 }
 
 /// The main of a serving binary once its command line is parsed: the configuration
-/// (stopping with the key named when it is invalid), logs, the listener on the address
-/// `listen` picks, and `run` until SIGTERM or Ctrl-C.
-pub async fn launch<F, Fut>(listen: fn(&Config) -> SocketAddr, run: F) -> anyhow::Result<()>
+/// (stopping with the key named when it is invalid), logs, one connection attempt to each
+/// of `stores` (stopping when TLS or a login fails, see `common::preflight`), the listener
+/// on the address `listen` picks, and `run` until SIGTERM or Ctrl-C.
+pub async fn launch<F, Fut>(listen: fn(&Config) -> SocketAddr, stores: &[Store], run: F) -> anyhow::Result<()>
 where
     F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let config = Config::load()?;
     common::telemetry::init(&config.log);
+    preflight(&config, stores).await?;
     let addr = listen(&config);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
     run(config, listener, common::shutdown::on_signal()).await
+}
+
+/// [`common::preflight::check`], its failure logged (for log shippers) and returned.
+pub async fn preflight(config: &Config, stores: &[Store]) -> anyhow::Result<()> {
+    if let Err(e) = common::preflight::check(config, stores).await {
+        tracing::error!(error = %e, "startup check failed");
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// A serving binary's command line: `--help` (what it does and where configuration comes

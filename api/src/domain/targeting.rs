@@ -39,7 +39,7 @@ impl Attr {
     fn number(&self) -> Option<f64> {
         match self {
             Attr::Number(n) => Some(*n),
-            Attr::Text(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+            Attr::Text(s) => parse_number(s),
             Attr::Bool(_) => None,
         }
     }
@@ -53,14 +53,61 @@ impl Attr {
     }
 }
 
-/// An integral number without a fractional part (`30`), others in the shortest form that
-/// reads back the same (`1.5`).
-fn number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
+/// A number as text, as ECMAScript's `Number::toString` writes it (every evaluator agrees):
+/// the shortest digits that read back the same, `30` not `30.0`, `1e+21`, `1.5e-7`, `-0` as `0`.
+pub fn number_text(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return if x == 0.0 { "0".to_owned() } else { x.to_string() };
     }
+    let scientific = format!("{:e}", x.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let digits = mantissa.replace('.', "");
+    let (k, n) = (digits.len() as i32, exponent.parse::<i32>().unwrap_or(0) + 1);
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let sign = if n >= 1 { "+" } else { "-" };
+        format!("{first}{}{}e{sign}{}", if rest.is_empty() { "" } else { "." }, rest, (n - 1).abs())
+    };
+    if x < 0.0 {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
+/// Text that reads as a finite decimal number, exactly
+/// `^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`: no blanks, `0x`, `_` or `inf`.
+fn parse_number(s: &str) -> Option<f64> {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let int = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        frac = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += frac;
+    }
+    if int + frac == 0 {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    (i == b.len()).then(|| s.parse::<f64>().ok()).flatten().filter(|n| n.is_finite())
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +223,9 @@ fn literal(v: &Value, path: &str) -> Result<Literal, Violation> {
 
 fn parse_ops(v: &Value, path: &str) -> Result<Vec<Op>, Violation> {
     let Value::Object(ops) = v else { return Ok(vec![Op::Eq(literal(v, path)?)]) };
+    if ops.is_empty() {
+        return Err(bad(path, "an operator object holds at least one operator"));
+    }
     ops.iter().map(|(op, arg)| parse_op(op, arg, &format!("{path}.{op}"))).collect()
 }
 
@@ -212,10 +262,60 @@ fn pattern(p: &str, path: &str) -> Result<regex::Regex, Violation> {
     if p.chars().count() > MAX_PATTERN_CHARS {
         return Err(bad(path, format!("patterns are at most {MAX_PATTERN_CHARS} characters")));
     }
-    regex::RegexBuilder::new(p)
+    let rewritten = ascii_classes(p).map_err(|problem| bad(path, format!("not allowed in a pattern: {problem}")))?;
+    regex::RegexBuilder::new(&rewritten)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| bad(path, format!("not a valid pattern: {}", e.to_string().lines().last().unwrap_or_default())))
+}
+
+/// The pattern with `\d \w \s \b` (and their negations) made ASCII, as in every evaluator;
+/// refuses what RE2, Python or JavaScript lack: groups other than `(?:...)` (look-around,
+/// names, flags), back-references and possessive quantifiers.
+fn ascii_classes(p: &str) -> Result<String, &'static str> {
+    let chars: Vec<char> = p.chars().collect();
+    let (mut out, mut i, mut class_start) = (String::with_capacity(p.len() + 16), 0, None::<usize>);
+    while i < chars.len() {
+        let (c, next) = (chars[i], chars.get(i + 1).copied());
+        if c == '\\' {
+            let inside = class_start.is_some();
+            out.push_str(&match (next, inside) {
+                (Some('1'..='9' | 'k'), false) => return Err("a back-reference"),
+                (Some(k @ ('d' | 'D' | 'w' | 'W' | 's' | 'S')), _) => {
+                    let name = match k.to_ascii_lowercase() {
+                        'd' => "digit",
+                        'w' => "word",
+                        _ => "space",
+                    };
+                    let negated = if k.is_ascii_uppercase() { "^" } else { "" };
+                    let class = format!("[:{negated}{name}:]");
+                    if inside {
+                        class
+                    } else {
+                        format!("[{class}]")
+                    }
+                }
+                (Some(k @ ('b' | 'B')), false) => format!("(?-u:\\{k})"),
+                (Some(k), _) => format!("\\{k}"),
+                (None, _) => "\\".to_owned(),
+            });
+            i += 2;
+            continue;
+        }
+        match class_start {
+            Some(start) if c == ']' && i > start => class_start = None,
+            Some(_) => {}
+            None if c == '[' => class_start = Some(i + 1 + usize::from(next == Some('^'))),
+            None if c == '(' && next == Some('?') && chars.get(i + 2) != Some(&':') => {
+                return Err("a group other than (?:...)")
+            }
+            None if matches!(c, '*' | '+' | '?' | '}') && next == Some('+') => return Err("a possessive quantifier"),
+            None => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    Ok(out)
 }
 
 impl Op {
@@ -288,6 +388,22 @@ mod tests {
         assert!(!holds(json!({"$or": []}), json!({})));
         assert!(holds(json!({"$not": {"country": "DE"}}), json!({"country": "AT"})));
         assert!(holds(json!({"$and": [{"a": 1}, {"$or": [{"b": "x"}, {"c": {"$exists": false}}]}]}), json!({"a": 1})));
+    }
+
+    #[test]
+    fn numbers_read_and_print_as_in_ecmascript() {
+        let cases =
+            [(30.0, "30"), (1e21, "1e+21"), (1.5e-7, "1.5e-7"), (-0.0, "0"), (0.1, "0.1"), (123.456, "123.456")];
+        for (n, text) in cases {
+            assert_eq!(number_text(n), text);
+        }
+        assert_eq!(number_text(1e20), "100000000000000000000");
+        assert_eq!(number_text(-2.5e-6), "0.0000025".replace("0.", "-0."));
+        assert_eq!(parse_number("1e3"), Some(1000.0));
+        assert_eq!(parse_number(".5"), Some(0.5));
+        for bad in ["", " 1", "1 ", "0x10", "1_000", "inf", "NaN", "1e", "+", "."] {
+            assert_eq!(parse_number(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
         let unavailable = match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+            // The connection closed while asking for TLS (sslmode prefer and up): sqlx reads
+            // the missing answer byte as 0x00 and calls it a protocol error.
+            sqlx::Error::Protocol(text) => text.starts_with("unexpected response from SSLRequest"),
             // Class 08: connection exceptions; class 57: operator intervention (shutdown).
             sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
             _ => false,

@@ -359,7 +359,7 @@ async fn raw_insert(s: &Stack, config: &Config, payloads: &[Vec<u8>]) -> anyhow:
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     s.ch("DROP TABLE IF EXISTS bench_raw_events").await?;
     s.ch("CREATE TABLE bench_raw_events AS events").await?;
-    let client = common::clickhouse::client(&config.clickhouse);
+    let client = common::clickhouse::client(&config.clickhouse)?;
     let started = Instant::now();
     for chunk in rows.chunks(1 << 20) {
         let mut insert = client.insert::<EventRow>("bench_raw_events").await?;

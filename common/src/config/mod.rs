@@ -7,10 +7,13 @@
 //! service did. Every binary reads the same structure and uses the sections it needs, so
 //! one `.env` configures the whole stack.
 
+pub mod properties;
+pub mod security;
 mod types;
 mod validate;
+mod validate_tls;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
     providers::{Env, Format, Serialized, Toml},
@@ -18,20 +21,34 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use properties::KafkaProperties;
+pub use security::{PgSslMode, SaslMechanism, SecurityProtocol};
 pub use types::{Brokers, Compression, LogFormat, Secret};
-pub use validate::ConfigError;
+pub use validate::{env_var, ConfigError};
 
 /// Environment variable naming the optional TOML file.
 pub const CONFIG_FILE_VAR: &str = "ABTEST_CONFIG_FILE";
 /// Prefix of every configuration environment variable.
 pub const ENV_PREFIX: &str = "ABTEST_";
+/// Credentials taken from their variables as written: figment's environment provider
+/// parses values, so a password `0123` became the number 123 and was refused (quoting
+/// it in the error), and `true` a boolean.
+const VERBATIM: &[&str] =
+    &["postgres.password", "clickhouse.user", "clickhouse.password", "kafka.sasl_username", "kafka.sasl_password"];
+
+/// The local stack's API key (the previous service's walkthrough uses it). Refused when the
+/// api or ingest listens beyond loopback (see `validate`).
+pub const DEV_API_KEY: &str = "my_secret_api_key_123";
 
 /// Where configuration comes from, for every binary's `--help`.
 pub const HELP: &str = "Configuration (later layers win):
   1. built-in defaults: the local stack of scripts/up
   2. abtest.toml in the working directory, or the file named by ABTEST_CONFIG_FILE
-  3. ABTEST_* environment variables, nested with __ (ABTEST_KAFKA__BROKERS=k1:9092,k2:9092)
+  3. ABTEST_* environment variables, nested with __ (ABTEST_KAFKA__BROKERS=k1:9092,k2:9092);
+     librdkafka properties as ABTEST_KAFKA__PROPERTIES__<NAME> with _ for . in the name
 A .env file in the working directory is loaded into the environment first.
+Secrets can come from files: ABTEST_POSTGRES__PASSWORD_FILE, ABTEST_CLICKHOUSE__PASSWORD_FILE,
+ABTEST_KAFKA__SASL_PASSWORD_FILE, ABTEST_AUTH__API_KEYS_FILE (see the README's Production section).
 Every key with its variable and default: .env.example, and the README's Configuration section.
 Invalid values stop the binary at startup, naming the key and its variable.";
 
@@ -53,7 +70,12 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// A TOML array (`["k1", "k2"]`) or one key.
+    #[serde(deserialize_with = "types::one_or_many")]
     pub api_keys: Vec<Secret>,
+    /// A file of keys, one per line, used instead of `api_keys`.
+    #[serde(with = "security::optional_path")]
+    pub api_keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -126,8 +148,25 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     /// Replication factor of the topics `api migrate` creates.
     pub topic_replication: i32,
-    /// Extra librdkafka properties (security settings, tuning), applied last.
-    pub properties: BTreeMap<String, String>,
+    /// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub security_protocol: SecurityProtocol,
+    /// `sasl.mechanism` (with the SASL_ protocols): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    /// or OAUTHBEARER.
+    #[serde(with = "security::optional")]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// `sasl.username` (PLAIN and SCRAM).
+    pub sasl_username: String,
+    /// `sasl.password` (PLAIN and SCRAM), or read from `sasl_password_file`.
+    pub sasl_password: Secret,
+    #[serde(with = "security::optional_path")]
+    pub sasl_password_file: Option<PathBuf>,
+    /// `ssl.ca.location`: CA certificates (PEM file or directory) that sign the brokers'
+    /// certificates; unset, the system's CA store.
+    #[serde(with = "security::optional_path")]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Any other librdkafka property (client certificates, OAUTHBEARER's OIDC settings,
+    /// tuning), applied last.
+    pub properties: KafkaProperties,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -146,6 +185,17 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: Secret,
+    /// A file holding the password, instead of `password`.
+    #[serde(with = "security::optional_path")]
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for an `https://` URL instead of the public roots.
+    #[serde(with = "security::optional_path")]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM), for servers that require one.
+    #[serde(with = "security::optional_path")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(with = "security::optional_path")]
+    pub client_key: Option<PathBuf>,
     /// Upper bound of one query or insert.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -154,8 +204,25 @@ pub struct ClickHouseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
-    /// `postgres://user:password@host:port/database`; a secret because it holds the password.
+    /// `postgres://user:password@host:port/database`; a secret because it may hold the
+    /// password. TLS is set by the keys below, not by URL parameters.
     pub url: Secret,
+    /// The password, instead of the URL's.
+    pub password: Secret,
+    /// A file holding the password, instead of the URL's.
+    #[serde(with = "security::optional_path")]
+    pub password_file: Option<PathBuf>,
+    /// disable, prefer (the default: TLS when offered, unverified), require, verify-ca or
+    /// verify-full.
+    pub ssl_mode: PgSslMode,
+    /// CA certificates (PEM) that sign the server's certificate (verify-ca, verify-full).
+    #[serde(with = "security::optional_path")]
+    pub ssl_root_cert: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for `cert` authentication.
+    #[serde(with = "security::optional_path")]
+    pub ssl_client_cert: Option<PathBuf>,
+    #[serde(with = "security::optional_path")]
+    pub ssl_client_key: Option<PathBuf>,
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before answering 503.
     #[serde(with = "humantime_serde")]
@@ -201,7 +268,7 @@ pub struct LogConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { api_keys: vec![Secret::new("my_secret_api_key_123")] }
+        Self { api_keys: vec![Secret::new(DEV_API_KEY)], api_keys_file: None }
     }
 }
 
@@ -252,7 +319,13 @@ impl Default for KafkaConfig {
             session_timeout: Duration::from_secs(45),
             topic_partitions: 6,
             topic_replication: 1,
-            properties: BTreeMap::new(),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: None,
+            sasl_username: String::new(),
+            sasl_password: Secret::new(""),
+            sasl_password_file: None,
+            ssl_ca_location: None,
+            properties: KafkaProperties::default(),
         }
     }
 }
@@ -270,6 +343,10 @@ impl Default for ClickHouseConfig {
             database: "abtest".into(),
             user: "default".into(),
             password: Secret::new(""),
+            password_file: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             timeout: Duration::from_secs(30),
         }
     }
@@ -279,6 +356,12 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         Self {
             url: Secret::new("postgres://abtest:abtest@127.0.0.1:5433/abtest"),
+            password: Secret::new(""),
+            password_file: None,
+            ssl_mode: PgSslMode::Prefer,
+            ssl_root_cert: None,
+            ssl_client_cert: None,
+            ssl_client_key: None,
             max_connections: 32,
             acquire_timeout: Duration::from_secs(3),
         }
@@ -314,19 +397,36 @@ impl Config {
         Self::from_figment(Self::figment(file))
     }
 
-    /// The layered sources, without reading `.env`.
+    /// The layered sources, without reading `.env`. The `ABTEST_KAFKA__PROPERTIES__*`
+    /// variables (see [`properties`]) and the credentials of [`VERBATIM`] are read
+    /// verbatim by layers of their own.
     pub fn figment(file: PathBuf) -> Figment {
-        Figment::from(Serialized::defaults(Config::default()))
+        let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG_FILE"]).split("__"))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .ignore(&["CONFIG_FILE"])
+                    .split("__")
+                    .filter(|key| !properties::is_property_variable(key.as_str()) && !VERBATIM.contains(&key.as_str())),
+            )
+            .merge(properties::from_env());
+        VERBATIM.iter().fold(figment, |figment, key| match std::env::var(env_var(key)) {
+            Ok(value) => figment.merge(Serialized::default(key, value)),
+            Err(_) => figment,
+        })
     }
 
+    /// Extracts and validates the configuration, then reads the secrets kept in files
+    /// (`*_file` keys) into their settings, so the rest of the code sees one value.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(validate::redacted)?;
         config.validate()?;
+        config.read_secret_files()?;
         Ok(config)
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_security;

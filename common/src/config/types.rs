@@ -25,6 +25,22 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// API keys: a TOML array (`["k1", "k2"]`), or one key written as it is. Reading a lone
+/// key as a list keeps it out of the "expected a sequence" error, which would quote it.
+pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(String),
+        Many(Vec<String>),
+    }
+    match Form::deserialize(d) {
+        Ok(Form::One(key)) => Ok(vec![Secret::new(key)]),
+        Ok(Form::Many(keys)) => Ok(keys.into_iter().map(Secret::new).collect()),
+        Err(_) => Err(de::Error::custom("must be a list of keys such as [\"k1\", \"k2\"] (value not shown: a secret)")),
+    }
+}
+
 /// Kafka bootstrap servers: `host:port` entries, written as a TOML array or as one
 /// comma-separated string (`ABTEST_KAFKA__BROKERS=k1:9092,k2:9092`, the form every Kafka
 /// tool uses); each entry is checked.

@@ -1,9 +1,12 @@
 //! What types alone cannot check, one function per section; errors name the key and its
 //! environment variable.
 
-use std::time::Duration;
+use std::{net::SocketAddr, path::Path, time::Duration};
 
-use super::{Config, ENV_PREFIX};
+use super::{
+    security::{read_keys, read_secret, unreadable},
+    Config, KafkaProperties, Secret, DEV_API_KEY, ENV_PREFIX,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -17,6 +20,38 @@ impl ConfigError {
     pub fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
         ConfigError::Invalid { key, env: env_var(key), reason: reason.into() }
     }
+}
+
+/// A figment error with the values of secret settings left out: serde's "invalid type:
+/// found string \"...\"" would otherwise quote a malformed password back into the logs.
+pub fn redacted(err: figment::Error) -> ConfigError {
+    let errors: Vec<figment::Error> = err
+        .into_iter()
+        .map(|mut e| {
+            if is_secret_path(&e.path) {
+                use figment::error::{Actual, Kind};
+                let hidden = || Actual::Other("a value (not shown: a secret)".into());
+                e.kind = match e.kind {
+                    Kind::InvalidType(_, expected) => Kind::InvalidType(hidden(), expected),
+                    Kind::InvalidValue(_, expected) => Kind::InvalidValue(hidden(), expected),
+                    other => other,
+                };
+            }
+            e
+        })
+        .collect();
+    let mut rev = errors.into_iter().rev();
+    let last = rev.next().unwrap_or_else(|| figment::Error::from("invalid configuration".to_owned()));
+    ConfigError::Parse(Box::new(rev.fold(last, |acc, e| acc.chain(e))))
+}
+
+fn is_secret_path(path: &[String]) -> bool {
+    let key = path.join(".").to_ascii_lowercase();
+    matches!(
+        key.as_str(),
+        "auth.api_keys" | "postgres.url" | "postgres.password" | "clickhouse.password" | "kafka.sasl_password"
+    ) || key.starts_with("auth.api_keys.")
+        || (key.starts_with("kafka.properties") && KafkaProperties::is_secret(&key))
 }
 
 /// `kafka.topics.dlq` -> `ABTEST_KAFKA__TOPICS__DLQ`.
@@ -40,8 +75,11 @@ impl Config {
         self.validate_sizes()?;
         self.validate_durations()?;
         self.validate_kafka()?;
+        self.validate_kafka_security()?;
         self.validate_stores()?;
         self.validate_rollup()?;
+        self.validate_postgres_security()?;
+        self.validate_clickhouse_security()?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -52,7 +90,64 @@ impl Config {
     fn validate_auth(&self) -> Checked {
         let keys = &self.auth.api_keys;
         check(!keys.is_empty(), "auth.api_keys", "at least one API key is required")?;
-        check(keys.iter().all(|k| !k.expose().trim().is_empty()), "auth.api_keys", "API keys must not be empty")
+        check(keys.iter().all(|k| !k.expose().trim().is_empty()), "auth.api_keys", "API keys must not be empty")?;
+        if let Some(file) = &self.auth.api_keys_file {
+            file_check("auth.api_keys_file", file, unreadable)?;
+            check(
+                keys == &[Secret::new(DEV_API_KEY)],
+                "auth.api_keys_file",
+                "set auth.api_keys or auth.api_keys_file, not both",
+            )?;
+            return Ok(());
+        }
+        self.refuse_dev_key_beyond_loopback()
+    }
+
+    /// The local stack's key is public (it is in the README): a listener beyond loopback
+    /// (compose, a pod) must not accept it. The consumer serves no keyed routes.
+    pub(super) fn refuse_dev_key_beyond_loopback(&self) -> Checked {
+        if !self.auth.api_keys.iter().any(|k| k.expose() == DEV_API_KEY) {
+            return Ok(());
+        }
+        let exposed: Vec<(&str, SocketAddr)> = [("api.listen", self.api.listen), ("ingest.listen", self.ingest.listen)]
+            .into_iter()
+            .filter(|(_, addr)| !addr.ip().is_loopback())
+            .collect();
+        match exposed.first() {
+            None => Ok(()),
+            Some((key, addr)) => Err(ConfigError::invalid(
+                "auth.api_keys",
+                format!(
+                    "the local stack's key `{DEV_API_KEY}` is refused when {key} is {addr} (beyond loopback): \
+                     set your own keys in {} or {}",
+                    env_var("auth.api_keys"),
+                    env_var("auth.api_keys_file")
+                ),
+            )),
+        }
+    }
+
+    /// Reads the `*_file` secrets into their settings (their files were checked by
+    /// `validate`).
+    pub(super) fn read_secret_files(&mut self) -> Checked {
+        let read = |key: &'static str, path: &Path| {
+            read_secret(path).map(Secret::new).map_err(|e| ConfigError::invalid(key, e))
+        };
+        if let Some(path) = &self.postgres.password_file {
+            self.postgres.password = read("postgres.password_file", path)?;
+        }
+        if let Some(path) = &self.clickhouse.password_file {
+            self.clickhouse.password = read("clickhouse.password_file", path)?;
+        }
+        if let Some(path) = &self.kafka.sasl_password_file {
+            self.kafka.sasl_password = read("kafka.sasl_password_file", path)?;
+        }
+        if let Some(path) = &self.auth.api_keys_file {
+            let keys = read_keys(path).map_err(|e| ConfigError::invalid("auth.api_keys_file", e))?;
+            self.auth.api_keys = keys.into_iter().map(Secret::new).collect();
+            self.refuse_dev_key_beyond_loopback()?;
+        }
+        Ok(())
     }
 
     fn validate_sizes(&self) -> Checked {
@@ -154,4 +249,12 @@ pub fn valid_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Fails with `key` named when `path` does not pass `problem` (one of `security`'s checks).
+pub(super) fn file_check(key: &'static str, path: &Path, problem: fn(&Path) -> Option<String>) -> Checked {
+    match problem(path) {
+        Some(why) => Err(ConfigError::invalid(key, why)),
+        None => Ok(()),
+    }
 }
