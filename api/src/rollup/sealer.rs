@@ -107,6 +107,12 @@ impl Sealer {
 
     /// One round, if this instance gets the lock.
     pub async fn round(&mut self) -> Result<Round> {
+        self.round_until(None).await
+    }
+
+    /// One round that seals no further than `limit` (when given): what the tests use to
+    /// seal a timeline step by step.
+    pub async fn round_until(&mut self, limit: Option<u32>) -> Result<Round> {
         let mut conn = PgConnection::connect_with(&self.db.connect_options()).await?;
         let locked: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK_KEY).fetch_one(&mut conn).await?;
@@ -114,15 +120,16 @@ impl Sealer {
             return Ok(Round::default());
         }
         let mut held = Held(conn);
-        let round = self.sealed_round(&mut held).await;
+        let round = self.sealed_round(&mut held, limit).await;
         let _ = held.0.close().await;
         round
     }
 
-    async fn sealed_round(&mut self, held: &mut Held) -> Result<Round> {
+    async fn sealed_round(&mut self, held: &mut Held, limit: Option<u32>) -> Result<Round> {
         let mut round = Round { locked: true, ..Round::default() };
         let clock = store::clock(&self.ch).await?;
         let target = self.plan.target(clock.now);
+        let target = limit.map_or(target, |l| l.min(target));
         let registered = pg::rollup_metrics(&self.db).await?;
         let mut oldest: Option<u32> = None;
         for group in registered.chunk_by(|a, b| (&a.event_type, &a.value_property) == (&b.event_type, &b.value_property)) {
@@ -158,7 +165,7 @@ impl Sealer {
         round: &mut Round,
     ) -> Result<Option<u32>> {
         let m = Metric { event_type: &group[0].event_type, value_property: &group[0].value_property };
-        let session = seal::session(&self.ch);
+        let session = seal::session(&self.ch).await?;
         let mut level1 = sealed_to(store::metric_seals(&self.ch, m.event_type, m.value_property).await?, "metric")?;
         if level1.is_none() && !self.plan.may_start(target, floor) {
             return Ok(None);

@@ -66,7 +66,6 @@ pub async fn results(
         from: Window::secs(window.from),
         to: Window::secs(window.to),
         cuped_seconds: question.cuped_days * 86_400,
-        excluded_users: &[],
     };
     let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
     Ok(Json(results::assemble(&experiment, rows, question, window)))

@@ -31,80 +31,73 @@ pub struct VariantStats {
     pub value_pre_value: f64,
 }
 
-/// The raw-events query: what `storage::rollup` answers from the rollup when it can, and
-/// the reference the rollup is tested against (`api/tests/rollup.rs`).
-/// One pass over the events of one type and two over the experiment's exposures.
-/// Exposure per user: the earliest (replays collapse), which also fixes the user's variant.
-/// Events: each `(type, user_id, event_id)` once, read with `FINAL` (the table's
-/// ReplacingMergeTree key, the first inserted copy: a streaming merge of sorted parts, far
-/// cheaper than hashing every event id). Per user, events at or after the exposure count, those in the
-/// `cuped_days` before it are the CUPED covariate. Users per variant come from the
-/// exposures alone, the event sums from users with events, and the two are added up by
-/// variant: no per-user rows leave ClickHouse and no join of all exposed users with their
-/// events is needed.
-pub const RESULTS_SQL: &str = "
+/// The condition an exposure row meets to count, in every results statement (this raw
+/// query, the rollup's seals and its tail): the one place to add e.g. `forced = 0` once
+/// exposures carry it (`clickhouse/004_exposure_attributes.sql`).
+macro_rules! counted_exposure {
+    () => {
+        "1 = 1"
+    };
+}
+pub(crate) use counted_exposure;
+
+/// The raw-events query: the fallback when the rollup cannot answer (`storage::rollup`),
+/// and the reference the rollup is tested against (`api/tests/rollup.rs`). The fastest
+/// exact SQL on raw events measured on 18.16 (`bench/RESULTS.md`: about 2x the previous
+/// `FINAL` + `JOIN` query at 10 M events): no JOIN and no FINAL. The experiment's exposure
+/// rows and the type's event rows go through ONE `GROUP BY user_id`; per user the first
+/// exposure (time and variant) comes from the exposure rows, the events are collected as
+/// arrays and each event id counted once (`arrayEnumerateUniq`: copies of an event share
+/// user, timestamp and properties, as `FINAL` assumed too), then split at the exposure:
+/// events at or after it count, those in the `cuped_days` before it are the CUPED
+/// covariate. Users without an exposure in the window are dropped by `HAVING`.
+pub const RESULTS_SQL: &str = concat!(
+    "
 SELECT
     variant,
-    toUInt64(sum(n_users)) AS users,
-    toUInt64(sum(n_converted)) AS converted_users,
-    toUInt64(sum(n_events_total)) AS events,
-    toFloat64(sum(y_sum)) AS value_sum,
-    toFloat64(sum(y_sum_sq)) AS value_sum_sq,
-    toUInt64(sum(n_pre_converted)) AS pre_converted_users,
-    toUInt64(sum(n_both)) AS converted_both,
-    toFloat64(sum(x_sum)) AS pre_value_sum,
-    toFloat64(sum(x_sum_sq)) AS pre_value_sum_sq,
-    toFloat64(sum(xy_sum)) AS value_pre_value
+    toUInt64(count()) AS users,
+    toUInt64(countIf(n > 0)) AS converted_users,
+    toUInt64(sum(n)) AS events,
+    toFloat64(sum(y)) AS value_sum,
+    toFloat64(sum(y * y)) AS value_sum_sq,
+    toUInt64(countIf(npre > 0)) AS pre_converted_users,
+    toUInt64(countIf(npre > 0 AND n > 0)) AS converted_both,
+    toFloat64(sum(x)) AS pre_value_sum,
+    toFloat64(sum(x * x)) AS pre_value_sum_sq,
+    toFloat64(sum(x * y)) AS value_pre_value
 FROM
 (
     SELECT
-        assigned_variant AS variant, count() AS n_users, 0 AS n_converted, 0 AS n_events_total,
-        0. AS y_sum, 0. AS y_sum_sq, 0 AS n_pre_converted, 0 AS n_both, 0. AS x_sum, 0. AS x_sum_sq, 0. AS xy_sum
+        user_id,
+        minIf(exposed_at, src = 0) AS fe,
+        argMinIf(ex_variant, exposed_at, src = 0) AS variant,
+        groupArrayIf(event_id, src = 1) AS ids,
+        groupArrayIf(ts, src = 1) AS tss,
+        groupArrayIf(v, src = 1) AS vs,
+        arrayEnumerateUniq(ids) AS firsts,
+        arrayCount((t, f) -> f = 1 AND t >= fe, tss, firsts) AS n,
+        arraySum(arrayMap((t, w, f) -> if(f = 1 AND t >= fe, w, 0.), tss, vs, firsts)) AS y,
+        arrayCount((t, f) -> f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), tss, firsts) AS npre,
+        arraySum(arrayMap((t, w, f) -> if(f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), w, 0.), tss, vs, firsts)) AS x
     FROM
     (
-        SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
+        SELECT toUInt8(0) AS src, user_id, exposed_at, variant AS ex_variant,
+            toUUID('00000000-0000-0000-0000-000000000000') AS event_id, toDateTime(0) AS ts, 0. AS v
         FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-          AND NOT has(CAST(? AS Array(String)), user_id)
-        GROUP BY user_id
-    )
-    GROUP BY assigned_variant
-    UNION ALL
-    SELECT
-        assigned_variant AS variant, 0 AS n_users,
-        countIf(n_events > 0) AS n_converted, sum(n_events) AS n_events_total,
-        sum(value) AS y_sum, sum(value * value) AS y_sum_sq,
-        countIf(n_pre > 0) AS n_pre_converted, countIf(n_pre > 0 AND n_events > 0) AS n_both,
-        sum(pre_value) AS x_sum, sum(pre_value * pre_value) AS x_sum_sq, sum(value * pre_value) AS xy_sum
-    FROM
-    (
-        SELECT
-            user_id,
-            any(assigned_variant) AS assigned_variant,
-            countIf(ts >= first_exposed) AS n_events,
-            sumIf(v, ts >= first_exposed) AS value,
-            countIf(ts < first_exposed) AS n_pre,
-            sumIf(v, ts < first_exposed) AS pre_value
-        FROM
-        (
-            SELECT user_id, timestamp AS ts, visitParamExtractFloat(properties, ?) AS v
-            FROM events FINAL
-            WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-        ) AS ev
-        ALL INNER JOIN
-        (
-            SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
-            FROM exposures
-            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-              AND NOT has(CAST(? AS Array(String)), user_id)
-            GROUP BY user_id
-        ) AS ex USING user_id
-        WHERE ts >= first_exposed - ?
-        GROUP BY user_id
-    )
-    GROUP BY assigned_variant
-)
-GROUP BY variant";
+        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?) AND ",
+    counted_exposure!(),
+    "
+        UNION ALL
+        SELECT toUInt8(1) AS src, user_id, toDateTime(0) AS exposed_at, '' AS ex_variant, event_id,
+            timestamp AS ts, visitParamExtractFloat(properties, ?) AS v
+        FROM events
+        WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
+    ) AS rows
+    GROUP BY user_id
+    HAVING countIf(src = 0) > 0
+) AS users
+GROUP BY variant"
+);
 
 /// What [`RESULTS_SQL`] is asked: times in Unix seconds.
 pub struct StatsQuery<'a> {
@@ -116,26 +109,20 @@ pub struct StatsQuery<'a> {
     pub to: u32,
     /// Length of the CUPED pre-exposure window.
     pub cuped_seconds: u32,
-    /// Users left out of the results (forced QA users): their exposures do not count.
-    pub excluded_users: &'a [String],
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
     Ok(ch
         .query(RESULTS_SQL)
+        .bind(q.cuped_seconds)
+        .bind(q.cuped_seconds)
         .bind(q.experiment_id)
         .bind(q.from)
         .bind(q.to)
-        .bind(q.excluded_users)
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
         .bind(q.to)
-        .bind(q.experiment_id)
-        .bind(q.from)
-        .bind(q.to)
-        .bind(q.excluded_users)
-        .bind(q.cuped_seconds)
         .fetch_all::<VariantStats>()
         .await?)
 }

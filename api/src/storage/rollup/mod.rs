@@ -33,15 +33,8 @@ use super::{
 
 type Result<T> = std::result::Result<T, StorageError>;
 
-/// The condition an exposure row meets to count. The assignment side adds `forced` in
-/// `clickhouse/004_exposure_attributes.sql`: this becomes `forced = 0` then (one place for
-/// the seals and the tail; the raw query has its own).
-macro_rules! counted_exposure {
-    () => {
-        "1 = 1"
-    };
-}
-pub(crate) use counted_exposure;
+/// The condition an exposure row meets to count: the raw query's, one definition.
+pub(crate) use super::clickhouse::counted_exposure;
 
 /// A bound value of a named parameter.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -50,7 +43,6 @@ pub enum Arg<'a> {
     U32(u32),
     U64(u64),
     Str(&'a str),
-    Strs(&'a [String]),
 }
 
 /// `sql` with each `{NAME}` replaced by a bound `?` (in order of appearance) holding the

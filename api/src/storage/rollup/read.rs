@@ -165,8 +165,8 @@ FROM
     ) AS tail
 )
 WHERE variant != '' AND fe >= toDateTime({FROM}) AND fe <= toDateTime({TO})
-  AND NOT has(CAST({EXCLUDED} AS Array(String)), user_id)
-GROUP BY variant"
+GROUP BY variant
+HAVING sum(s) > 0"
 );
 
 /// The rollup's answer to `q`, sealed up to `sealed_to`, the tail read up to `now` (the
@@ -189,7 +189,6 @@ pub async fn variant_stats(
         ("TO", Arg::U32(q.to)),
         ("CD", Arg::U32(q.cuped_seconds / 86_400)),
         ("CS", Arg::U32(q.cuped_seconds)),
-        ("EXCLUDED", Arg::Strs(q.excluded_users)),
     ];
     Ok(named(ch, ROLLUP_RESULTS_SQL, &args)?.fetch_all::<VariantStats>().await?)
 }

@@ -48,9 +48,16 @@ impl Fence for NoFence {
     }
 }
 
-/// A ClickHouse session of its own: the temporary tables of one metric's seals.
-pub fn session(ch: &Client) -> Client {
-    ch.clone().with_option("session_id", uuid::Uuid::new_v4().simple().to_string())
+/// A ClickHouse session of its own: the temporary tables of one metric's seals. The
+/// session's current database is set with `USE`: on 18.16 a `CREATE TEMPORARY TABLE ... AS
+/// SELECT` resolves unqualified tables in `default`, not in the request's `database`
+/// (measured); `USE` fixes it for the session. The name is the server's own answer.
+pub async fn session(ch: &Client) -> Result<Client> {
+    let session = ch.clone().with_option("session_id", uuid::Uuid::new_v4().simple().to_string());
+    let database: String = session.query("SELECT currentDatabase()").fetch_one().await?;
+    let quoted = database.replace('\\', "\\\\").replace('`', "\\`");
+    session.query(&format!("USE `{quoted}`")).execute().await?;
+    Ok(session)
 }
 
 const TEMPORARIES: [&str; 7] = ["iv_g", "iv", "cand", "cur", "chg", "fes", "st"];
