@@ -484,7 +484,7 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     // old-user: exposed 10 days ago, converted 9 days ago. new-user: exposed 1 h ago,
     // purchased 2 h ago (before exposure: no) and 30 min ago (yes).
     ch.query(&format!(
-        "INSERT INTO exposures VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
         now - 10 * day,
         now - 3600
     ))
@@ -492,7 +492,7 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     .await
     .expect("exposures");
     ch.query(&format!(
-        "INSERT INTO events VALUES ('{}', 'old-user', 'purchase', {t1}, {t1}, '{{}}'), ('{}', 'new-user', 'purchase', {t2}, {t2}, '{{}}'), ('{}', 'new-user', 'purchase', {t3}, {t3}, '{{}}')",
+        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES ('{}', 'old-user', 'purchase', {t1}, {t1}, '{{}}'), ('{}', 'new-user', 'purchase', {t2}, {t2}, '{{}}'), ('{}', 'new-user', 'purchase', {t3}, {t3}, '{{}}')",
         uuid::Uuid::new_v4(),
         uuid::Uuid::new_v4(),
         uuid::Uuid::new_v4(),
@@ -549,7 +549,7 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
         ("u6", "b", at(0, 0)),
     ];
     let rows: Vec<String> = exposures.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
-    ch.query(&format!("INSERT INTO exposures VALUES {}", rows.join(", "))).execute().await.expect("exposures");
+    ch.query(&format!("INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}", rows.join(", "))).execute().await.expect("exposures");
     let same = uuid::Uuid::new_v4();
     let events = [
         (uuid::Uuid::new_v4(), "u1", "purchase", at(4, 12)),
@@ -564,7 +564,7 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
     ];
     let rows: Vec<String> =
         events.iter().map(|(e, u, t, ts)| format!("('{e}', '{u}', '{t}', {ts}, {ts}, '{{}}')")).collect();
-    ch.query(&format!("INSERT INTO events VALUES {}", rows.join(", "))).execute().await.expect("events");
+    ch.query(&format!("INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}", rows.join(", "))).execute().await.expect("events");
 
     let (status, t) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase")).await;
     assert_eq!(status, StatusCode::OK, "{t}");
