@@ -13,6 +13,8 @@
 //!   returns the event id (no baseline; target p99 <= 2 s).
 //! - [`results`]: `GET /experiments/{id}/results` against `clickhouse-client --time` running
 //!   a hand-written query for the same numbers.
+//! - [`rollup`]: results from the rollup plus the unsealed tail against the raw fallback
+//!   (the fastest exact raw-events SQL), on a database of its own.
 //! - [`assignment`]: `GET /experiments/{id}/assignment/{user}` (new and repeat users) against
 //!   pgbench running the handler's statements.
 //! - [`memory`]: peak RSS (VmHWM) of the stack's processes and of the instances the bench
@@ -27,6 +29,7 @@ mod freshness;
 mod ingest;
 mod memory;
 mod results;
+mod rollup;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -55,6 +58,8 @@ struct Sizes {
     fresh_rate: u32,
     fresh_secs: u64,
     results: [(u64, u64); 2],
+    /// Users and events of the rollup case.
+    rollup: (u64, u64),
     result_reps: usize,
     repeat_pool: i64,
 }
@@ -71,6 +76,7 @@ impl Sizes {
                 fresh_rate: 200,
                 fresh_secs: 4,
                 results: [(10_000, 100_000), (1_000, 10_000)],
+                rollup: (10_000, 100_000),
                 result_reps: 3,
                 repeat_pool: 10_000,
             }
@@ -84,6 +90,7 @@ impl Sizes {
                 fresh_rate: 1000,
                 fresh_secs: 20,
                 results: [(1_000_000, 10_000_000), (100_000, 1_000_000)],
+                rollup: (1_000_000, 10_000_000),
                 result_reps: 5,
                 repeat_pool: 100_000,
             }
@@ -137,6 +144,9 @@ pub async fn run_all(opts: &Options) -> anyhow::Result<Report> {
     }
     if opts.wants("results") {
         results::results(&run.s, &run.config, &run.sizes, &mut run.report).await.context("results case")?;
+    }
+    if opts.wants("rollup") {
+        rollup::rollup(&run.config, &run.sizes, &mut run.report).await.context("rollup case")?;
     }
     if opts.wants("assignment") {
         assignment::assignment(&mut run).await.context("assignment case")?;
