@@ -134,9 +134,23 @@ async fn measure(ch: &clickhouse::Client, users: u64, events: u64, reps: usize, 
         }
         raw_rows = sorted(rows);
     }
+    let mut final_ms = Vec::new();
+    let mut final_rows = Vec::new();
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let rows = final_join(ch, &q).await?;
+        if rep > 0 {
+            final_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        final_rows = sorted(rows);
+    }
     if format!("{rolled:?}") != format!("{raw_rows:?}") || rolled.iter().map(|r| r.users).sum::<u64>() != users {
         bail!("rollup and raw results differ:\n{rolled:?}\n{raw_rows:?}");
     }
+    if format!("{final_rows:?}") != format!("{raw_rows:?}") {
+        bail!("the FINAL + JOIN query differs:\n{final_rows:?}\n{raw_rows:?}");
+    }
+    let (f50, f_max) = median_max(&mut final_ms);
     let (r50, r_max) = median_max(&mut rolled_ms);
     let (b50, b_max) = median_max(&mut raw_ms);
     let ratio = r50 / b50;
@@ -150,16 +164,109 @@ async fn measure(ch: &clickhouse::Client, users: u64, events: u64, reps: usize, 
         .ratio(ratio)
         .target(format!("< {:.0} s, rows equal", limit / 1000.0), Some(r50 < limit)),
     );
+    report.line(
+        Line::new(
+            format!("raw fallback, {} users / {} events", human(users), human(events)),
+            format!("arrays query (no JOIN, no FINAL): p50 {b50:.0} ms, max {b_max:.0} ms"),
+        )
+        .baseline(format!("the previous raw query (FINAL + JOIN): p50 {f50:.0} ms, max {f_max:.0} ms"))
+        .ratio(b50 / f50)
+        .target("<= 1x, rows equal", Some(b50 <= f50)),
+    );
     report.note(format!(
         "results on the rollup ({} users / {} events): a database of its own, generated in {generated:.0} s; \
          history sealed, experiment bootstrapped and compacted in {history:.0} s; one 10-minute seal {ten_minutes:.1} s; \
          timed in-process through the api's storage calls (rollup: the seal state read and the query, as the route \
-         does; raw: `RESULTS_SQL`), {reps} repetitions after one warm-up, every column of every row compared equal \
+         does; raw: `RESULTS_SQL`, then the previous FINAL + JOIN query), {reps} repetitions after one warm-up, every column of every row compared equal \
          (integer values: exact sums). See `bench/src/cases/rollup.rs`.",
         human(users),
         human(events)
     ));
     Ok(())
+}
+
+/// The raw query the api ran before the rollup (main until the rollup landed): events read
+/// with `FINAL` and joined with the first exposures. Timed as a second baseline, so that the
+/// raw fallback's choice (the arrays query) is measured on the same data in the same run.
+const FINAL_JOIN_SQL: &str = "
+SELECT
+    variant,
+    toUInt64(sum(n_users)) AS users,
+    toUInt64(sum(n_converted)) AS converted_users,
+    toUInt64(sum(n_events_total)) AS events,
+    toFloat64(sum(y_sum)) AS value_sum,
+    toFloat64(sum(y_sum_sq)) AS value_sum_sq,
+    toUInt64(sum(n_pre_converted)) AS pre_converted_users,
+    toUInt64(sum(n_both)) AS converted_both,
+    toFloat64(sum(x_sum)) AS pre_value_sum,
+    toFloat64(sum(x_sum_sq)) AS pre_value_sum_sq,
+    toFloat64(sum(xy_sum)) AS value_pre_value
+FROM
+(
+    SELECT
+        assigned_variant AS variant, count() AS n_users, 0 AS n_converted, 0 AS n_events_total,
+        0. AS y_sum, 0. AS y_sum_sq, 0 AS n_pre_converted, 0 AS n_both, 0. AS x_sum, 0. AS x_sum_sq, 0. AS xy_sum
+    FROM
+    (
+        SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
+        FROM exposures
+        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+        GROUP BY user_id
+    )
+    GROUP BY assigned_variant
+    UNION ALL
+    SELECT
+        assigned_variant AS variant, 0 AS n_users,
+        countIf(n_events > 0) AS n_converted, sum(n_events) AS n_events_total,
+        sum(value) AS y_sum, sum(value * value) AS y_sum_sq,
+        countIf(n_pre > 0) AS n_pre_converted, countIf(n_pre > 0 AND n_events > 0) AS n_both,
+        sum(pre_value) AS x_sum, sum(pre_value * pre_value) AS x_sum_sq, sum(value * pre_value) AS xy_sum
+    FROM
+    (
+        SELECT
+            user_id,
+            any(assigned_variant) AS assigned_variant,
+            countIf(ts >= first_exposed) AS n_events,
+            sumIf(v, ts >= first_exposed) AS value,
+            countIf(ts < first_exposed) AS n_pre,
+            sumIf(v, ts < first_exposed) AS pre_value
+        FROM
+        (
+            SELECT user_id, timestamp AS ts, visitParamExtractFloat(properties, ?) AS v
+            FROM events FINAL
+            WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
+        ) AS ev
+        ALL INNER JOIN
+        (
+            SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
+            FROM exposures
+            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            GROUP BY user_id
+        ) AS ex USING user_id
+        WHERE ts >= first_exposed - ?
+        GROUP BY user_id
+    )
+    GROUP BY assigned_variant
+)
+GROUP BY variant";
+
+
+async fn final_join(ch: &clickhouse::Client, q: &StatsQuery<'_>) -> anyhow::Result<Vec<VariantStats>> {
+    Ok(ch
+        .query(FINAL_JOIN_SQL)
+        .bind(q.experiment_id)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.value_property)
+        .bind(q.event_type)
+        .bind(q.from.saturating_sub(q.cuped_seconds))
+        .bind(q.to)
+        .bind(q.experiment_id)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.cuped_seconds)
+        .fetch_all::<VariantStats>()
+        .await?)
 }
 
 fn sorted(mut rows: Vec<VariantStats>) -> Vec<VariantStats> {

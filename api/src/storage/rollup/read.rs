@@ -11,7 +11,11 @@
 //! sealed one) has their state rebuilt from the sealed history and the tail. The tail is
 //! read up to `Q` (the server's clock when the state was read: rows inserted while the
 //! query runs do not count). A seal committed after `SL` was read makes the query fail
-//! (`throwIf`, code 395) and the caller retries.
+//! (`throwIf`, code 395) and the caller retries. The `throwIf` repeats the row's filter:
+//! ClickHouse evaluates it on every row of the blocks read, other metrics' and
+//! experiments' too (`AND` does not short-circuit across a block), and those are sealed
+//! at their own pace (measured: without it, results fell back to raw while another metric
+//! was mid-round).
 
 use clickhouse::Client;
 
@@ -62,7 +66,8 @@ FROM
         arraySum(arrayMap((bb, kk) -> if(bb < {CD}, kk, 0), pre_b, pre_n)) AS npre,
         arraySum(arrayMap((bb, xx) -> if(bb < {CD}, xx, 0.), pre_b, pre_x)) AS x
     FROM rollup
-    WHERE throwIf(ver > {SL}) = 0 AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}
+    WHERE throwIf(ver > {SL} AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}) = 0
+              AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}
     UNION ALL
     SELECT tupleElement(r, 1) AS s, user_id, tupleElement(r, 2) AS variant, tupleElement(r, 3) AS fe,
         tupleElement(r, 4) AS n, tupleElement(r, 5) AS y, tupleElement(r, 6) AS npre, tupleElement(r, 7) AS x
@@ -105,7 +110,8 @@ FROM
             SELECT 0 AS src, user_id, ver, sign, fe, variant, n, y, pre_b, pre_n, pre_x,
                 toDateTime(0) AS ts, 0. AS v, toUInt8(0) AS h
             FROM rollup
-            WHERE throwIf(ver > {SL}) = 0 AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}
+            WHERE throwIf(ver > {SL} AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}) = 0
+              AND experiment_id = {E} AND event_type = {TYPE} AND value_property = {PROP}
               AND (user_id IN (",
     tail_event_users!(),
     ") OR user_id IN (",

@@ -6,6 +6,8 @@
 //! whose marker is missing. The statements follow the measured prototype
 //! (`notes/rollup/sql/30`, `31`), each explained where it is.
 
+use std::time::Duration;
+
 use clickhouse::Client;
 
 use super::{counted_exposure, named, Arg, Result};
@@ -54,10 +56,29 @@ impl Fence for NoFence {
 /// (measured); `USE` fixes it for the session. The name is the server's own answer.
 pub async fn session(ch: &Client) -> Result<Client> {
     let session = ch.clone().with_option("session_id", uuid::Uuid::new_v4().simple().to_string());
-    let database: String = session.query("SELECT currentDatabase()").fetch_one().await?;
+    let database: String = ch.query("SELECT currentDatabase()").fetch_one().await?;
     let quoted = database.replace('\\', "\\\\").replace('`', "\\`");
-    session.query(&format!("USE `{quoted}`")).execute().await?;
+    run(&session, &format!("USE `{quoted}`"), &[]).await?;
     Ok(session)
+}
+
+/// Runs one statement of a session. 18.16 releases a session only after its previous
+/// answer is sent, so the next statement can find it still locked (code 373, "Session is
+/// locked by a concurrent client", seen under load): it is sent again after a short pause,
+/// a few times.
+async fn run(session: &Client, sql: &str, args: &[(&str, Arg<'_>)]) -> Result<()> {
+    let mut pause = Duration::from_millis(10);
+    let mut attempts = 0;
+    loop {
+        match named(session, sql, args)?.execute().await {
+            Err(e) if common::clickhouse::error_code(&e) == Some(373) && attempts < 6 => {
+                attempts += 1;
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            done => return Ok(done?),
+        }
+    }
 }
 
 const TEMPORARIES: [&str; 7] = ["iv_g", "iv", "cand", "cur", "chg", "fes", "st"];
@@ -66,7 +87,7 @@ const TEMPORARIES: [&str; 7] = ["iv_g", "iv", "cand", "cur", "chg", "fes", "st"]
 /// sessions, like the chdb shim of the tests, keeps them).
 pub async fn drop_temporaries(session: &Client) -> Result<()> {
     for table in TEMPORARIES {
-        session.query(&format!("DROP TEMPORARY TABLE IF EXISTS {table}")).execute().await?;
+        run(session, &format!("DROP TEMPORARY TABLE IF EXISTS {table}"), &[]).await?;
     }
     Ok(())
 }
@@ -153,17 +174,17 @@ pub async fn level1(
         EventSource::Recent => IV_G_RECENT,
         EventSource::Final => IV_G_FINAL,
     };
-    named(session, iv_g, &a)?.execute().await?;
-    named(session, IV, &a)?.execute().await?;
+    run(session, iv_g, &a).await?;
+    run(session, IV, &a).await?;
     fence.check().await?;
-    named(session, &format!("{LOG_INSERT}{ONE_PART}"), &a)?.execute().await?;
+    run(session, &format!("{LOG_INSERT}{ONE_PART}"), &a).await?;
     Ok(())
 }
 
 /// Fills the session's `iv` with what level 1 sealed in `(s0, s1]`.
 pub async fn interval_from_log(session: &Client, m: Metric<'_>, (s0, s1): (u32, u32)) -> Result<()> {
     drop_temporaries(session).await?;
-    named(session, IV_FROM_LOG, &args(m, s0, s1))?.execute().await?;
+    run(session, IV_FROM_LOG, &args(m, s0, s1)).await?;
     Ok(())
 }
 
@@ -269,15 +290,15 @@ pub async fn level2(
     fence: &mut impl Fence,
 ) -> Result<()> {
     for table in ["cand", "cur", "chg", "fes", "st"] {
-        session.query(&format!("DROP TEMPORARY TABLE IF EXISTS {table}")).execute().await?;
+        run(session, &format!("DROP TEMPORARY TABLE IF EXISTS {table}"), &[]).await?;
     }
     let mut a = args(m, s0, s1).to_vec();
     a.push(("E", Arg::U64(experiment_id)));
     for statement in [CAND, CUR, CHG, FES, ST] {
-        named(session, statement, &a)?.execute().await?;
+        run(session, statement, &a).await?;
     }
     fence.check().await?;
-    named(session, &format!("{STATE_INSERT}{ONE_PART}"), &a)?.execute().await?;
+    run(session, &format!("{STATE_INSERT}{ONE_PART}"), &a).await?;
     Ok(())
 }
 
