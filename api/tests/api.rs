@@ -549,7 +549,13 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
         ("u6", "b", at(0, 0)),
     ];
     let rows: Vec<String> = exposures.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
-    ch.query(&format!("INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}", rows.join(", "))).execute().await.expect("exposures");
+    ch.query(&format!(
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
+        rows.join(", ")
+    ))
+    .execute()
+    .await
+    .expect("exposures");
     let same = uuid::Uuid::new_v4();
     let events = [
         (uuid::Uuid::new_v4(), "u1", "purchase", at(4, 12)),
@@ -564,7 +570,13 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
     ];
     let rows: Vec<String> =
         events.iter().map(|(e, u, t, ts)| format!("('{e}', '{u}', '{t}', {ts}, {ts}, '{{}}')")).collect();
-    ch.query(&format!("INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}", rows.join(", "))).execute().await.expect("events");
+    ch.query(&format!(
+        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}",
+        rows.join(", ")
+    ))
+    .execute()
+    .await
+    .expect("events");
 
     let (status, t) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase")).await;
     assert_eq!(status, StatusCode::OK, "{t}");

@@ -259,7 +259,9 @@ fn expected(exposures: &[Exposure], events: &[Event], q: &StatsQuery<'_>) -> Vec
     let mut by_variant: HashMap<&str, VariantStats> = HashMap::new();
     for (user, (_, variant)) in &first {
         let (n, y, npre, x) = per_user.get(user).copied().unwrap_or_default();
-        let s = by_variant.entry(variant).or_insert_with(|| VariantStats { variant: (*variant).to_owned(), ..Default::default() });
+        let s = by_variant
+            .entry(variant)
+            .or_insert_with(|| VariantStats { variant: (*variant).to_owned(), ..Default::default() });
         s.users += 1;
         s.converted_users += u64::from(n > 0);
         s.events += n;
@@ -303,7 +305,13 @@ const QUESTIONS: [Question; 6] = [
     Question { experiment: 1, event_type: "purchase", value_property: "amount", cuped_days: 14, to_after_seal: None },
     Question { experiment: 1, event_type: "purchase", value_property: "amount", cuped_days: 0, to_after_seal: None },
     Question { experiment: 1, event_type: "click", value_property: "", cuped_days: 7, to_after_seal: None },
-    Question { experiment: 1, event_type: "purchase", value_property: "amount", cuped_days: 3, to_after_seal: Some(1800) },
+    Question {
+        experiment: 1,
+        event_type: "purchase",
+        value_property: "amount",
+        cuped_days: 3,
+        to_after_seal: Some(1800),
+    },
     Question { experiment: 2, event_type: "purchase", value_property: "amount", cuped_days: 365, to_after_seal: None },
     Question { experiment: 2, event_type: "purchase", value_property: "", cuped_days: 1, to_after_seal: None },
 ];
@@ -442,8 +450,10 @@ async fn results_from_the_rollup_equal_results_from_the_raw_events() {
     // Experiments created through the api (rollup off: no sealer of its own), dated back
     // to the start of the timeline.
     let plain = api_with(&env, false).await;
-    let ids = [create_experiment(&http, &plain, &[("a", 50.0), ("b", 50.0)]).await,
-        create_experiment(&http, &plain, &[("x", 40.0), ("y", 30.0), ("z", 30.0)]).await,];
+    let ids = [
+        create_experiment(&http, &plain, &[("a", 50.0), ("b", 50.0)]).await,
+        create_experiment(&http, &plain, &[("x", 40.0), ("y", 30.0), ("z", 30.0)]).await,
+    ];
     let now: u32 = ch.query("SELECT toUInt32(now())").fetch_one().await.expect("clock");
     let t = (now - DAY) / HOUR * HOUR;
     let from = t - 60;

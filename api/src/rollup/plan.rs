@@ -24,7 +24,12 @@ fn secs(d: Duration) -> u32 {
 
 impl Plan {
     pub fn new(c: &RollupConfig) -> Self {
-        Self { interval: secs(c.interval), lag: c.lag.as_secs().try_into().unwrap_or(u32::MAX), k: secs(c.future_bound), max_step: secs(c.max_step) }
+        Self {
+            interval: secs(c.interval),
+            lag: c.lag.as_secs().try_into().unwrap_or(u32::MAX),
+            k: secs(c.future_bound),
+            max_step: secs(c.max_step),
+        }
     }
 
     /// Where seals may reach now: the last multiple of the interval at least `lag` ago.

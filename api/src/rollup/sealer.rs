@@ -132,7 +132,9 @@ impl Sealer {
         let target = limit.map_or(target, |l| l.min(target));
         let registered = pg::rollup_metrics(&self.db).await?;
         let mut oldest: Option<u32> = None;
-        for group in registered.chunk_by(|a, b| (&a.event_type, &a.value_property) == (&b.event_type, &b.value_property)) {
+        for group in
+            registered.chunk_by(|a, b| (&a.event_type, &a.value_property) == (&b.event_type, &b.value_property))
+        {
             match self.seal_metric(group, target, clock.floor, held, &mut round).await {
                 Ok(sealed) => oldest = oldest.into_iter().chain(sealed).min(),
                 Err(e) => {
@@ -246,11 +248,8 @@ impl Sealer {
         }
         held.check().await?;
         upkeep::raise_floor(&self.ch, floor).await?;
-        let old: Vec<_> = upkeep::recent_partitions(&self.ch)
-            .await?
-            .into_iter()
-            .filter(|p| p.day < plan::yyyymmdd(floor))
-            .collect();
+        let old: Vec<_> =
+            upkeep::recent_partitions(&self.ch).await?.into_iter().filter(|p| p.day < plan::yyyymmdd(floor)).collect();
         for p in &old {
             upkeep::drop_partition(&self.ch, p).await?;
         }

@@ -56,7 +56,13 @@ pub(super) async fn rollup(config: &Config, sizes: &Sizes, report: &mut Report) 
     outcome
 }
 
-async fn measure(ch: &clickhouse::Client, users: u64, events: u64, reps: usize, report: &mut Report) -> anyhow::Result<()> {
+async fn measure(
+    ch: &clickhouse::Client,
+    users: u64,
+    events: u64,
+    reps: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let plan = Plan::new(&RollupConfig::default());
     let now: u32 = ch.query("SELECT toUInt32(now())").fetch_one().await?;
     let start = now - 3 * DAY;
@@ -249,7 +255,6 @@ FROM
     GROUP BY assigned_variant
 )
 GROUP BY variant";
-
 
 async fn final_join(ch: &clickhouse::Client, q: &StatsQuery<'_>) -> anyhow::Result<Vec<VariantStats>> {
     Ok(ch

@@ -76,7 +76,8 @@ fn placeholders(sql: &str) -> (String, Vec<&str>) {
             rest = &tail[1..];
             continue;
         }
-        let name_len = tail[1..].bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
+        let name_len =
+            tail[1..].bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
         if name_len > 0 && tail[1 + name_len..].starts_with('}') {
             names.push(&tail[1..1 + name_len]);
             text.push('?');
@@ -126,7 +127,12 @@ pub async fn metric_seals(ch: &Client, event_type: &str, value_property: &str) -
 }
 
 /// Level 2: the seals of an experiment's metric, from its markers in `rollup`.
-pub async fn experiment_seals(ch: &Client, experiment_id: u64, event_type: &str, value_property: &str) -> Result<Seals> {
+pub async fn experiment_seals(
+    ch: &Client,
+    experiment_id: u64,
+    event_type: &str,
+    value_property: &str,
+) -> Result<Seals> {
     let sql = format!(
         "{CHAIN} (SELECT arraySort(groupArray((toUInt32(fe), ver))) AS p FROM rollup
            WHERE experiment_id = {{E}} AND event_type = {{TYPE}} AND value_property = {{PROP}} AND user_id = '')"
