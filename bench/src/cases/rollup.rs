@@ -13,8 +13,9 @@
 //! tail is what was inserted after the last seal (5-15 minutes, as in production).
 //!
 //! Sizes: `scripts/bench` 1 M users / 10 M events (`--quick`: 10 k / 100 k); the 100 M event
-//! run is opt-in: `BENCH_ROLLUP_EVENTS=100000000 scripts/bench --only rollup` (about 12 GB
-//! of disk while it runs, and tens of minutes).
+//! run is opt-in: `BENCH_ROLLUP_EVENTS=100000000 BENCH_ROLLUP_REPS=2 scripts/bench --only
+//! rollup` (about 12 GB of disk while it runs, and half an hour; `BENCH_ROLLUP_REPS` sets
+//! the timed repetitions, 5 by default).
 
 use std::time::Instant;
 
@@ -50,7 +51,11 @@ pub(super) async fn rollup(config: &Config, sizes: &Sizes, report: &mut Report) 
     cfg.database = format!("bench_rollup_{:x}", chrono::Utc::now().timestamp());
     common::clickhouse::migrate(&cfg).await.context("migrations")?;
     let ch = common::clickhouse::client(&cfg)?;
-    let outcome = measure(&ch, users, events, sizes.result_reps, report).await;
+    let reps = match std::env::var("BENCH_ROLLUP_REPS") {
+        Ok(n) => n.parse().context("BENCH_ROLLUP_REPS")?,
+        Err(_) => sizes.result_reps,
+    };
+    let outcome = measure(&ch, users, events, reps, report).await;
     let server = ch.clone().with_database("default");
     server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await?;
     outcome

@@ -71,9 +71,9 @@ fn placeholders(sql: &str) -> (String, Vec<&str>) {
     while let Some(open) = rest.find(['{', '?']) {
         text.push_str(&rest[..open]);
         let tail = &rest[open..];
-        if tail.starts_with('?') {
+        if let Some(after) = tail.strip_prefix('?') {
             text.push_str("??");
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let name_len =
