@@ -1,4 +1,4 @@
--- The results rollup (README "How results are computed"; api/src/rollup.rs seals it,
+-- The results rollup (README "How results are computed"; api/src/rollup/sealer.rs seals it,
 -- api/src/storage/rollup/ reads it). Every step can run again after an interruption.
 --
 -- Exposures already there read `inserted_at` as now() (a column added by ALTER is

@@ -1,6 +1,6 @@
--- The metrics whose results the api keeps rolled up (api/src/rollup.rs seals them): an
+-- The metrics whose results the api keeps rolled up (api/src/rollup/sealer.rs seals them): an
 -- experiment with an event type and a value property ('' for none). Registered when
--- results are first asked for them, or by `api rollup register`.
+-- results are first asked for them with the default window.
 CREATE TABLE rollup_metrics (
     experiment_id  BIGINT      NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
     event_type     TEXT        NOT NULL,

@@ -40,8 +40,8 @@ pub trait Fence {
     fn check(&mut self) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-/// For callers that are the only sealer by construction (tests, `api rollup seal` under
-/// the lock it took itself).
+/// For callers that are the only sealer by construction (the bench's database of its own;
+/// the api's sealer checks its advisory lock instead).
 pub struct NoFence;
 
 impl Fence for NoFence {
