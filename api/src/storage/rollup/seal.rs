@@ -55,7 +55,14 @@ impl Fence for NoFence {
 /// SELECT` resolves unqualified tables in `default`, not in the request's `database`
 /// (measured); `USE` fixes it for the session. The name is the server's own answer.
 pub async fn session(ch: &Client) -> Result<Client> {
-    let session = ch.clone().with_option("session_id", uuid::Uuid::new_v4().simple().to_string());
+    // A session lives `session_timeout` seconds after its last statement (60 s by default):
+    // a bootstrap or a compaction on another connection between two of its statements can
+    // take longer at 100 M events (measured: the session was gone, and with it `USE` and the
+    // temporary tables). An hour is the server's default maximum.
+    let session = ch
+        .clone()
+        .with_option("session_id", uuid::Uuid::new_v4().simple().to_string())
+        .with_option("session_timeout", "3600");
     let database: String = ch.query("SELECT currentDatabase()").fetch_one().await?;
     let quoted = database.replace('\\', "\\\\").replace('`', "\\`");
     run(&session, &format!("USE `{quoted}`"), &[]).await?;
