@@ -32,6 +32,8 @@ pub enum ErrorCode {
     InvalidId,
     InvalidUserId,
     InvalidExperiment,
+    InvalidAttributes,
+    InvalidLayer,
     Unauthorized,
     NotFound,
     MethodNotAllowed,

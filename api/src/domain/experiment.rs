@@ -1,10 +1,15 @@
 //! Experiments and variants: what they are and the rules a new or changed one must follow.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::{
+    rollout::{self, LayerAsk, Placement},
+    rules::{HashKind, LayerRange},
+};
 use crate::stats::{Significance, DEFAULT_SEQUENTIAL_TUNING};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -51,8 +56,53 @@ pub struct Experiment {
     pub significance: Significance,
     /// Sample size (both variants) around which the sequential intervals are tightest.
     pub sequential_tuning: f64,
+    #[serde(flatten)]
+    pub rollout: Rollout,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Who an experiment assigns, and how (docs/assignment.md).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Rollout {
+    /// `sha256` (default) or `growthbook_v2`.
+    pub hash: HashKind,
+    /// The GrowthBook hash's seed (the salt unless set at creation).
+    pub seed: String,
+    /// Share of users who enter the experiment, 0 to 100.
+    pub coverage_percent: f64,
+    /// Targeting conditions on the request's attributes; null: everyone.
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<Value>,
+    /// No new assignments before this time.
+    pub start_at: Option<DateTime<Utc>>,
+    /// No new assignments from this time on.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// User id -> variant name: QA users pinned to a variant, excluded from analysis.
+    pub forced: BTreeMap<String, String>,
+    /// A holdout: its `holdout` variant's users get no variant of the experiments it covers.
+    pub holdout: bool,
+    /// The layer whose experiments a holdout covers; null: every experiment.
+    pub holdout_layer: Option<String>,
+    /// The experiment's range in its layer; null when in no layer.
+    pub layer: Option<LayerRange>,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            hash: HashKind::Sha256,
+            seed: String::new(),
+            coverage_percent: 100.0,
+            conditions: None,
+            start_at: None,
+            stop_at: None,
+            forced: BTreeMap::new(),
+            holdout: false,
+            holdout_layer: None,
+            layer: None,
+        }
+    }
 }
 
 /// Names: at least one character that is not blank (Rust's `char::is_whitespace`, the
@@ -95,6 +145,32 @@ pub struct NewExperiment {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1e9)]
     pub sequential_tuning: Option<f64>,
+    /// `sha256` (default) or `growthbook_v2` (GrowthBook's hash: users keep the variants
+    /// GrowthBook gave them when `seed` is the GrowthBook experiment's seed).
+    #[serde(default)]
+    pub hash: Option<HashKind>,
+    /// The GrowthBook hash's seed; default: the experiment's salt.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
+    pub seed: Option<String>,
+    /// Share of users who enter, 0 to 100 (default 100) with at most two decimals.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
+    pub coverage_percent: Option<f64>,
+    /// Targeting conditions (docs/assignment.md, "Conditions"); null: everyone.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<Value>,
+    #[serde(default)]
+    pub start_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub stop_at: Option<DateTime<Utc>>,
+    /// User id -> variant name, at most 1000.
+    #[serde(default)]
+    pub forced: Option<BTreeMap<String, String>>,
+    /// A place in a layer: a share of it or an exact range.
+    #[serde(default)]
+    pub layer: Option<LayerAsk>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -139,6 +215,25 @@ pub struct ExperimentPatch {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1e9)]
     pub sequential_tuning: Option<f64>,
+    /// New share of users who enter; included users stay included and keep their variant.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
+    pub coverage_percent: Option<f64>,
+    /// New targeting conditions (null: everyone); assigned users keep their variant.
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<Option<Value>>,
+    /// null removes the start time.
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub start_at: Option<Option<DateTime<Utc>>>,
+    /// null removes the stop time.
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub stop_at: Option<Option<DateTime<Utc>>>,
+    /// The whole new list of forced users (user id -> variant name, at most 1000).
+    #[serde(default)]
+    pub forced: Option<BTreeMap<String, String>>,
 }
 
 /// A broken rule, naming the field (`variants[1].name`).
@@ -148,7 +243,7 @@ pub struct Violation {
     pub message: String,
 }
 
-fn violation(field: impl Into<String>, message: impl Into<String>) -> Violation {
+pub(crate) fn violation(field: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation { field: field.into(), message: message.into() }
 }
 
@@ -160,6 +255,16 @@ pub struct ValidExperiment {
     pub variants: Vec<(String, u32)>,
     pub significance: Significance,
     pub sequential_tuning: f64,
+    pub hash: HashKind,
+    pub seed: Option<String>,
+    pub coverage_bp: u32,
+    pub conditions: Option<Value>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub stop_at: Option<DateTime<Utc>>,
+    pub forced: BTreeMap<String, String>,
+    /// `Some(layer key)` for a holdout; `Some(None)` for a holdout of every experiment.
+    pub holdout: Option<Option<String>>,
+    pub layer: Option<(String, Placement)>,
 }
 
 impl NewExperiment {
@@ -168,12 +273,36 @@ impl NewExperiment {
         validate_description(self.description.as_deref())?;
         validate_tuning(self.sequential_tuning)?;
         let bps = validate_variants(&self.variants)?;
+        if self.seed.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 256 || s.contains('\0')) {
+            return Err(violation("seed", "seed must be 1 to 256 characters, no NUL"));
+        }
+        let coverage_bp = match self.coverage_percent {
+            Some(p) => rollout::basis_points(p, "coverage_percent", true)?,
+            None => TOTAL_BP,
+        };
+        rollout::check_conditions(self.conditions.as_ref())?;
+        rollout::check_schedule(self.start_at, self.stop_at)?;
+        let forced = self.forced.unwrap_or_default();
+        rollout::check_forced(&forced, self.variants.iter().map(|v| v.name.as_str()))?;
+        let layer = match &self.layer {
+            Some(ask) => Some((ask.key.clone(), ask.check()?)),
+            None => None,
+        };
         Ok(ValidExperiment {
             name: self.name.trim().to_owned(),
             description: self.description,
             variants: self.variants.into_iter().map(|v| v.name).zip(bps).collect(),
             significance: self.significance.unwrap_or(Significance::Sequential),
             sequential_tuning: self.sequential_tuning.unwrap_or(DEFAULT_SEQUENTIAL_TUNING),
+            hash: self.hash.unwrap_or_default(),
+            seed: self.seed,
+            coverage_bp,
+            conditions: self.conditions.filter(|c| !c.is_null()),
+            start_at: self.start_at,
+            stop_at: self.stop_at,
+            forced,
+            holdout: None,
+            layer,
         })
     }
 }
@@ -186,14 +315,32 @@ impl ExperimentPatch {
         }
         validate_description(self.description.as_deref())?;
         validate_tuning(self.sequential_tuning)?;
+        if let Some(p) = self.coverage_percent {
+            rollout::basis_points(p, "coverage_percent", true)?;
+        }
+        rollout::check_conditions(self.conditions.as_ref().and_then(Option::as_ref))?;
         match &self.variants {
             Some(variants) => validate_variants(variants).map(|_| ()),
             None => Ok(()),
         }
     }
 
+    /// Checks the rules that depend on `current` (schedule order, forced users' variants,
+    /// a holdout's fixed shares) and returns the new allocations, if any.
+    pub fn against(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
+        let r = &current.rollout;
+        rollout::check_schedule(self.start_at.unwrap_or(r.start_at), self.stop_at.unwrap_or(r.stop_at))?;
+        if let Some(forced) = &self.forced {
+            rollout::check_forced(forced, current.variants.iter().map(|v| v.name.as_str()))?;
+        }
+        if r.holdout && (self.variants.is_some() || self.coverage_percent.is_some() || self.conditions.is_some()) {
+            return Err(violation("variants", "a holdout's shares, coverage and conditions cannot change"));
+        }
+        self.allocations(current)
+    }
+
     /// The new allocations by variant name, which must be exactly `current`'s variants.
-    pub fn allocations(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
+    fn allocations(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
         let Some(variants) = &self.variants else { return Ok(None) };
         let bps = validate_variants(variants)?;
         let current_names: HashSet<&str> = current.variants.iter().map(|v| v.name.as_str()).collect();
@@ -316,6 +463,7 @@ impl Experiment {
             variants: Variant::test_set(bps),
             significance: Significance::FixedHorizon,
             sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
+            rollout: Rollout::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

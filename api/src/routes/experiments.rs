@@ -56,6 +56,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     let new = new.validate()?;
     let id = pg::create_experiment(&state.db, &new).await?;
+    state.config.invalidate();
     let experiment =
         pg::experiment(&state.db, id).await?.ok_or_else(|| ApiError::internal("created experiment vanished"))?;
     tracing::info!(id, name = %experiment.name, "experiment created");
@@ -132,8 +133,9 @@ pub async fn patch(
 ) -> Result<Json<Experiment>, ApiError> {
     patch.check()?;
     let current = pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-    let allocations = patch.allocations(&current)?;
+    let allocations = patch.against(&current)?;
     pg::update_experiment(&state.db, id, &patch, allocations).await?;
     state.experiments.invalidate(id);
+    state.config.invalidate();
     Ok(Json(pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?))
 }

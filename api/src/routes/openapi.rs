@@ -20,7 +20,9 @@ use utoipa_swagger_ui::SwaggerUi;
     info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics, docs and the results page (`/ui`) needs `Authorization: Bearer <key>`; without it the answer is 401. Errors are JSON (`ErrorBody`); a 503 means a dependency did not answer in time and nothing was stored: retry after `Retry-After` seconds."),
     paths(
         super::experiments::create, super::experiments::list, super::experiments::get, super::experiments::patch,
-        super::assignment::assign, super::results::results, super::results::timeseries, super::results::event_types,
+        super::assignment::assign, super::assignment::assign_with_attributes,
+        super::rollout::create_layer, super::rollout::list_layers, super::rollout::get_layer,
+        super::rollout::create_holdout, super::rollout::sdk_config, super::results::results, super::results::timeseries, super::results::event_types,
         ingest::events::post_event, ingest::events::post_batch,
     ),
     components(
@@ -50,7 +52,17 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 5] = ["NewExperiment", "NewVariant", "ExperimentPatch", "EventSchema", "EventBatch"];
+const REQUEST_SCHEMAS: [&str; 9] = [
+    "NewExperiment",
+    "NewVariant",
+    "ExperimentPatch",
+    "EventSchema",
+    "EventBatch",
+    "LayerAsk",
+    "NewLayer",
+    "NewHoldout",
+    "AssignmentRequest",
+];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.
 const OMITTED_WHEN_EMPTY: [(&str, &str); 1] = [("ErrorBody", "field")];
