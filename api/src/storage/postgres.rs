@@ -158,12 +158,14 @@ async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let mut tx = db.begin().await?;
     let holdout_layer = match &new.holdout {
-        Some(Some(key)) => Some(layer_id(&mut tx, key, "layer").await?),
+        Some(Some(key)) => Some(layer_id(&mut tx, key, "layer", "").await?),
         _ => None,
     };
     let (layer, range) = match &new.layer {
         Some((key, placement)) => {
-            let layer = layer_id(&mut tx, key, "layer.key").await?;
+            // Placements in one layer take turns (the layer's row lock), so a share is
+            // chosen from what the previous placement left.
+            let layer = layer_id(&mut tx, key, "layer.key", "FOR UPDATE").await?;
             let range = match placement {
                 Placement::Range(range) => *range,
                 Placement::Share(bp) => {
@@ -214,8 +216,8 @@ async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
     Ok(id)
 }
 
-async fn layer_id(tx: &mut Transaction<'static, Postgres>, key: &str, field: &'static str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM layers WHERE key = $1")
+async fn layer_id(tx: &mut Transaction<'static, Postgres>, key: &str, field: &'static str, lock: &str) -> Result<i64> {
+    sqlx::query_scalar(&format!("SELECT id FROM layers WHERE key = $1 {lock}"))
         .bind(key)
         .fetch_optional(&mut **tx)
         .await?
