@@ -4,9 +4,10 @@ FROM rust:1-bookworm AS build
 # What the crates build against (the same as scripts/lib.sh ensure_packages): rdkafka-sys
 # compiles librdkafka with features ssl (libssl-dev) and curl (libcurl4-openssl-dev), and
 # links zlib (zlib1g-dev); build-essential and pkg-config for its configure and the -sys
-# crates. No libsasl2-dev: SASL PLAIN, SCRAM and OAUTHBEARER are built into librdkafka,
-# only GSSAPI (not enabled) needs Cyrus SASL.
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev libcurl4-openssl-dev \
+# crates; python3 for librdkafka's Makefile (its version string). No libsasl2-dev: SASL
+# PLAIN, SCRAM and OAUTHBEARER are built into librdkafka, only GSSAPI (not enabled) needs
+# Cyrus SASL. The build stage's packages do not reach the runtime image.
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev libcurl4-openssl-dev python3 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
