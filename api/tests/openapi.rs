@@ -29,7 +29,7 @@ fn response_ref(operation: &Value, status: &str) -> Option<String> {
 fn every_operation_lists_the_errors_it_can_answer() {
     let doc = doc();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 10, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+    assert_eq!(ops.len(), 16, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
     for (method, path, op) in &ops {
         let what = format!("{method} {path}");
         assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");
@@ -37,14 +37,20 @@ fn every_operation_lists_the_errors_it_can_answer() {
         // within the request timeout.
         assert_eq!(response_ref(op, "401").as_deref(), Some("Unauthorized"), "{what}");
         assert_eq!(response_ref(op, "503").as_deref(), Some("Unavailable"), "{what}");
-        assert_eq!(response_ref(op, "400").as_deref(), Some("BadRequest"), "{what}");
-        let has_id = path.contains("{id}");
+        // A 400 wherever the client sends something: parameters or a body.
+        let parameters = op["parameters"].as_array().map(|p| p.iter().any(|p| p["in"] != "header"));
+        let has_input = parameters.unwrap_or(false) || op.get("requestBody").is_some();
+        assert_eq!(response_ref(op, "400").as_deref(), has_input.then_some("BadRequest"), "{what}");
+        let has_id = path.contains("{id}") || path.contains("{key}");
         assert_eq!(response_ref(op, "404").is_some(), has_id, "{what}: 404 exactly where there is an id");
         let has_body = op.get("requestBody").is_some();
         assert_eq!(has_body, method == "POST" || method == "PATCH", "{what}");
         assert_eq!(response_ref(op, "413").as_deref(), has_body.then_some("PayloadTooLarge"), "{what}");
         assert_eq!(response_ref(op, "415").as_deref(), has_body.then_some("UnsupportedMediaType"), "{what}");
-        let conflict = path == "/experiments/{id}/assignment/{user_id}";
+        // New assignments of a paused experiment; layer ranges taken; a layer key taken.
+        let conflict = path == "/experiments/{id}/assignment/{user_id}"
+            || (path.starts_with("/experiments") && (method == "POST" || method == "PATCH"))
+            || (path == "/layers" && method == "POST");
         assert_eq!(response_ref(op, "409").as_deref(), conflict.then_some("Conflict"), "{what}");
         let success: Vec<&String> =
             op["responses"].as_object().expect("responses").keys().filter(|s| s.starts_with('2')).collect();
@@ -124,7 +130,16 @@ fn request_rules_are_constraints_or_stated_in_words() {
 #[test]
 fn response_schemas_are_exactly_what_serde_writes() {
     let doc = doc();
-    let requests = ["NewExperiment", "NewVariant", "ExperimentPatch", "EventSchema"];
+    let requests = [
+        "NewExperiment",
+        "NewVariant",
+        "ExperimentPatch",
+        "EventSchema",
+        "LayerAsk",
+        "NewLayer",
+        "NewHoldout",
+        "AssignmentRequest",
+    ];
     for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
         let Some(properties) = schema["properties"].as_object() else { continue };
         if requests.contains(&name.as_str()) {

@@ -99,21 +99,34 @@ impl Modify for ExactResponses {
     }
 }
 
-/// One object with the properties of all `items` (component references resolved).
+/// One object with the properties of all `items` (component references resolved, nested
+/// flattening included).
 fn merged(items: &[RefOr<Schema>], components: &BTreeMap<String, RefOr<Schema>>) -> Object {
     let mut object = Object::new();
     for item in items {
-        let resolved = match item {
-            RefOr::Ref(r) => r.ref_location.rsplit('/').next().and_then(|name| components.get(name)),
-            inline => Some(inline),
-        };
-        if let Some(RefOr::T(Schema::Object(part))) = resolved {
-            object.properties.extend(part.properties.clone());
-            object.description = object.description.or_else(|| part.description.clone());
-        }
+        merge_into(&mut object, item, components);
     }
     object.schema_type = utoipa::openapi::schema::Type::Object.into();
     object
+}
+
+fn merge_into(object: &mut Object, item: &RefOr<Schema>, components: &BTreeMap<String, RefOr<Schema>>) {
+    let resolved = match item {
+        RefOr::Ref(r) => r.ref_location.rsplit('/').next().and_then(|name| components.get(name)),
+        inline => Some(inline),
+    };
+    match resolved {
+        Some(RefOr::T(Schema::Object(part))) => {
+            object.properties.extend(part.properties.clone());
+            object.description = object.description.take().or_else(|| part.description.clone());
+        }
+        Some(RefOr::T(Schema::AllOf(all_of))) => {
+            for inner in &all_of.items {
+                merge_into(object, inner, components);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The document as served. utoipa 5.5 writes a link's fields in snake case
