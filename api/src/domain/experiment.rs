@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::{patch::ExperimentPatch, rollout::Rollout};
 use super::{
     rollout::{self, LayerAsk, Placement},
-    rules::{HashKind, LayerRange},
+    rules::HashKind,
 };
 use crate::stats::{Significance, DEFAULT_SEQUENTIAL_TUNING};
 
@@ -60,49 +61,6 @@ pub struct Experiment {
     pub rollout: Rollout,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// Who an experiment assigns, and how (docs/assignment.md).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Rollout {
-    /// `sha256` (default) or `growthbook_v2`.
-    pub hash: HashKind,
-    /// The GrowthBook hash's seed (the salt unless set at creation).
-    pub seed: String,
-    /// Share of users who enter the experiment, 0 to 100.
-    pub coverage_percent: f64,
-    /// Targeting conditions on the request's attributes; null: everyone.
-    #[schema(value_type = Option<Object>)]
-    pub conditions: Option<Value>,
-    /// No new assignments before this time.
-    pub start_at: Option<DateTime<Utc>>,
-    /// No new assignments from this time on.
-    pub stop_at: Option<DateTime<Utc>>,
-    /// User id -> variant name: QA users pinned to a variant, excluded from analysis.
-    pub forced: BTreeMap<String, String>,
-    /// A holdout: its `holdout` variant's users get no variant of the experiments it covers.
-    pub holdout: bool,
-    /// The layer whose experiments a holdout covers; null: every experiment.
-    pub holdout_layer: Option<String>,
-    /// The experiment's range in its layer; null when in no layer.
-    pub layer: Option<LayerRange>,
-}
-
-impl Default for Rollout {
-    fn default() -> Self {
-        Rollout {
-            hash: HashKind::Sha256,
-            seed: String::new(),
-            coverage_percent: 100.0,
-            conditions: None,
-            start_at: None,
-            stop_at: None,
-            forced: BTreeMap::new(),
-            holdout: false,
-            holdout_layer: None,
-            layer: None,
-        }
-    }
 }
 
 /// Names: at least one character that is not blank (Rust's `char::is_whitespace`, the
@@ -187,55 +145,6 @@ pub struct NewVariant {
     pub allocation_percent: f64,
 }
 
-/// A change: any of the fields, the others stay as they are.
-///
-/// A rule the schema cannot express: `variants` names exactly the experiment's variants.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"status": "paused"}))]
-pub struct ExperimentPatch {
-    #[serde(default)]
-    pub status: Option<Status>,
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
-    )]
-    pub name: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// New allocations (summing to 100) for exactly the existing variant names. Assigned
-    /// users never move.
-    #[serde(default)]
-    #[schema(min_items = 2, max_items = 20)]
-    pub variants: Option<Vec<NewVariant>>,
-    #[serde(default)]
-    pub significance: Option<Significance>,
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1e9)]
-    pub sequential_tuning: Option<f64>,
-    /// New share of users who enter; included users stay included and keep their variant.
-    #[serde(default)]
-    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
-    pub coverage_percent: Option<f64>,
-    /// New targeting conditions (null: everyone); assigned users keep their variant.
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<Object>)]
-    pub conditions: Option<Option<Value>>,
-    /// null removes the start time.
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    pub start_at: Option<Option<DateTime<Utc>>>,
-    /// null removes the stop time.
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    pub stop_at: Option<Option<DateTime<Utc>>>,
-    /// The whole new list of forced users (user id -> variant name, at most 1000).
-    #[serde(default)]
-    pub forced: Option<BTreeMap<String, String>>,
-}
-
 /// A broken rule, naming the field (`variants[1].name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -307,54 +216,6 @@ impl NewExperiment {
     }
 }
 
-impl ExperimentPatch {
-    /// Checks what needs no stored state (names, lengths, settings).
-    pub fn check(&self) -> Result<(), Violation> {
-        if let Some(name) = &self.name {
-            validate_name(name)?;
-        }
-        validate_description(self.description.as_deref())?;
-        validate_tuning(self.sequential_tuning)?;
-        if let Some(p) = self.coverage_percent {
-            rollout::basis_points(p, "coverage_percent", true)?;
-        }
-        rollout::check_conditions(self.conditions.as_ref().and_then(Option::as_ref))?;
-        match &self.variants {
-            Some(variants) => validate_variants(variants).map(|_| ()),
-            None => Ok(()),
-        }
-    }
-
-    /// Checks the rules that depend on `current` (schedule order, forced users' variants,
-    /// a holdout's fixed shares) and returns the new allocations, if any.
-    pub fn against(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
-        let r = &current.rollout;
-        rollout::check_schedule(self.start_at.unwrap_or(r.start_at), self.stop_at.unwrap_or(r.stop_at))?;
-        if let Some(forced) = &self.forced {
-            rollout::check_forced(forced, current.variants.iter().map(|v| v.name.as_str()))?;
-        }
-        if r.holdout && (self.variants.is_some() || self.coverage_percent.is_some() || self.conditions.is_some()) {
-            return Err(violation("variants", "a holdout's shares, coverage and conditions cannot change"));
-        }
-        self.allocations(current)
-    }
-
-    /// The new allocations by variant name, which must be exactly `current`'s variants.
-    fn allocations(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
-        let Some(variants) = &self.variants else { return Ok(None) };
-        let bps = validate_variants(variants)?;
-        let current_names: HashSet<&str> = current.variants.iter().map(|v| v.name.as_str()).collect();
-        let new_names: HashSet<&str> = variants.iter().map(|v| v.name.as_str()).collect();
-        if current_names != new_names {
-            return Err(violation(
-                "variants",
-                "allocations can change, variants cannot: name exactly the existing variants",
-            ));
-        }
-        Ok(Some(variants.iter().map(|v| v.name.clone()).zip(bps).collect()))
-    }
-}
-
 /// Not only blanks, no NUL, at most `max` characters (see [`NAME_PATTERN`]).
 fn name_ok(name: &str, max: usize) -> bool {
     !name.trim().is_empty() && !name.contains('\0') && name.chars().count() <= max
@@ -370,7 +231,7 @@ pub fn validate_name(name: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
+pub(crate) fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
     match tuning {
         Some(t) if !(1.0..=1e9).contains(&t) => Err(violation(
             "sequential_tuning",
@@ -380,7 +241,7 @@ fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
     }
 }
 
-fn validate_description(description: Option<&str>) -> Result<(), Violation> {
+pub(crate) fn validate_description(description: Option<&str>) -> Result<(), Violation> {
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS || d.contains('\0')) {
         return Err(violation(
             "description",

@@ -3,6 +3,7 @@
 
 pub mod assignment;
 pub mod experiment;
+pub mod patch;
 pub mod rollout;
 pub mod rules;
 pub mod targeting;

@@ -13,6 +13,7 @@ pub use super::experiment::Violation;
 
 use super::{
     experiment::{violation, TOTAL_BP},
+    rules::{HashKind, LayerRange},
     targeting::{Attr, Attributes, Condition},
 };
 
@@ -204,6 +205,49 @@ pub struct NewHoldout {
 /// "leave as it is" in a patch.
 pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// Who an experiment assigns, and how (docs/assignment.md).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Rollout {
+    /// `sha256` (default) or `growthbook_v2`.
+    pub hash: HashKind,
+    /// The GrowthBook hash's seed (the salt unless set at creation).
+    pub seed: String,
+    /// Share of users who enter the experiment, 0 to 100.
+    pub coverage_percent: f64,
+    /// Targeting conditions on the request's attributes; null: everyone.
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<Value>,
+    /// No new assignments before this time.
+    pub start_at: Option<DateTime<Utc>>,
+    /// No new assignments from this time on.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// User id -> variant name: QA users pinned to a variant, excluded from analysis.
+    pub forced: BTreeMap<String, String>,
+    /// A holdout: its `holdout` variant's users get no variant of the experiments it covers.
+    pub holdout: bool,
+    /// The layer whose experiments a holdout covers; null: every experiment.
+    pub holdout_layer: Option<String>,
+    /// The experiment's range in its layer; null when in no layer.
+    pub layer: Option<LayerRange>,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            hash: HashKind::Sha256,
+            seed: String::new(),
+            coverage_percent: 100.0,
+            conditions: None,
+            start_at: None,
+            stop_at: None,
+            forced: BTreeMap::new(),
+            holdout: false,
+            holdout_layer: None,
+            layer: None,
+        }
+    }
 }
 
 #[cfg(test)]
