@@ -140,6 +140,9 @@ fn envelope(e: &pg::QueuedExposure) -> Vec<u8> {
         variant: e.variant.as_str().into(),
         user_id: e.user_id.as_str().into(),
         exposed_at_ms: e.exposed_at.timestamp_millis(),
+        forced: false,
+        attributes: Default::default(),
+        exposure_id: None,
     }
     .encode()
 }

@@ -49,12 +49,8 @@ fn dataset() -> (Vec<Rows>, Vec<Rows>) {
         let user = format!("u{i}");
         let at = T0 + (i % 10) * DAY + i * 37;
         let variant = ["a", "b", "c"][rng.next(3) as usize];
-        let envelope = |experiment_id, variant: &str, at: u32| ExposureEnvelope {
-            v: 1,
-            experiment_id,
-            variant: variant.to_owned().into(),
-            user_id: user.clone().into(),
-            exposed_at_ms: i64::from(at) * 1000,
+        let envelope = |experiment_id, variant: &str, at: u32| {
+            ExposureEnvelope::new(experiment_id, variant.to_owned().into(), user.clone().into(), i64::from(at) * 1000)
         };
         exposures.push_exposure(&envelope(1, variant, at), source);
         if i % 2 == 0 {

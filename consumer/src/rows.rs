@@ -165,8 +165,7 @@ mod tests {
         assert_eq!((rows.len(), rows.source(1)), (2, Source { partition: 3, offset: 8 }));
 
         let mut exposures = Rows::default();
-        let x =
-            ExposureEnvelope { v: 1, experiment_id: 5, variant: "b".into(), user_id: "u".into(), exposed_at_ms: 3_000 };
+        let x = ExposureEnvelope::new(5, "b".into(), "u".into(), 3_000);
         exposures.push_exposure(&x, Source { partition: 0, offset: 0 });
         assert_eq!(exposures.bytes(0..1), [5, 0, 0, 0, 0, 0, 0, 0, 1, b'u', 1, b'b', 3, 0, 0, 0]);
     }
