@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
     paths(
         super::experiments::create, super::experiments::list, super::experiments::get, super::experiments::patch,
         super::assignment::assign, super::results::results, super::results::timeseries, super::results::event_types,
-        ingest::events::post_event, ingest::events::post_batch,
+        ingest::events::post_event, ingest::events::post_batch, ingest::exposures::post_exposures,
     ),
     components(
         schemas(server::ErrorBody, ingest::events::Accepted),
@@ -50,7 +50,15 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 5] = ["NewExperiment", "NewVariant", "ExperimentPatch", "EventSchema", "EventBatch"];
+const REQUEST_SCHEMAS: [&str; 7] = [
+    "NewExperiment",
+    "NewVariant",
+    "ExperimentPatch",
+    "EventSchema",
+    "EventBatch",
+    "ExposureSchema",
+    "ExposureBatchSchema",
+];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.
 const OMITTED_WHEN_EMPTY: [(&str, &str); 1] = [("ErrorBody", "field")];
