@@ -10,8 +10,9 @@ operations (a valid body must be accepted) instead of allowing their 400s.
 
 - POST /experiments: variant names are unique in the experiment, and the allocations sum
   to exactly 100 (each in (0, 100] with two decimals, which the schema does say).
-- POST /events and POST /events/batch: `timestamp` is not before 1970 and at most
-  `ingest.max_future_skew` (1 h) ahead of the receive time: a rule relative to "now".
+- POST /events, POST /events/batch and POST /exposures: `timestamp` is not before 1970
+  and at most `ingest.max_future_skew` (1 h) ahead of the receive time: a rule relative
+  to "now".
 - POST /experiments, rollout settings: `forced` names existing variants, `conditions` are
   a valid condition (a language of its own, docs/assignment.md), `start_at` precedes
   `stop_at`, and `layer` names a layer that exists. Bodies generated as valid keep
@@ -137,4 +138,12 @@ def batch_timestamps(context, case):
     if _generated_valid(case) and isinstance(case.body, list):
         for event in case.body:
             _timestamp_in_range(event)
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/exposures")
+def exposure_timestamps(context, case):
+    if _generated_valid(case) and isinstance(case.body, dict) and isinstance(case.body.get("exposures"), list):
+        for exposure in case.body["exposures"]:
+            _timestamp_in_range(exposure)
     return case

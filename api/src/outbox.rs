@@ -140,6 +140,14 @@ fn envelope(e: &pg::QueuedExposure) -> Vec<u8> {
         variant: e.variant.as_str().into(),
         user_id: e.user_id.as_str().into(),
         exposed_at_ms: e.exposed_at.timestamp_millis(),
+        forced: e.forced,
+        attributes: e
+            .attributes
+            .iter()
+            .flat_map(|a| a.0.iter())
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect(),
+        exposure_id: None,
     }
     .encode()
 }

@@ -407,7 +407,8 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     // old-user: exposed 10 days ago, converted 9 days ago. new-user: exposed 1 h ago,
     // purchased 2 h ago (before exposure: no) and 30 min ago (yes).
     ch.query(&format!(
-        "INSERT INTO exposures VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) \
+         VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
         now - 10 * day,
         now - 3600
     ))
@@ -472,7 +473,8 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
         ("u6", "b", at(0, 0)),
     ];
     let rows: Vec<String> = exposures.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
-    ch.query(&format!("INSERT INTO exposures VALUES {}", rows.join(", "))).execute().await.expect("exposures");
+    let insert = "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES";
+    ch.query(&format!("{insert} {}", rows.join(", "))).execute().await.expect("exposures");
     let same = uuid::Uuid::new_v4();
     let events = [
         (uuid::Uuid::new_v4(), "u1", "purchase", at(4, 12)),
@@ -573,6 +575,7 @@ async fn openapi_and_docs_are_served_without_a_key() {
         "/event_types",
         "/events",
         "/events/batch",
+        "/exposures",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }

@@ -49,12 +49,21 @@ fn dataset() -> (Vec<Rows>, Vec<Rows>) {
         let user = format!("u{i}");
         let at = T0 + (i % 10) * DAY + i * 37;
         let variant = ["a", "b", "c"][rng.next(3) as usize];
-        let envelope = |experiment_id, variant: &str, at: u32| ExposureEnvelope {
-            v: 1,
-            experiment_id,
-            variant: variant.to_owned().into(),
-            user_id: user.clone().into(),
-            exposed_at_ms: i64::from(at) * 1000,
+        let envelope = |experiment_id, variant: &str, at: u32| {
+            let mut e = ExposureEnvelope::new(
+                experiment_id,
+                variant.to_owned().into(),
+                user.clone().into(),
+                i64::from(at) * 1000,
+            );
+            if i % 5 == 0 {
+                // what local evaluation and targeting add (clickhouse/004)
+                e.forced = i % 10 == 0;
+                e.exposure_id = Some(format!("x-{i}-{experiment_id}").into());
+                e.attributes.insert("country".into(), ["DE", "FR"][(i % 2) as usize].into());
+                e.attributes.insert("age".into(), (20 + i % 50).to_string().into());
+            }
+            e
         };
         exposures.push_exposure(&envelope(1, variant, at), source);
         if i % 2 == 0 {
@@ -187,6 +196,27 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         assert_eq!(x, y, "{experiment_id} {event_type} timeseries");
     }
     assert_eq!(ch::exposed_users(&a, 1, 2).await.expect("18.16"), ch::exposed_users(&b, 1, 2).await.expect("current"));
+    #[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+    struct Attributed {
+        experiment_id: u64,
+        user_id: String,
+        forced: u8,
+        attribute_keys: Vec<String>,
+        attribute_values: Vec<String>,
+        exposure_id: String,
+    }
+    let attributes = |c: clickhouse::Client| async move {
+        c.query(
+            "SELECT experiment_id, user_id, forced, attribute_keys, attribute_values, exposure_id FROM exposures FINAL \
+             WHERE length(attribute_keys) > 0 OR forced = 1 OR exposure_id != '' ORDER BY experiment_id, user_id",
+        )
+        .fetch_all::<Attributed>()
+        .await
+        .expect("exposure attributes")
+    };
+    let (x, y) = (attributes(a.clone()).await, attributes(b.clone()).await);
+    assert!(x.len() > 50 && x.iter().any(|r| r.forced == 1), "{x:?}");
+    assert_eq!(x, y, "the columns of clickhouse/004 hold the same on both engines");
 
     // Event types count rows, not distinct ids ("a replayed event may count twice"), so
     // they are compared once merges have collapsed the duplicates on both engines.

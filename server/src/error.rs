@@ -23,6 +23,7 @@ pub type Source = Box<dyn StdError + Send + Sync>;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidEvent,
+    InvalidExposure,
     EmptyBatch,
     InvalidJson,
     InvalidBody,

@@ -19,10 +19,9 @@ use super::{
 
 /// Most forced users per experiment.
 pub const MAX_FORCED: usize = 1000;
-/// Most attributes per assignment request.
-pub const MAX_ATTRIBUTES: usize = 50;
-pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 128;
-pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
+/// Attributes per assignment request, and their names' and values' lengths: as the
+/// exposure they are stored with allows.
+pub use common::event::{MAX_ATTRIBUTES, MAX_ATTRIBUTE_NAME_CHARS, MAX_ATTRIBUTE_VALUE_CHARS};
 /// A layer's key: what `layers.key` accepts.
 pub const LAYER_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
 

@@ -23,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
         super::assignment::assign, super::assignment::assign_with_attributes,
         super::rollout::create_layer, super::rollout::list_layers, super::rollout::get_layer,
         super::rollout::create_holdout, super::rollout::sdk_config, super::results::results, super::results::timeseries, super::results::event_types,
-        ingest::events::post_event, ingest::events::post_batch,
+        ingest::events::post_event, ingest::events::post_batch, ingest::exposures::post_exposures,
     ),
     components(
         schemas(server::ErrorBody, ingest::events::Accepted),
@@ -52,7 +52,7 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 9] = [
+const REQUEST_SCHEMAS: [&str; 11] = [
     "NewExperiment",
     "NewVariant",
     "ExperimentPatch",
@@ -62,6 +62,8 @@ const REQUEST_SCHEMAS: [&str; 9] = [
     "NewLayer",
     "NewHoldout",
     "AssignmentRequest",
+    "ExposureSchema",
+    "ExposureBatchSchema",
 ];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.
