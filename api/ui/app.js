@@ -158,6 +158,11 @@
   function queryString() {
     const q = new URLSearchParams({ event_type: $("event-type").value.trim() });
     if ($("last-day").value) q.set("last_day", $("last-day").value);
+    const attribute = $("attribute").value.trim();
+    if (attribute) {
+      q.set("attribute", attribute);
+      q.set("attribute_value", $("attribute-value").value);
+    }
     return q;
   }
 
@@ -192,7 +197,8 @@
     $("warnings").hidden = others.length === 0;
     const from = r.window.from.slice(0, 16).replace("T", " ");
     const to = r.window.to.slice(0, 16).replace("T", " ");
-    $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC`;
+    const segment = r.segment ? ` · users with ${r.segment.attribute} = ${r.segment.value}` : "";
+    $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC${segment}`;
 
     const comparisons = r.variants.map((v) => v.comparison && v.comparison.conversion).filter(Boolean);
     const hasSequential = comparisons.some((c) => c.sequential);
