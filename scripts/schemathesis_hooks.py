@@ -19,6 +19,8 @@ operations (a valid body must be accepted) instead of allowing their 400s.
   `start_at`/`stop_at` (in order) and drop the other three, whose rules the API tests
   cover (api/tests/rollout.rs).
 - POST /holdouts: `layer` names a layer that exists (dropped from valid bodies).
+- GET /experiments/{id}/results and /timeseries: `attribute` and `attribute_value` go
+  together (a valid query has both or neither).
 - POST /experiments/{id}/assignment/{user_id}: `attributes` are at most 50, with names of
   1 to 128 characters without NUL and values that are strings (at most 1024 characters),
   numbers or booleans.
@@ -147,3 +149,22 @@ def exposure_timestamps(context, case):
         for exposure in case.body["exposures"]:
             _timestamp_in_range(exposure)
     return case
+
+
+def _segment_together(case):
+    """`attribute` and `attribute_value` go together: a valid query has both or neither."""
+    if _generated_valid(case) and isinstance(case.query, dict):
+        if ("attribute" in case.query) != ("attribute_value" in case.query):
+            case.query.pop("attribute", None)
+            case.query.pop("attribute_value", None)
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/results")
+def results_segment(context, case):
+    return _segment_together(case)
+
+
+@schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/timeseries")
+def timeseries_segment(context, case):
+    return _segment_together(case)

@@ -166,15 +166,20 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         "{va} vs {vb}"
     );
 
+    let everyone = ("", "");
     let questions = [
-        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14),
-        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0),
-        (1, "purchase", "missing", T0 + 2 * DAY, T0 + 9 * DAY, 7),
-        (2, "purchase", "order_value", T0 + 3 * DAY, T0 + 10 * DAY, 14),
-        (2, "click", "n", T0 - 30 * DAY, T0 + 40 * DAY, 365),
+        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14, everyone),
+        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0, everyone),
+        (1, "purchase", "missing", T0 + 2 * DAY, T0 + 9 * DAY, 7, everyone),
+        (2, "purchase", "order_value", T0 + 3 * DAY, T0 + 10 * DAY, 14, everyone),
+        (2, "click", "n", T0 - 30 * DAY, T0 + 40 * DAY, 365, everyone),
+        // Users with attributes: every 5th; of them the even ones are forced (left out).
+        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14, ("country", "FR")),
+        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0, ("age", "25")),
     ];
-    for (experiment_id, event_type, value_property, from, to, cuped_days) in questions {
-        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds: cuped_days * DAY };
+    for (experiment_id, event_type, value_property, from, to, cuped_days, segment) in questions {
+        let cuped_seconds = cuped_days * DAY;
+        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds, segment };
         let mut x = ch::variant_stats(&a, &q).await.expect("18.16 results");
         let mut y = ch::variant_stats(&b, &q).await.expect("current results");
         x.sort_by(|l, r| l.variant.cmp(&r.variant));
@@ -185,8 +190,9 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
             "{experiment_id} {event_type}:\n{x:?}\n{y:?}"
         );
 
-        let mut x = ch::day_stats(&a, experiment_id, event_type, from, to).await.expect("18.16 timeseries");
-        let mut y = ch::day_stats(&b, experiment_id, event_type, from, to).await.expect("current timeseries");
+        let q = ch::DaysQuery { experiment_id, event_type, from, to, segment };
+        let mut x = ch::day_stats(&a, &q).await.expect("18.16 timeseries");
+        let mut y = ch::day_stats(&b, &q).await.expect("current timeseries");
         let key = |s: &ch::DayStats| (s.variant.clone(), s.day.clone(), s.exposed_users, s.converted_users);
         let (mut x, mut y): (Vec<_>, Vec<_>) =
             (x.drain(..).map(|s| key(&s)).collect(), y.drain(..).map(|s| key(&s)).collect());

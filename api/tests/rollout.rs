@@ -414,3 +414,80 @@ async fn the_sdk_config_is_cacheable_and_local_evaluation_agrees_with_the_api() 
     assert!(ids.iter().all(|id| known.contains(id)));
     api.stop().await;
 }
+
+#[tokio::test]
+async fn results_leave_forced_users_out_and_break_down_by_attribute() {
+    let (env, api, c) = setup().await;
+    let consumer = start_consumer(env.config.clone()).await;
+    let id = id_of(&created(&c, json!({"forced": {"qa-1": "b"}})).await);
+    let mut expected: HashMap<(&str, String), (u64, u64)> = HashMap::new();
+    let mut events = Vec::new();
+    for i in 0..60 {
+        let (user, country) = (format!("seg-{i}"), ["DE", "FR", "US"][i % 3]);
+        let (_, a) = c
+            .post(
+                &format!("/experiments/{id}/assignment/{user}"),
+                json!({"attributes": {"country": country, "age": 20 + i}}),
+            )
+            .await;
+        let variant = a["variant"].as_str().expect("variant").to_owned();
+        let converts = i % 4 == 0;
+        let entry = expected.entry((country, variant)).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(converts);
+        if converts {
+            events.push(json!({"user_id": user, "type": "purchase"}));
+        }
+    }
+    // The forced user converts too, and must count nowhere.
+    let (_, a) = c.post(&format!("/experiments/{id}/assignment/qa-1"), json!({"attributes": {"country": "DE"}})).await;
+    assert_eq!(a["reason"], "forced");
+    events.push(json!({"user_id": "qa-1", "type": "purchase"}));
+    assert_eq!(c.post("/events/batch", Value::Array(events)).await.0, StatusCode::ACCEPTED);
+
+    let users = |r: &Value| -> u64 {
+        r["variants"].as_array().map_or(0, |v| v.iter().filter_map(|v| v["users"].as_u64()).sum())
+    };
+    let everyone =
+        eventually_results(&c, &format!("/experiments/{id}/results?event_type=purchase"), |r| users(r) == 60).await;
+    let converted: u64 =
+        everyone["variants"].as_array().expect("variants").iter().filter_map(|v| v["converted_users"].as_u64()).sum();
+    assert_eq!(converted, 15, "every 4th of 60 users; the forced user's purchase is not counted");
+    for country in ["DE", "FR", "US"] {
+        let path = format!("/experiments/{id}/results?event_type=purchase&attribute=country&attribute_value={country}");
+        let (status, r) = c.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!(r["segment"], json!({"attribute": "country", "value": country}));
+        for v in r["variants"].as_array().expect("variants") {
+            let name = v["name"].as_str().expect("name").to_owned();
+            let (n, k) = expected.get(&(country, name.clone())).copied().unwrap_or_default();
+            assert_eq!((v["users"].as_u64(), v["converted_users"].as_u64()), (Some(n), Some(k)), "{country} {name}");
+        }
+        let (_, t) = c
+            .get(&format!(
+                "/experiments/{id}/timeseries?event_type=purchase&attribute=country&attribute_value={country}"
+            ))
+            .await;
+        let last: u64 = t["variants"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .filter_map(|s| s["cumulative_users"].as_array()?.last()?.as_u64())
+            .sum();
+        assert_eq!(last, 20, "{country}: the time series counts the same users");
+    }
+    let (status, err) = c.get(&format!("/experiments/{id}/results?event_type=purchase&attribute=country")).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("attribute_value")));
+    let (_, list) = c.get(&format!("/experiments?after={}&limit=1", id - 1)).await;
+    assert_eq!(list["experiments"][0]["exposed_users"], 60, "the list counts as the results do");
+    consumer.stop().await;
+    api.stop().await;
+}
+
+async fn eventually_results(c: &Client, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    common::testkit::eventually(path, WAIT, || async {
+        let (status, r) = c.get(path).await;
+        (status == StatusCode::OK && done(&r)).then_some(r)
+    })
+    .await
+}

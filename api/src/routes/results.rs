@@ -68,6 +68,7 @@ pub async fn results(
         from: Window::secs(window.from),
         to: Window::secs(window.to),
         cuped_seconds: question.cuped_days * 86_400,
+        segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
     };
     let rows = ch::variant_stats(&state.clickhouse, &query).await?;
     Ok(Json(results::assemble(&experiment, rows, question, window)))
@@ -91,8 +92,15 @@ pub async fn timeseries(
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let window = window(&experiment, params.last_day.map(|d| d.0));
     let (from, to) = (Window::secs(window.from), Window::secs(window.to));
-    let rows = ch::day_stats(&state.clickhouse, experiment.id, &params.event_type.0, from, to).await?;
     let segment = segment(params.attribute, params.attribute_value)?;
+    let query = ch::DaysQuery {
+        experiment_id: experiment.id,
+        event_type: &params.event_type.0,
+        from,
+        to,
+        segment: segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
+    };
+    let rows = ch::day_stats(&state.clickhouse, &query).await?;
     Ok(Json(timeseries::assemble(&experiment, params.event_type.0, window, segment, rows)))
 }
 

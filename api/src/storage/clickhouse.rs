@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use clickhouse::{Client, Row};
+use clickhouse::{query::Query, Client, Row};
 use serde::Deserialize;
 
 use super::StorageError;
@@ -40,7 +40,24 @@ pub struct VariantStats {
 /// exposures alone, the event sums from users with events, and the two are added up by
 /// variant: no per-user rows leave ClickHouse and no join of all exposed users with their
 /// events is needed.
-pub const RESULTS_SQL: &str = "
+/// The condition an exposure row meets to count, in every results statement: forced
+/// users' exposures (flagged at assignment) never do.
+macro_rules! counted_exposure {
+    () => {
+        "forced = 0"
+    };
+}
+
+/// The segment filter of the results and time series statements: with `''` for the
+/// attribute, everyone; else the users whose exposure carried attribute = value.
+macro_rules! in_segment {
+    () => {
+        "(? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
+    };
+}
+
+pub const RESULTS_SQL: &str = concat!(
+    "
 SELECT
     variant,
     toUInt64(sum(n_users)) AS users,
@@ -63,6 +80,11 @@ FROM
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
         FROM exposures
         WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            AND ",
+    counted_exposure!(),
+    " AND ",
+    in_segment!(),
+    "
         GROUP BY user_id
     )
     GROUP BY assigned_variant
@@ -93,6 +115,11 @@ FROM
             SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
             FROM exposures
             WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            AND ",
+    counted_exposure!(),
+    " AND ",
+    in_segment!(),
+    "
             GROUP BY user_id
         ) AS ex USING user_id
         WHERE ts >= first_exposed - ?
@@ -100,7 +127,8 @@ FROM
     )
     GROUP BY assigned_variant
 )
-GROUP BY variant";
+GROUP BY variant"
+);
 
 /// What [`RESULTS_SQL`] is asked: times in Unix seconds.
 pub struct StatsQuery<'a> {
@@ -112,21 +140,22 @@ pub struct StatsQuery<'a> {
     pub to: u32,
     /// Length of the CUPED pre-exposure window.
     pub cuped_seconds: u32,
+    /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
+    pub segment: (&'a str, &'a str),
+}
+
+/// Binds the parameters of an exposure subquery: experiment, window, segment.
+fn exposed(query: Query, experiment_id: i64, from: u32, to: u32, segment: (&str, &str)) -> Query {
+    query.bind(experiment_id).bind(from).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
-    Ok(ch
-        .query(RESULTS_SQL)
-        .bind(q.experiment_id)
-        .bind(q.from)
-        .bind(q.to)
+    let query = exposed(ch.query(RESULTS_SQL), q.experiment_id, q.from, q.to, q.segment)
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
-        .bind(q.to)
-        .bind(q.experiment_id)
-        .bind(q.from)
-        .bind(q.to)
+        .bind(q.to);
+    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment)
         .bind(q.cuped_seconds)
         .fetch_all::<VariantStats>()
         .await?)
@@ -145,7 +174,8 @@ pub struct DayStats {
 /// One pass: per user the earliest exposure (variant, time) and the first event of the
 /// type at or after it (inside the window; a duplicate event cannot change a minimum);
 /// each user then counts once on their exposure day and once on their conversion day.
-pub const TIMESERIES_SQL: &str = "
+pub const TIMESERIES_SQL: &str = concat!(
+    "
 SELECT
     assigned_variant AS variant,
     toString(tupleElement(point, 1)) AS day,
@@ -164,6 +194,11 @@ FROM
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant, min(exposed_at) AS first_exposed
         FROM exposures
         WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            AND ",
+    counted_exposure!(),
+    " AND ",
+    in_segment!(),
+    "
         GROUP BY user_id
     ) AS exposed
     ANY LEFT JOIN
@@ -180,28 +215,36 @@ FROM
             SELECT user_id, min(exposed_at) AS exposed_first
             FROM exposures
             WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            AND ",
+    counted_exposure!(),
+    " AND ",
+    in_segment!(),
+    "
             GROUP BY user_id
         ) AS ex USING user_id
         WHERE ts >= exposed_first
         GROUP BY user_id
     ) AS conv USING user_id
 )
-GROUP BY assigned_variant, day";
+GROUP BY assigned_variant, day"
+);
 
-pub async fn day_stats(ch: &Client, experiment_id: i64, event_type: &str, from: u32, to: u32) -> Result<Vec<DayStats>> {
-    Ok(ch
-        .query(TIMESERIES_SQL)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .bind(event_type)
-        .bind(from)
-        .bind(to)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all::<DayStats>()
-        .await?)
+/// What [`TIMESERIES_SQL`] is asked: times in Unix seconds.
+pub struct DaysQuery<'a> {
+    pub experiment_id: i64,
+    pub event_type: &'a str,
+    pub from: u32,
+    pub to: u32,
+    /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
+    pub segment: (&'a str, &'a str),
+}
+
+pub async fn day_stats(ch: &Client, q: &DaysQuery<'_>) -> Result<Vec<DayStats>> {
+    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.from, q.to, q.segment)
+        .bind(q.event_type)
+        .bind(q.from)
+        .bind(q.to);
+    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment).fetch_all::<DayStats>().await?)
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -235,10 +278,12 @@ struct ExposedUsers {
 /// contiguous id range, so this reads only those experiments' part of the primary key).
 pub async fn exposed_users(ch: &Client, first: i64, last: i64) -> Result<HashMap<i64, u64>> {
     let rows = ch
-        .query(
+        .query(concat!(
             "SELECT experiment_id, toUInt64(uniqExact(user_id)) AS users FROM exposures
-             WHERE experiment_id >= ? AND experiment_id <= ? GROUP BY experiment_id",
-        )
+                 WHERE experiment_id >= ? AND experiment_id <= ? AND ",
+            counted_exposure!(),
+            " GROUP BY experiment_id"
+        ))
         .bind(first)
         .bind(last)
         .fetch_all::<ExposedUsers>()
