@@ -9,14 +9,20 @@ use sqlx::{types::Json, PgPool, Postgres, Transaction};
 use super::StorageError;
 use crate::{
     domain::{
-        experiment::TOTAL_BP,
         experiment::{Rollout, ValidExperiment},
-        rollout::{Layer, Placement},
+        rollout::Placement,
         rules::{HashKind, LayerRange},
         Experiment, ExperimentPatch, Status, Variant,
     },
     stats::Significance,
 };
+
+mod assignments;
+mod layers;
+
+pub use assignments::{assign, assignment, expose_forced, ExposureContext, StoredAssignment};
+pub use layers::{create_layer, free_ranges, gaps, layer, layers};
+use layers::{layer_id, taken};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -216,77 +222,6 @@ async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
     Ok(id)
 }
 
-async fn layer_id(tx: &mut Transaction<'static, Postgres>, key: &str, field: &'static str, lock: &str) -> Result<i64> {
-    sqlx::query_scalar(&format!("SELECT id FROM layers WHERE key = $1 {lock}"))
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| StorageError::UnknownLayer { key: key.to_owned(), field })
-}
-
-/// The ranges experiments that are not stopped hold in `layer`, in order.
-async fn taken<'e>(db: impl sqlx::PgExecutor<'e>, layer: i64) -> Result<Vec<[u32; 2]>> {
-    let rows: Vec<(i32, i32)> = sqlx::query_as(
-        "SELECT layer_start, layer_end FROM experiments
-         WHERE layer_id = $1 AND status <> 'stopped' ORDER BY layer_start",
-    )
-    .bind(layer)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|(s, e)| [s as u32, e as u32]).collect())
-}
-
-/// The free ranges of a layer whose taken ranges are `taken` (sorted, disjoint).
-pub fn gaps(taken: &[[u32; 2]]) -> Vec<[u32; 2]> {
-    let mut free = Vec::new();
-    let mut at = 0;
-    for [s, e] in taken {
-        if *s > at {
-            free.push([at, *s]);
-        }
-        at = at.max(*e);
-    }
-    if at < TOTAL_BP {
-        free.push([at, TOTAL_BP]);
-    }
-    free
-}
-
-/// The free ranges of the layer `key` (empty when it does not exist).
-pub async fn free_ranges(db: &PgPool, key: &str) -> Result<Vec<[u32; 2]>> {
-    let layer: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM layers WHERE key = $1").bind(key).fetch_optional(db).await?;
-    match layer {
-        Some(layer) => Ok(gaps(&taken(db, layer).await?)),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// A new layer with a fresh salt; `None` when the key is taken.
-pub async fn create_layer(db: &PgPool, key: &str, description: Option<&str>) -> Result<Option<Layer>> {
-    let salt = uuid::Uuid::new_v4().simple().to_string();
-    Ok(sqlx::query_as(
-        "INSERT INTO layers (key, description, salt) VALUES ($1, $2, $3)
-         ON CONFLICT (key) DO NOTHING RETURNING key, description, salt, created_at",
-    )
-    .bind(key)
-    .bind(description)
-    .bind(salt)
-    .fetch_optional(db)
-    .await?)
-}
-
-pub async fn layers(db: &PgPool) -> Result<Vec<Layer>> {
-    Ok(sqlx::query_as("SELECT key, description, salt, created_at FROM layers ORDER BY key").fetch_all(db).await?)
-}
-
-pub async fn layer(db: &PgPool, key: &str) -> Result<Option<Layer>> {
-    Ok(sqlx::query_as("SELECT key, description, salt, created_at FROM layers WHERE key = $1")
-        .bind(key)
-        .fetch_optional(db)
-        .await?)
-}
-
 /// Every experiment with its variants, in id order (the configuration snapshot).
 pub async fn all_experiments(db: &PgPool) -> Result<Vec<Experiment>> {
     let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} ORDER BY e.id");
@@ -361,90 +296,6 @@ async fn apply_patch(
             .await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-/// A user's committed assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct StoredAssignment {
-    pub variant_id: i64,
-    pub assigned_at: DateTime<Utc>,
-}
-
-pub async fn assignment(db: &PgPool, experiment_id: i64, user_id: &str) -> Result<Option<StoredAssignment>> {
-    Ok(sqlx::query_as("SELECT variant_id, assigned_at FROM assignments WHERE experiment_id = $1 AND user_id = $2")
-        .bind(experiment_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?)
-}
-
-/// What an exposure carries besides the assignment: the request's id (passed on to the
-/// Kafka message's headers) and the attributes it sent (text values).
-#[derive(Debug, Clone, Copy)]
-pub struct ExposureContext<'a> {
-    pub request_id: Option<&'a str>,
-    pub attributes: &'a BTreeMap<String, String>,
-}
-
-impl ExposureContext<'_> {
-    fn attributes(&self) -> Option<Json<&BTreeMap<String, String>>> {
-        (!self.attributes.is_empty()).then_some(Json(self.attributes))
-    }
-}
-
-/// Assigns a user who has none, if the experiment is running, together with the user's
-/// exposure in the outbox: one statement, so both commit or neither does. `None` when the
-/// user already has an assignment or the experiment is not running (a concurrent first
-/// request for the same user waits on the row's key until the other one commits).
-pub async fn assign(
-    db: &PgPool,
-    experiment_id: i64,
-    user_id: &str,
-    variant: (i64, &str),
-    context: ExposureContext<'_>,
-) -> Result<Option<DateTime<Utc>>> {
-    Ok(sqlx::query_scalar(
-        "WITH assigned AS (
-             INSERT INTO assignments (experiment_id, user_id, variant_id)
-             SELECT $1, $2, $3 FROM experiments WHERE id = $1 AND status = 'running'
-             ON CONFLICT (experiment_id, user_id) DO NOTHING
-             RETURNING experiment_id, user_id, assigned_at
-         ), queued AS (
-             INSERT INTO exposure_outbox (experiment_id, user_id, variant, exposed_at, request_id, attributes)
-             SELECT experiment_id, user_id, $4, assigned_at, $5, $6 FROM assigned
-         )
-         SELECT assigned_at FROM assigned",
-    )
-    .bind(experiment_id)
-    .bind(user_id)
-    .bind(variant.0)
-    .bind(variant.1)
-    .bind(context.request_id)
-    .bind(context.attributes())
-    .fetch_optional(db)
-    .await?)
-}
-
-/// A forced user's exposure, flagged so analysis leaves it out; nothing is assigned.
-pub async fn expose_forced(
-    db: &PgPool,
-    experiment_id: i64,
-    user_id: &str,
-    variant: &str,
-    context: ExposureContext<'_>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO exposure_outbox (experiment_id, user_id, variant, exposed_at, request_id, attributes, forced)
-         VALUES ($1, $2, $3, now(), $4, $5, true)",
-    )
-    .bind(experiment_id)
-    .bind(user_id)
-    .bind(variant)
-    .bind(context.request_id)
-    .bind(context.attributes())
-    .execute(db)
-    .await?;
     Ok(())
 }
 
