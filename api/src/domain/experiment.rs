@@ -288,8 +288,8 @@ fn basis_points(pct: f64) -> Result<u32, &'static str> {
         return Err("allocation_percent must be in (0, 100]");
     }
     let bp = (pct * 100.0).round();
-    if (pct * 100.0 - bp).abs() > 1e-6 {
-        return Err("allocation_percent has at most two decimals");
+    if (pct * 100.0 - bp).abs() > 1e-6 || bp == 0.0 {
+        return Err("allocation_percent has at most two decimals (0.01 at the least)");
     }
     Ok(bp as u32)
 }
@@ -371,6 +371,10 @@ mod tests {
         assert_eq!(field_of(validate_variants(&[v("a", 40.0), v("b", 50.0)]).expect_err("sum")), "variants");
         assert_eq!(
             field_of(validate_variants(&[v("a", 33.333), v("b", 66.667)]).expect_err("decimals")),
+            "variants[0].allocation_percent"
+        );
+        assert_eq!(
+            field_of(validate_variants(&[v("a", 5e-324), v("b", 100.0)]).expect_err("0 basis points")),
             "variants[0].allocation_percent"
         );
         assert_eq!(field_of(validate_variants(&[v(" ", 50.0), v("b", 50.0)]).expect_err("blank")), "variants[0].name");

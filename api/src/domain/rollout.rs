@@ -81,8 +81,9 @@ pub fn basis_points(pct: f64, field: &str, zero_ok: bool) -> Result<u32, Violati
         return Err(violation(field, format!("{field} must be a percentage in {lower}, 100]")));
     }
     let bp = (pct * 100.0).round();
-    if (pct * 100.0 - bp).abs() > 1e-6 {
-        return Err(violation(field, format!("{field} has at most two decimals")));
+    // 5e-324 is above 0 and "has two decimals" within the tolerance, yet 0 basis points.
+    if (pct * 100.0 - bp).abs() > 1e-6 || (bp == 0.0 && !zero_ok) {
+        return Err(violation(field, format!("{field} has at most two decimals (0.01 at the least)")));
     }
     Ok(bp as u32)
 }
@@ -267,6 +268,7 @@ mod tests {
             (json!({"key": "k", "range": [0, 10001]}), "layer.range"),
             (json!({"key": "k", "percent": 0}), "layer.percent"),
             (json!({"key": "k", "percent": 10.001}), "layer.percent"),
+            (json!({"key": "k", "percent": 5e-324}), "layer.percent"),
             (json!({"key": "a b", "percent": 10}), "layer.key"),
         ] {
             assert_eq!(ask(bad.clone()).expect_err("refused").field, field, "{bad}");
