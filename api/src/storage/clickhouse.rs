@@ -48,11 +48,16 @@ macro_rules! counted_exposure {
     };
 }
 
-/// The segment filter of the results and time series statements: with `''` for the
-/// attribute, everyone; else the users whose exposure carried attribute = value.
-macro_rules! in_segment {
+/// The exposure rows of the results and time series statements, bound by [`exposed`]:
+/// the experiment's, in the window, counted, and of the segment (with `''` for the
+/// attribute, everyone; else the users whose exposure carried attribute = value).
+macro_rules! exposed_where {
     () => {
-        "(? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
+        concat!(
+            "WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?) AND ",
+            counted_exposure!(),
+            " AND (? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
+        )
     };
 }
 
@@ -79,11 +84,8 @@ FROM
     (
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant
         FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-            AND ",
-    counted_exposure!(),
-    " AND ",
-    in_segment!(),
+        ",
+    exposed_where!(),
     "
         GROUP BY user_id
     )
@@ -114,11 +116,8 @@ FROM
         (
             SELECT user_id, min(exposed_at) AS first_exposed, argMin(variant, exposed_at) AS assigned_variant
             FROM exposures
-            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-            AND ",
-    counted_exposure!(),
-    " AND ",
-    in_segment!(),
+            ",
+    exposed_where!(),
     "
             GROUP BY user_id
         ) AS ex USING user_id
@@ -144,7 +143,8 @@ pub struct StatsQuery<'a> {
     pub segment: (&'a str, &'a str),
 }
 
-/// Binds the parameters of an exposure subquery: experiment, window, segment.
+/// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
+/// segment.
 fn exposed(query: Query, experiment_id: i64, from: u32, to: u32, segment: (&str, &str)) -> Query {
     query.bind(experiment_id).bind(from).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
 }
@@ -193,11 +193,8 @@ FROM
     (
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant, min(exposed_at) AS first_exposed
         FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-            AND ",
-    counted_exposure!(),
-    " AND ",
-    in_segment!(),
+        ",
+    exposed_where!(),
     "
         GROUP BY user_id
     ) AS exposed
@@ -214,11 +211,8 @@ FROM
         (
             SELECT user_id, min(exposed_at) AS exposed_first
             FROM exposures
-            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
-            AND ",
-    counted_exposure!(),
-    " AND ",
-    in_segment!(),
+            ",
+    exposed_where!(),
     "
             GROUP BY user_id
         ) AS ex USING user_id
