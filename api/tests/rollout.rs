@@ -334,6 +334,9 @@ async fn sdk_config(c: &Client, etag: Option<&str>) -> (StatusCode, Option<Strin
     let response = request.send().await.expect("request");
     let status = response.status();
     let etag = response.headers().get(header::ETAG).map(|v| v.to_str().expect("ascii").to_owned());
+    if status == StatusCode::OK {
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "private, max-age=10");
+    }
     let body = response.bytes().await.expect("body");
     (status, etag, serde_json::from_slice(&body).ok())
 }

@@ -417,10 +417,13 @@ mod tests {
         let new = schema(<NewExperiment as utoipa::PartialSchema>::schema());
         let patch = schema(<ExperimentPatch as utoipa::PartialSchema>::schema());
         let variant = schema(<NewVariant as utoipa::PartialSchema>::schema());
+        let holdout = schema(<super::super::rollout::NewHoldout as utoipa::PartialSchema>::schema());
         for (pattern, expected) in [
             (&new["properties"]["name"]["pattern"], NAME_PATTERN),
             (&patch["properties"]["name"]["pattern"], NAME_PATTERN),
             (&variant["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&holdout["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&holdout["properties"]["description"]["pattern"], TEXT_PATTERN),
             (&new["properties"]["description"]["pattern"], TEXT_PATTERN),
             (&patch["properties"]["description"]["pattern"], TEXT_PATTERN),
         ] {

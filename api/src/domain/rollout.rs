@@ -168,6 +168,15 @@ pub struct Layer {
     pub created_at: DateTime<Utc>,
 }
 
+/// An experiment holding a range of a layer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LayerMember {
+    pub id: i64,
+    pub name: String,
+    pub status: super::Status,
+    pub range: [u32; 2],
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "checkout", "description": "Checkout page experiments"}))]
 pub struct NewLayer {

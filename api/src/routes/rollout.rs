@@ -12,10 +12,10 @@ use server::{body::JsonBody, ApiError, ErrorCode};
 
 use crate::{
     domain::{
-        experiment::{validate_name, ValidExperiment, TOTAL_BP},
-        rollout::{self, Layer, NewHoldout, NewLayer},
+        experiment::{validate_description, validate_name, ValidExperiment, TOTAL_BP},
+        rollout::{self, Layer, LayerMember, NewHoldout, NewLayer},
         rules::{SdkConfig, GENERAL_VARIANT, HOLDOUT_VARIANT},
-        Experiment, Status,
+        Experiment,
     },
     stats::{Significance, DEFAULT_SEQUENTIAL_TUNING},
     storage::postgres as pg,
@@ -31,14 +31,6 @@ pub struct LayerDetail {
     pub experiments: Vec<LayerMember>,
     /// `[start, end)` ranges in basis points no experiment holds.
     pub free: Vec<[u32; 2]>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LayerMember {
-    pub id: i64,
-    pub name: String,
-    pub status: Status,
-    pub range: [u32; 2],
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,9 +59,7 @@ pub async fn create_layer(
     JsonBody(new): JsonBody<NewLayer>,
 ) -> Result<(StatusCode, Json<Layer>), ApiError> {
     rollout::check_layer_key(&new.key, "key").map_err(layer_error)?;
-    if new.description.as_ref().is_some_and(|d| d.chars().count() > 10_000 || d.contains('\0')) {
-        return Err(ApiError::field(ErrorCode::InvalidLayer, "description", "at most 10000 characters, no NUL"));
-    }
+    validate_description(new.description.as_deref()).map_err(layer_error)?;
     let layer = pg::create_layer(&state.db, &new.key, new.description.as_deref())
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("layer `{}` exists already", new.key)))?;
@@ -101,16 +91,7 @@ pub async fn list_layers(State(state): State<AppState>) -> Result<Json<LayerList
 pub async fn get_layer(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<LayerDetail>, ApiError> {
     let layer =
         pg::layer(&state.db, &key).await?.ok_or_else(|| ApiError::NotFound(format!("layer `{key}` does not exist")))?;
-    let mut experiments: Vec<LayerMember> = pg::all_experiments(&state.db)
-        .await?
-        .into_iter()
-        .filter(|e| e.status != Status::Stopped)
-        .filter_map(|e| {
-            let range = e.rollout.layer.as_ref().filter(|l| l.key == key)?.range;
-            Some(LayerMember { id: e.id, name: e.name, status: e.status, range })
-        })
-        .collect();
-    experiments.sort_by_key(|m| m.range);
+    let experiments = pg::layer_members(&state.db, &key).await?;
     let taken: Vec<[u32; 2]> = experiments.iter().map(|m| m.range).collect();
     Ok(Json(LayerDetail { layer, free: pg::gaps(&taken), experiments }))
 }
@@ -139,9 +120,7 @@ pub async fn create_holdout(
     if let Some(key) = &new.layer {
         rollout::check_layer_key(key, "layer")?;
     }
-    if new.description.as_ref().is_some_and(|d| d.chars().count() > 10_000 || d.contains('\0')) {
-        return Err(ApiError::field(ErrorCode::InvalidExperiment, "description", "at most 10000 characters, no NUL"));
-    }
+    validate_description(new.description.as_deref())?;
     let valid = ValidExperiment {
         name: new.name.trim().to_owned(),
         description: new.description,

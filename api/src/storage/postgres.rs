@@ -21,7 +21,7 @@ mod assignments;
 mod layers;
 
 pub use assignments::{assign, assignment, expose_forced, ExposureContext, StoredAssignment};
-pub use layers::{create_layer, free_ranges, gaps, layer, layers};
+pub use layers::{create_layer, free_ranges, gaps, layer, layer_members, layers};
 use layers::{layer_id, taken};
 
 type Result<T> = std::result::Result<T, StorageError>;

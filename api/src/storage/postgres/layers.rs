@@ -3,7 +3,11 @@
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{Result, StorageError};
-use crate::domain::{experiment::TOTAL_BP, rollout::Layer};
+use crate::domain::{
+    experiment::TOTAL_BP,
+    rollout::{Layer, LayerMember},
+    Status,
+};
 
 pub(super) async fn layer_id(
     tx: &mut Transaction<'static, Postgres>,
@@ -79,4 +83,19 @@ pub async fn layer(db: &PgPool, key: &str) -> Result<Option<Layer>> {
         .bind(key)
         .fetch_optional(db)
         .await?)
+}
+
+/// The experiments holding a range of layer `key` (not stopped), by range.
+pub async fn layer_members(db: &PgPool, key: &str) -> Result<Vec<LayerMember>> {
+    let rows: Vec<(i64, String, Status, i32, i32)> = sqlx::query_as(
+        "SELECT e.id, e.name, e.status, e.layer_start, e.layer_end FROM experiments e
+         JOIN layers l ON l.id = e.layer_id WHERE l.key = $1 AND e.status <> 'stopped' ORDER BY e.layer_start",
+    )
+    .bind(key)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, status, s, e)| LayerMember { id, name, status, range: [s as u32, e as u32] })
+        .collect())
 }
