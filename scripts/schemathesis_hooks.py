@@ -10,8 +10,20 @@ operations (a valid body must be accepted) instead of allowing their 400s.
 
 - POST /experiments: variant names are unique in the experiment, and the allocations sum
   to exactly 100 (each in (0, 100] with two decimals, which the schema does say).
-- POST /events and POST /events/batch: `timestamp` is not before 1970 and at most
-  `ingest.max_future_skew` (1 h) ahead of the receive time: a rule relative to "now".
+- POST /events, POST /events/batch and POST /exposures: `timestamp` is not before 1970
+  and at most `ingest.max_future_skew` (1 h) ahead of the receive time: a rule relative
+  to "now".
+- POST /experiments, rollout settings: `forced` names existing variants, `conditions` are
+  a valid condition (a language of its own, docs/assignment.md), `start_at` precedes
+  `stop_at`, and `layer` names a layer that exists. Bodies generated as valid keep
+  `start_at`/`stop_at` (in order) and drop the other three, whose rules the API tests
+  cover (api/tests/rollout.rs).
+- POST /holdouts: `layer` names a layer that exists (dropped from valid bodies).
+- GET /experiments/{id}/results and /timeseries: `attribute` and `attribute_value` go
+  together (a valid query has both or neither).
+- POST /experiments/{id}/assignment/{user_id}: `attributes` are at most 50, with names of
+  1 to 128 characters without NUL and values that are strings (at most 1024 characters),
+  numbers or booleans.
 """
 
 import re
@@ -68,6 +80,37 @@ def experiment_rules(context, case):
     if isinstance(variants, list) and all(isinstance(v, dict) for v in variants) and 2 <= len(variants) <= 20:
         _unique_names(variants)
         _allocations_summing_to_100(variants)
+    for field in ("forced", "conditions", "layer"):
+        case.body.pop(field, None)
+    start, stop = case.body.get("start_at"), case.body.get("stop_at")
+    if isinstance(start, str) and isinstance(stop, str):
+        case.body.pop("stop_at")  # their order needs parsing both; one alone is always valid
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/holdouts")
+def holdout_rules(context, case):
+    if _generated_valid(case) and isinstance(case.body, dict):
+        case.body.pop("layer", None)
+    return case
+
+
+def _attribute(value):
+    if isinstance(value, str):
+        return value[:1024]
+    if isinstance(value, (bool, int, float)):
+        return value
+    return str(value)[:1024]
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/experiments/{id}/assignment/{user_id}")
+def attribute_rules(context, case):
+    if _generated_valid(case) and isinstance(case.body, dict) and isinstance(case.body.get("attributes"), dict):
+        attributes = {}
+        for name, value in case.body["attributes"].items():
+            name = name.replace("\0", "")[:128] or "a"
+            attributes[name] = _attribute(value)
+        case.body["attributes"] = dict(list(attributes.items())[:50])
     return case
 
 
@@ -98,3 +141,30 @@ def batch_timestamps(context, case):
         for event in case.body:
             _timestamp_in_range(event)
     return case
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/exposures")
+def exposure_timestamps(context, case):
+    if _generated_valid(case) and isinstance(case.body, dict) and isinstance(case.body.get("exposures"), list):
+        for exposure in case.body["exposures"]:
+            _timestamp_in_range(exposure)
+    return case
+
+
+def _segment_together(case):
+    """`attribute` and `attribute_value` go together: a valid query has both or neither."""
+    if _generated_valid(case) and isinstance(case.query, dict):
+        if ("attribute" in case.query) != ("attribute_value" in case.query):
+            case.query.pop("attribute", None)
+            case.query.pop("attribute_value", None)
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/results")
+def results_segment(context, case):
+    return _segment_together(case)
+
+
+@schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/timeseries")
+def timeseries_segment(context, case):
+    return _segment_together(case)

@@ -1,5 +1,9 @@
 //! What one api process keeps in memory, each bounded (see README "Scaling out"):
 //!
+//! - [`ConfigCache`]: the rollout configuration of every experiment and layer (what
+//!   `GET /sdk/config` serves and assignment decides with) for `api.experiment_cache_ttl`;
+//!   reloaded at once after a local change or when an experiment it lacks is asked for;
+//!   a stale copy keeps serving while Postgres is down.
 //! - [`ExperimentCache`]: experiment definitions for `api.experiment_cache_ttl`, at most
 //!   [`MAX_EXPERIMENTS`] of them; a stale copy keeps serving while Postgres is down.
 //! - [`AssignmentCache`]: committed assignments, at most `api.assignment_cache_entries`
@@ -12,12 +16,121 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::{
-    domain::Experiment,
+    domain::{
+        rules::{Rules, SdkConfig},
+        Experiment,
+    },
     storage::{self, postgres::StoredAssignment, StorageError},
 };
+
+/// One load of the configuration: the rules to decide with, the experiments (with their
+/// variants' ids) and the document as served, with its ETag.
+pub struct Snapshot {
+    pub rules: Rules,
+    pub experiments: HashMap<i64, Experiment>,
+    pub body: axum::body::Bytes,
+    pub etag: String,
+    /// When its load started: it holds every change committed before.
+    loaded: Instant,
+}
+
+impl Snapshot {
+    async fn load(db: &PgPool) -> Result<Snapshot, StorageError> {
+        let loaded = Instant::now();
+        let experiments = storage::postgres::all_experiments(db).await?;
+        let layers = storage::postgres::layers(db).await?;
+        let config = SdkConfig::of(&experiments, &layers);
+        let body = axum::body::Bytes::from(serde_json::to_vec(&config).unwrap_or_default());
+        let etag = format!("\"{}\"", hex(&Sha256::digest(&body)[..16]));
+        Ok(Snapshot {
+            rules: Rules::new(config),
+            experiments: experiments.into_iter().map(|e| (e.id, e)).collect(),
+            body,
+            etag,
+            loaded,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub struct ConfigCache {
+    ttl: Duration,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// One reload at a time; who waited for it uses its result.
+    reloading: tokio::sync::Mutex<()>,
+    /// The last local change: snapshots loaded before it are stale.
+    changed: Mutex<Option<Instant>>,
+}
+
+impl ConfigCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, current: RwLock::default(), reloading: tokio::sync::Mutex::default(), changed: Mutex::default() }
+    }
+
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The configuration, fresh within the TTL; a stale one while Postgres is unavailable.
+    pub async fn get(&self, db: &PgPool) -> Result<Arc<Snapshot>, StorageError> {
+        let changed = self.changed.lock().ok().and_then(|c| *c);
+        match self.current() {
+            Some(s) if s.loaded.elapsed() < self.ttl && changed.is_none_or(|c| s.loaded > c) => Ok(s),
+            _ => self.reload(db, Instant::now()).await,
+        }
+    }
+
+    /// The configuration holding experiment `id`: reloaded once when the current one lacks
+    /// it but Postgres has it (created by another api instance); `None` when it does not exist.
+    pub async fn with(&self, db: &PgPool, id: i64) -> Result<Option<Arc<Snapshot>>, StorageError> {
+        let asked = Instant::now();
+        let snapshot = self.get(db).await?;
+        if snapshot.experiments.contains_key(&id) {
+            return Ok(Some(snapshot));
+        }
+        if storage::postgres::experiment(db, id).await?.is_none() {
+            return Ok(None);
+        }
+        let snapshot = self.reload(db, asked).await?;
+        Ok(snapshot.experiments.contains_key(&id).then_some(snapshot))
+    }
+
+    /// Loads unless a load that started after `asked` already finished.
+    async fn reload(&self, db: &PgPool, asked: Instant) -> Result<Arc<Snapshot>, StorageError> {
+        let _one = self.reloading.lock().await;
+        let stale = self.current();
+        if let Some(s) = &stale {
+            if s.loaded > asked {
+                return Ok(s.clone());
+            }
+        }
+        let loaded = match Snapshot::load(db).await {
+            Err(e) if e.is_unavailable() && stale.is_some() => {
+                tracing::warn!(error = %e, "configuration reload failed: serving the previous one");
+                return Ok(stale.unwrap_or_else(|| unreachable!()));
+            }
+            other => Arc::new(other?),
+        };
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// After a local change: the next request loads the configuration again.
+    pub fn invalidate(&self) {
+        if let Ok(mut changed) = self.changed.lock() {
+            *changed = Some(Instant::now());
+        }
+    }
+}
 
 /// Most experiment definitions one process caches.
 pub const MAX_EXPERIMENTS: usize = 10_000;

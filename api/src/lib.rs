@@ -44,6 +44,7 @@ pub struct AppState {
     pub events: Arc<Events>,
     pub exposures_topic: String,
     pub experiments: Arc<cache::ExperimentCache>,
+    pub config: Arc<cache::ConfigCache>,
     pub assignments: Arc<cache::AssignmentCache>,
     pub rollup: Arc<rollup::Rollup>,
 }
@@ -57,6 +58,7 @@ impl AppState {
             events: Events::new(config, sink, registry),
             exposures_topic: config.kafka.topics.exposures.clone(),
             experiments: Arc::new(cache::ExperimentCache::new(config.api.experiment_cache_ttl)),
+            config: Arc::new(cache::ConfigCache::new(config.api.experiment_cache_ttl)),
             assignments: Arc::new(cache::AssignmentCache::new(config.api.assignment_cache_entries)),
             rollup: Arc::new(rollup::Rollup::new(&config.rollup, registry)),
         })

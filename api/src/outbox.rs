@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use common::{
-    event::{ExposureEnvelope, ENVELOPE_VERSION},
+    event::ExposureEnvelope,
     kafka::{Message, Sink},
     metrics::{self, Registry},
     shutdown::CancellationToken,
@@ -134,12 +134,11 @@ impl Relay {
 }
 
 fn envelope(e: &pg::QueuedExposure) -> Vec<u8> {
-    ExposureEnvelope {
-        v: ENVELOPE_VERSION,
-        experiment_id: e.experiment_id,
-        variant: e.variant.as_str().into(),
-        user_id: e.user_id.as_str().into(),
-        exposed_at_ms: e.exposed_at.timestamp_millis(),
-    }
-    .encode()
+    let exposed_at_ms = e.exposed_at.timestamp_millis();
+    let mut envelope =
+        ExposureEnvelope::new(e.experiment_id, e.variant.as_str().into(), e.user_id.as_str().into(), exposed_at_ms);
+    envelope.forced = e.forced;
+    let attributes = e.attributes.iter().flat_map(|a| a.0.iter());
+    envelope.attributes = attributes.map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect();
+    envelope.encode()
 }

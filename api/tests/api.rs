@@ -2,92 +2,15 @@
 
 use std::{collections::HashMap, process::Stdio, sync::Arc, time::Duration};
 
-use common::{
-    testkit::{eventually, Proxy, Service, Stack, TestEnv},
-    Config,
-};
+use common::testkit::{eventually, Proxy, Stack};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-const WAIT: Duration = Duration::from_secs(90);
+mod support;
 
-async fn start_api(config: Config) -> Service {
-    Service::start(config, api::run).await
-}
-
-async fn start_consumer(config: Config) -> Service {
-    Service::start(config, consumer::run).await
-}
-
-#[derive(Clone)]
-struct Client {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    fn new(api: &Service) -> Self {
-        Self { base: api.url(""), http: reqwest::Client::new() }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth("test-key");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON ({status}): {text:.200}")))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::PATCH, path, Some(body)).await
-    }
-
-    async fn create(&self, variants: &[(&str, f64)]) -> Value {
-        let variants: Vec<Value> = variants.iter().map(|(n, p)| json!({"name": n, "allocation_percent": p})).collect();
-        let (status, body) = self
-            .post("/experiments", json!({"name": "Button Color Test", "description": "d", "variants": variants}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
-    }
-}
-
-async fn setup() -> (TestEnv, Service, Client) {
-    let stack = Stack::from_env();
-    let env = stack.env(&stack.shared_cluster().await).await;
-    let api = start_api(env.config.clone()).await;
-    let client = Client::new(&api);
-    (env, api, client)
-}
-
-/// Exposures in Kafka once the relay has sent `expected` of them (and the outbox is
-/// empty), so a test can then check that no more arrived.
-async fn exposures_in_kafka(env: &TestEnv, expected: i64) -> i64 {
-    let db = pg(env).await;
-    eventually("the exposures relayed", WAIT, || async {
-        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_outbox").fetch_one(&db).await.ok()?;
-        let sent = env.topic_messages(&env.config.kafka.topics.exposures).await;
-        (waiting == 0 && sent >= expected).then_some(sent)
-    })
-    .await
-}
-
-async fn pg(env: &TestEnv) -> sqlx::PgPool {
-    common::postgres::pool(&env.config.postgres).expect("pool")
-}
+use support::*;
 
 #[tokio::test]
 async fn experiments_are_created_listed_fetched_and_patched_with_clear_errors() {
@@ -484,7 +407,8 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     // old-user: exposed 10 days ago, converted 9 days ago. new-user: exposed 1 h ago,
     // purchased 2 h ago (before exposure: no) and 30 min ago (yes).
     ch.query(&format!(
-        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) \
+         VALUES ({id}, 'old-user', 'a', {}), ({id}, 'new-user', 'b', {})",
         now - 10 * day,
         now - 3600
     ))
@@ -549,13 +473,8 @@ async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion
         ("u6", "b", at(0, 0)),
     ];
     let rows: Vec<String> = exposures.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
-    ch.query(&format!(
-        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
-        rows.join(", ")
-    ))
-    .execute()
-    .await
-    .expect("exposures");
+    let insert = "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES";
+    ch.query(&format!("{insert} {}", rows.join(", "))).execute().await.expect("exposures");
     let same = uuid::Uuid::new_v4();
     let events = [
         (uuid::Uuid::new_v4(), "u1", "purchase", at(4, 12)),
@@ -662,6 +581,7 @@ async fn openapi_and_docs_are_served_without_a_key() {
         "/event_types",
         "/events",
         "/events/batch",
+        "/exposures",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }

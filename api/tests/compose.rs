@@ -2,7 +2,10 @@
 //! every ABTEST_ variable they set is a real configuration key with a valid value, the
 //! services run binaries that exist, and ports and health checks agree with the config.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use common::Config;
 use figment::Jail;
@@ -41,6 +44,9 @@ fn scalar(v: &Value) -> String {
         other => panic!("not a scalar: {other:?}"),
     }
 }
+
+/// The image our services run, built once by the `init` service.
+const OUR_IMAGE: &str = "abtest:latest";
 
 /// The operator's .env as these tests assume it: only what compose requires.
 const OPERATOR_KEYS: &str = r#"["an-operators-own-key"]"#;
@@ -104,7 +110,7 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
             continue;
         }
         let config = load(&vars).unwrap_or_else(|e| panic!("service {name}: {e}"));
-        assert!(service.get("build").is_some(), "{name} sets ABTEST_ variables, so it runs our image");
+        assert_eq!(service["image"], Value::from(OUR_IMAGE), "{name} sets ABTEST_ variables, so it runs our image");
         let command: Vec<String> = service["command"].as_sequence().expect("command").iter().map(scalar).collect();
         let binary = command[0].as_str();
         assert!(
@@ -148,6 +154,141 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
         let err = load(&vars).expect_err("the local stack's key on 0.0.0.0");
         assert!(err.contains("auth.api_keys"), "{service}: {err}");
     }
+}
+
+/// A compose duration (Go's form, as compose reads it): `45s`, `1m30s`, `500ms`, `1h`.
+fn duration(text: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    assert!(!rest.is_empty(), "empty duration");
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or_else(|| panic!("{text}: no unit"));
+        let number: u64 = rest[..digits].parse().unwrap_or_else(|_| panic!("{text}: no number"));
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            other => panic!("{text}: unit {other}"),
+        };
+        total += unit * u32::try_from(number).expect("small number");
+        rest = &rest[unit_len..];
+    }
+    total
+}
+
+/// Beyond a service's own bound: committing, leaving the consumer group, closing clients.
+const STOP_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long a service of ours may take to stop after SIGTERM, from its configuration (the
+/// code paths are named in docker-compose.yml's comment on stop_grace_period).
+fn shutdown_bound(name: &str, config: &Config) -> Duration {
+    match name {
+        // consumer/src/pipeline.rs `finish`: the final flush is bounded by clickhouse.timeout.
+        "consumer" => config.clickhouse.timeout,
+        // In-flight requests finish, each bounded by api.request_timeout; then the
+        // producer flushes for up to ingest.ack_timeout (api/src/lib.rs `run`).
+        "api" => config.api.request_timeout + config.ingest.ack_timeout,
+        // In-flight requests wait for Kafka's ack (ack_timeout), then the producer flushes
+        // for up to ack_timeout (ingest/src/lib.rs `run`).
+        "ingest" => config.ingest.ack_timeout * 2,
+        other => panic!("no shutdown bound for {other}"),
+    }
+}
+
+#[test]
+fn compose_builds_once_and_every_dependency_can_be_met() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().expect("services");
+    let service = |name: &str| &services[&Value::from(name)];
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| scalar(v));
+
+    // The image is built once: only init has `build`, and compose builds it (never pulls
+    // an "abtest" image from a registry); the others run that local image.
+    let builders: Vec<&str> =
+        services.iter().filter(|(_, s)| s.get("build").is_some()).filter_map(|(n, _)| n.as_str()).collect();
+    assert_eq!(builders, ["init"], "exactly one service builds our image");
+    assert_eq!(service("init")["image"], Value::from(OUR_IMAGE));
+    assert_eq!(service("init")["pull_policy"], Value::from("build"));
+    for name in ["ingest", "consumer", "api"] {
+        assert_eq!(service(name)["image"], Value::from(OUR_IMAGE), "{name}");
+        assert_eq!(service(name)["pull_policy"], Value::from("never"), "{name} must not pull {OUR_IMAGE}");
+    }
+
+    // init is restarted until it succeeds; a service that others wait on to complete must
+    // be able to complete (no `always`/`unless-stopped`).
+    assert_eq!(service("init")["restart"], Value::from("on-failure"));
+
+    // Every service but the one-shot init has a health check with a start period.
+    for (name, svc) in services {
+        let name = name.as_str().expect("name");
+        if name == "init" {
+            assert!(svc.get("healthcheck").is_none(), "init is a one-shot, not a server");
+            continue;
+        }
+        let health = &svc["healthcheck"];
+        assert!(health.get("test").is_some(), "{name}: no health check");
+        let start = health.get("start_period").unwrap_or_else(|| panic!("{name}: health check without start_period"));
+        assert!(duration(&text(start)) > Duration::ZERO, "{name}: start_period");
+    }
+
+    // Every dependency exists, and its condition can be met: service_healthy needs a health
+    // check, service_completed_successfully a service that exits.
+    for (name, svc) in services {
+        let Some(Value::Mapping(deps)) = svc.get("depends_on") else { continue };
+        for (dep, how) in deps {
+            let dep_svc = services.get(dep).unwrap_or_else(|| panic!("{name:?} depends on missing {dep:?}"));
+            match how["condition"].as_str().expect("condition") {
+                "service_healthy" => assert!(dep_svc.get("healthcheck").is_some(), "{dep:?} has no health check"),
+                "service_completed_successfully" => {
+                    let restart = dep_svc.get("restart").and_then(Value::as_str).unwrap_or("no");
+                    assert!(
+                        matches!(restart, "no" | "on-failure") || restart.starts_with("on-failure:"),
+                        "{dep:?} never completes: restart {restart}"
+                    );
+                }
+                other => assert_eq!(other, "service_started"),
+            }
+        }
+    }
+
+    // Postgres is checked over TCP: the image's first-boot server listens on its socket only.
+    let pg_health = format!("{:?}", service("postgres")["healthcheck"]["test"]);
+    assert!(pg_health.contains("pg_isready") && pg_health.contains("-h 127.0.0.1"), "postgres: {pg_health}");
+}
+
+#[test]
+fn compose_stops_gracefully_and_ships_current_servers() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().expect("services");
+    let service = |name: &str| &services[&Value::from(name)];
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| scalar(v));
+
+    // SIGKILL comes after stop_grace_period: longer than each service's own shutdown bound.
+    for name in ["ingest", "consumer", "api"] {
+        let svc = service(name);
+        let config = load(&abtest_vars(&environment(svc))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let grace =
+            duration(&text(svc.get("stop_grace_period").unwrap_or_else(|| panic!("{name}: no stop_grace_period"))));
+        let bound = shutdown_bound(name, &config);
+        assert!(grace >= bound + STOP_MARGIN, "{name}: stop_grace_period {grace:?} < {bound:?} + {STOP_MARGIN:?}");
+    }
+
+    // Current servers: Apache Kafka 4.x (KRaft only) and a ClickHouse LTS line (x.3 or x.8).
+    let image = |name: &str| service(name)["image"].as_str().expect("image").to_owned();
+    let kafka = image("kafka");
+    let tag = kafka.strip_prefix("apache/kafka:").unwrap_or_else(|| panic!("kafka image {kafka}"));
+    assert_eq!(tag.split('.').next(), Some("4"), "Kafka 4.x: {kafka}");
+    let kafka_env = environment(service("kafka"));
+    assert_eq!(kafka_env["KAFKA_PROCESS_ROLES"], "broker,controller");
+    assert!(!kafka_env.keys().any(|k| k.contains("ZOOKEEPER")), "Kafka 4 has no ZooKeeper mode");
+    let clickhouse = image("clickhouse");
+    let tag = clickhouse.strip_prefix("clickhouse/clickhouse-server:").unwrap_or_else(|| panic!("{clickhouse}"));
+    let mut parts = tag.split('.').map(|p| p.parse::<u32>().unwrap_or_else(|_| panic!("{clickhouse}")));
+    let (year, minor) = (parts.next().expect("year"), parts.next().expect("minor"));
+    assert!(year >= 25 && (minor == 3 || minor == 8), "ClickHouse LTS lines are YY.3 and YY.8: {clickhouse}");
 }
 
 #[test]

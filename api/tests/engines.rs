@@ -49,12 +49,21 @@ fn dataset() -> (Vec<Rows>, Vec<Rows>) {
         let user = format!("u{i}");
         let at = T0 + (i % 10) * DAY + i * 37;
         let variant = ["a", "b", "c"][rng.next(3) as usize];
-        let envelope = |experiment_id, variant: &str, at: u32| ExposureEnvelope {
-            v: 1,
-            experiment_id,
-            variant: variant.to_owned().into(),
-            user_id: user.clone().into(),
-            exposed_at_ms: i64::from(at) * 1000,
+        let envelope = |experiment_id, variant: &str, at: u32| {
+            let mut e = ExposureEnvelope::new(
+                experiment_id,
+                variant.to_owned().into(),
+                user.clone().into(),
+                i64::from(at) * 1000,
+            );
+            if i % 5 == 0 {
+                // what local evaluation and targeting add (clickhouse/004)
+                e.forced = i % 10 == 0;
+                e.exposure_id = Some(format!("x-{i}-{experiment_id}").into());
+                e.attributes.insert("country".into(), ["DE", "FR"][(i % 2) as usize].into());
+                e.attributes.insert("age".into(), (20 + i % 50).to_string().into());
+            }
+            e
         };
         exposures.push_exposure(&envelope(1, variant, at), source);
         if i % 2 == 0 {
@@ -157,15 +166,20 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         "{va} vs {vb}"
     );
 
+    let everyone = ("", "");
     let questions = [
-        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14),
-        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0),
-        (1, "purchase", "missing", T0 + 2 * DAY, T0 + 9 * DAY, 7),
-        (2, "purchase", "order_value", T0 + 3 * DAY, T0 + 10 * DAY, 14),
-        (2, "click", "n", T0 - 30 * DAY, T0 + 40 * DAY, 365),
+        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14, everyone),
+        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0, everyone),
+        (1, "purchase", "missing", T0 + 2 * DAY, T0 + 9 * DAY, 7, everyone),
+        (2, "purchase", "order_value", T0 + 3 * DAY, T0 + 10 * DAY, 14, everyone),
+        (2, "click", "n", T0 - 30 * DAY, T0 + 40 * DAY, 365, everyone),
+        // Users with attributes: every 5th; of them the even ones are forced (left out).
+        (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14, ("country", "FR")),
+        (1, "click", "", T0 - 30 * DAY, T0 + 40 * DAY, 0, ("age", "25")),
     ];
-    for (experiment_id, event_type, value_property, from, to, cuped_days) in questions {
-        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds: cuped_days * DAY };
+    for (experiment_id, event_type, value_property, from, to, cuped_days, segment) in questions {
+        let cuped_seconds = cuped_days * DAY;
+        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds, segment };
         let mut x = ch::variant_stats(&a, &q).await.expect("18.16 results");
         let mut y = ch::variant_stats(&b, &q).await.expect("current results");
         x.sort_by(|l, r| l.variant.cmp(&r.variant));
@@ -176,8 +190,9 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
             "{experiment_id} {event_type}:\n{x:?}\n{y:?}"
         );
 
-        let mut x = ch::day_stats(&a, experiment_id, event_type, from, to).await.expect("18.16 timeseries");
-        let mut y = ch::day_stats(&b, experiment_id, event_type, from, to).await.expect("current timeseries");
+        let q = ch::DaysQuery { experiment_id, event_type, from, to, segment };
+        let mut x = ch::day_stats(&a, &q).await.expect("18.16 timeseries");
+        let mut y = ch::day_stats(&b, &q).await.expect("current timeseries");
         let key = |s: &ch::DayStats| (s.variant.clone(), s.day.clone(), s.exposed_users, s.converted_users);
         let (mut x, mut y): (Vec<_>, Vec<_>) =
             (x.drain(..).map(|s| key(&s)).collect(), y.drain(..).map(|s| key(&s)).collect());
@@ -187,6 +202,27 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         assert_eq!(x, y, "{experiment_id} {event_type} timeseries");
     }
     assert_eq!(ch::exposed_users(&a, 1, 2).await.expect("18.16"), ch::exposed_users(&b, 1, 2).await.expect("current"));
+    #[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+    struct Attributed {
+        experiment_id: u64,
+        user_id: String,
+        forced: u8,
+        attribute_keys: Vec<String>,
+        attribute_values: Vec<String>,
+        exposure_id: String,
+    }
+    let attributes = |c: clickhouse::Client| async move {
+        c.query(
+            "SELECT experiment_id, user_id, forced, attribute_keys, attribute_values, exposure_id FROM exposures FINAL \
+             WHERE length(attribute_keys) > 0 OR forced = 1 OR exposure_id != '' ORDER BY experiment_id, user_id",
+        )
+        .fetch_all::<Attributed>()
+        .await
+        .expect("exposure attributes")
+    };
+    let (x, y) = (attributes(a.clone()).await, attributes(b.clone()).await);
+    assert!(x.len() > 50 && x.iter().any(|r| r.forced == 1), "{x:?}");
+    assert_eq!(x, y, "the columns of clickhouse/004 hold the same on both engines");
 
     // Event types count rows, not distinct ids ("a replayed event may count twice"), so
     // they are compared once merges have collapsed the duplicates on both engines.

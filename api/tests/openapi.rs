@@ -29,7 +29,7 @@ fn response_ref(operation: &Value, status: &str) -> Option<String> {
 fn every_operation_lists_the_errors_it_can_answer() {
     let doc = doc();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 10, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+    assert_eq!(ops.len(), 17, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
     for (method, path, op) in &ops {
         let what = format!("{method} {path}");
         assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");
@@ -37,14 +37,20 @@ fn every_operation_lists_the_errors_it_can_answer() {
         // within the request timeout.
         assert_eq!(response_ref(op, "401").as_deref(), Some("Unauthorized"), "{what}");
         assert_eq!(response_ref(op, "503").as_deref(), Some("Unavailable"), "{what}");
-        assert_eq!(response_ref(op, "400").as_deref(), Some("BadRequest"), "{what}");
-        let has_id = path.contains("{id}");
+        // A 400 wherever the client sends something: parameters or a body.
+        let parameters = op["parameters"].as_array().map(|p| p.iter().any(|p| p["in"] != "header"));
+        let has_input = parameters.unwrap_or(false) || op.get("requestBody").is_some();
+        assert_eq!(response_ref(op, "400").as_deref(), has_input.then_some("BadRequest"), "{what}");
+        let has_id = path.contains("{id}") || path.contains("{key}");
         assert_eq!(response_ref(op, "404").is_some(), has_id, "{what}: 404 exactly where there is an id");
         let has_body = op.get("requestBody").is_some();
         assert_eq!(has_body, method == "POST" || method == "PATCH", "{what}");
         assert_eq!(response_ref(op, "413").as_deref(), has_body.then_some("PayloadTooLarge"), "{what}");
         assert_eq!(response_ref(op, "415").as_deref(), has_body.then_some("UnsupportedMediaType"), "{what}");
-        let conflict = path == "/experiments/{id}/assignment/{user_id}";
+        // New assignments of a paused experiment; layer ranges taken; a layer key taken.
+        let conflict = path == "/experiments/{id}/assignment/{user_id}"
+            || (path.starts_with("/experiments") && (method == "POST" || method == "PATCH"))
+            || (path == "/layers" && method == "POST");
         assert_eq!(response_ref(op, "409").as_deref(), conflict.then_some("Conflict"), "{what}");
         let success: Vec<&String> =
             op["responses"].as_object().expect("responses").keys().filter(|s| s.starts_with('2')).collect();
@@ -106,6 +112,28 @@ fn request_rules_are_constraints_or_stated_in_words() {
     assert_eq!((&batch["minItems"], &batch["maxItems"]), (&json!(1), &json!(10_000)));
     assert_eq!(batch["items"]["$ref"], "#/components/schemas/EventSchema");
 
+    let body = &doc["paths"]["/exposures"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/ExposureBatchSchema");
+    let batch = schema(&doc, "ExposureBatchSchema");
+    assert_eq!(batch["required"], json!(["exposures"]));
+    let items = &batch["properties"]["exposures"];
+    assert_eq!((&items["minItems"], &items["maxItems"]), (&json!(1), &json!(10_000)));
+    assert_eq!(items["items"]["$ref"], "#/components/schemas/ExposureSchema");
+    let exposure = schema(&doc, "ExposureSchema");
+    assert_eq!(exposure["required"], json!(["exposure_id", "experiment_id", "variant", "user_id"]));
+    let p = &exposure["properties"];
+    assert_eq!((&p["exposure_id"]["minLength"], &p["exposure_id"]["maxLength"]), (&json!(1), &json!(128)));
+    assert_eq!(p["experiment_id"]["minimum"], 1);
+    assert_eq!(
+        (&p["variant"]["maxLength"], p["variant"]["pattern"].as_str()),
+        (&json!(100), Some(api::domain::experiment::NAME_PATTERN))
+    );
+    assert_eq!(p["user_id"]["maxLength"], 256);
+    let attributes = &p["attributes"]["oneOf"][0];
+    assert_eq!((&attributes["maxProperties"], &attributes["propertyNames"]["maxLength"]), (&json!(50), &json!(128)));
+    assert_eq!(attributes["additionalProperties"]["oneOf"][0]["maxLength"], 1024);
+    assert!(described("ExposureSchema").contains("max_future_skew"));
+
     for path in ["/experiments/{id}", "/experiments/{id}/assignment/{user_id}", "/experiments/{id}/results"] {
         let id = param(&doc, path, "get", "id");
         assert_eq!((&id["minimum"], &id["maximum"]), (&json!(1), &json!(i64::MAX)), "{path}");
@@ -124,7 +152,18 @@ fn request_rules_are_constraints_or_stated_in_words() {
 #[test]
 fn response_schemas_are_exactly_what_serde_writes() {
     let doc = doc();
-    let requests = ["NewExperiment", "NewVariant", "ExperimentPatch", "EventSchema"];
+    let requests = [
+        "NewExperiment",
+        "NewVariant",
+        "ExperimentPatch",
+        "EventSchema",
+        "LayerAsk",
+        "NewLayer",
+        "NewHoldout",
+        "AssignmentRequest",
+        "ExposureBatchSchema",
+        "ExposureSchema",
+    ];
     for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
         let Some(properties) = schema["properties"].as_object() else { continue };
         if requests.contains(&name.as_str()) {

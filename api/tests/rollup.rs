@@ -60,6 +60,8 @@ struct Exposure {
     variant: &'static str,
     at: u32,
     inserted_at: u32,
+    /// A forced user's exposure (flagged at assignment): counted nowhere.
+    forced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,7 @@ fn generate(e1: u64, e2: u64, t: u32, now: u32, rng: &mut Lcg) -> Data {
     let mut next_id = 1u128;
     for i in 0..450u32 {
         let user = format!("u{i}");
+        let forced = i % 37 == 5;
         let mut first = None;
         for (experiment, range, variants) in [(e1, 0..300, &["a", "b"][..]), (e2, 150..400, &["x", "y", "z"][..])] {
             if !range.contains(&i) {
@@ -116,7 +119,7 @@ fn generate(e1: u64, e2: u64, t: u32, now: u32, rng: &mut Lcg) -> Data {
             let variant = variants[rng.below(variants.len() as u32) as usize];
             let delay = if rng.chance(10) { HOUR + rng.below(8 * HOUR) } else { rng.below(60) };
             let inserted_at = (at + delay).min(last);
-            exposures.push(Exposure { experiment, user: user.clone(), variant, at, inserted_at });
+            exposures.push(Exposure { experiment, user: user.clone(), variant, at, inserted_at, forced });
             if rng.chance(10) {
                 // A later exposure with any variant: it changes nothing.
                 let later = at + 1 + rng.below(3 * HOUR);
@@ -127,6 +130,7 @@ fn generate(e1: u64, e2: u64, t: u32, now: u32, rng: &mut Lcg) -> Data {
                     variant,
                     at: later,
                     inserted_at: (later + rng.below(60)).min(last),
+                    forced,
                 });
             }
             if rng.chance(8) {
@@ -140,6 +144,7 @@ fn generate(e1: u64, e2: u64, t: u32, now: u32, rng: &mut Lcg) -> Data {
                         variant,
                         at: earlier,
                         inserted_at: (inserted_at + HOUR + rng.below(6 * HOUR)).min(last),
+                        forced,
                     });
                 }
             }
@@ -218,10 +223,13 @@ async fn insert_exposures(ch: &clickhouse::Client, rows: &[Exposure]) {
     for chunk in rows.chunks(2000) {
         let values: Vec<String> = chunk
             .iter()
-            .map(|e| format!("({}, '{}', '{}', {}, {})", e.experiment, e.user, e.variant, e.at, e.inserted_at))
+            .map(|e| {
+                let forced = u8::from(e.forced);
+                format!("({}, '{}', '{}', {}, {}, {forced})", e.experiment, e.user, e.variant, e.at, e.inserted_at)
+            })
             .collect();
         let sql = format!(
-            "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at, inserted_at) VALUES {}",
+            "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at, inserted_at, forced) VALUES {}",
             values.join(", ")
         );
         ch.query(&sql).execute().await.expect("insert exposures");
@@ -229,11 +237,12 @@ async fn insert_exposures(ch: &clickhouse::Client, rows: &[Exposure]) {
 }
 
 /// What the results must be, from the rows inserted so far: per user the first exposure in
-/// the window, each event id once, events at or after it counted, those in the CUPED days
-/// before it the covariate.
+/// the window (forced users' exposures never count), each event id once, events at or after
+/// it counted, those in the CUPED days before it the covariate.
 fn expected(exposures: &[Exposure], events: &[Event], q: &StatsQuery<'_>) -> Vec<VariantStats> {
     let mut first: HashMap<&str, (u32, &str)> = HashMap::new();
-    for e in exposures.iter().filter(|e| e.experiment as i64 == q.experiment_id && e.at >= q.from && e.at <= q.to) {
+    let counted = |e: &&Exposure| !e.forced && e.experiment as i64 == q.experiment_id && e.at >= q.from && e.at <= q.to;
+    for e in exposures.iter().filter(counted) {
         let entry = first.entry(&e.user).or_insert((e.at, e.variant));
         if e.at < entry.0 {
             *entry = (e.at, e.variant);
@@ -379,6 +388,7 @@ impl Timeline {
                 from: self.from,
                 to,
                 cuped_seconds: question.cuped_days * DAY,
+                segment: ("", ""),
             };
             let want = expected(&self.inserted.exposures, &self.inserted.events, &q);
             let what = format!(
@@ -536,6 +546,7 @@ async fn results_from_the_rollup_equal_results_from_the_raw_events() {
         from,
         to: now + HOUR,
         cuped_seconds: 14 * DAY,
+        segment: ("", ""),
     };
     let s5 = s4 + HOUR;
     sealer.round_until(Some(s5)).await.expect("seal");

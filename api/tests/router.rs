@@ -73,9 +73,13 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
 #[tokio::test]
 async fn hostile_bodies_on_every_route_get_a_4xx_json_error() {
     let app = app();
-    for (method, path) in
-        [("POST", "/experiments"), ("PATCH", "/experiments/1"), ("POST", "/events"), ("POST", "/events/batch")]
-    {
+    for (method, path) in [
+        ("POST", "/experiments"),
+        ("PATCH", "/experiments/1"),
+        ("POST", "/events"),
+        ("POST", "/events/batch"),
+        ("POST", "/exposures"),
+    ] {
         for (what, body, gzip) in hostile_bodies() {
             let (status, error) = send(&app, method, path, Some("Bearer test-key"), body, gzip).await;
             assert!(status.is_client_error(), "{method} {path} with {what}: {status} {error}");
@@ -177,6 +181,7 @@ async fn every_route_needs_a_key_and_every_error_is_json() {
         ("GET", "/event_types"),
         ("POST", "/events"),
         ("POST", "/events/batch"),
+        ("POST", "/exposures"),
     ];
     for (method, path) in routes {
         for auth in [None, Some("Bearer nope"), Some("Bearer "), Some("test-key")] {

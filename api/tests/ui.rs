@@ -344,6 +344,12 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     )
     .await;
     api.assign(skewed, "visitor", 200..400).await;
+    // Its rollout settings, which the page lists (assigned users keep their variants).
+    api.patch(
+        &format!("/experiments/{skewed}"),
+        json!({"coverage_percent": 80, "conditions": {"country": {"$in": ["DE", "AT"]}}, "forced": {"qa-anna": "on"}}),
+    )
+    .await;
 
     let query = "event_type=purchase&value_property=order_value";
     let results = eventually("every seeded exposure and purchase in the results", WAIT, || async {
@@ -558,6 +564,20 @@ async fn drive(
     browser.set_window_size(1280, 1000).await.expect("resize");
     browser.goto(&api_service.url(&format!("/ui#/experiments/{skewed}"))).await.expect("open skewed");
     until(browser, "the skewed experiment", &opened(&list["experiments"][1])).await;
+    let rollout = js(
+        browser,
+        "return Object.fromEntries([...document.querySelectorAll('#rollout dd')].map(d => [d.dataset.rollout, d.innerText]))",
+    )
+    .await;
+    assert_eq!(
+        rollout,
+        json!({
+            "Traffic": "80 % of users",
+            "Targeting": r#"{"country":{"$in":["DE","AT"]}}"#,
+            "Forced users": "1 (left out of the results): qa-anna → on",
+        }),
+        "the rollout settings as GET /experiments/{skewed} has them"
+    );
     click(browser, "#show").await;
     until(browser, "its results", "document.body.dataset.results === 'ready'").await;
     let srm = api.get(&format!("/experiments/{skewed}/results?event_type=purchase")).await;

@@ -128,7 +128,8 @@ fn every_evaluation_vector() {
         .evaluations
         .iter()
         .filter_map(|e| {
-            let decision = Rules::new(&e.config).decide(e.experiment_id, &e.user_id, &attributes(&e.attributes), e.now);
+            let decision =
+                Rules::new(e.config.clone()).decide(e.experiment_id, &e.user_id, &attributes(&e.attributes), e.now);
             let got = serde_json::json!({"variant": decision.variant, "reason": decision.reason});
             (got != e.expected).then(|| format!("{}: expected {}, got {got}", e.name, e.expected))
         })

@@ -104,9 +104,26 @@
     status.textContent = e.status;
     status.className = `status ${e.status}`;
     $("experiment-description").textContent = e.description || "";
+    $("rollout").replaceChildren(...rolloutRows(e).flatMap(([term, value]) => [
+      el("dt", {}, term),
+      el("dd", { "data-rollout": term }, value),
+    ]));
     $("pause").disabled = e.status !== "running";
     $("resume").disabled = e.status !== "paused";
     $("stop").disabled = e.status === "stopped";
+  }
+
+  // Who the experiment assigns (docs/assignment.md): one row per setting that is not the default.
+  function rolloutRows(e) {
+    const rows = [["Traffic", `${e.coverage_percent} % of users`]];
+    if (e.conditions) rows.push(["Targeting", el("code", {}, JSON.stringify(e.conditions))]);
+    if (e.start_at || e.stop_at) rows.push(["Schedule", `${e.start_at || "now"} → ${e.stop_at || "no end"}`]);
+    if (e.layer) rows.push(["Layer", `${e.layer.key}: buckets ${e.layer.range[0]}–${e.layer.range[1]} of 10000`]);
+    if (e.holdout) rows.push(["Holdout", `holds its users out of ${e.holdout_layer ? `layer ${e.holdout_layer}` : "every experiment"}`]);
+    const forced = Object.entries(e.forced || {});
+    if (forced.length) rows.push(["Forced users", `${forced.length} (left out of the results): ${forced.slice(0, 5).map(([u, v]) => `${u} → ${v}`).join(", ")}${forced.length > 5 ? ", …" : ""}`]);
+    if (e.hash && e.hash !== "sha256") rows.push(["Hash", `${e.hash} (seed ${e.seed})`]);
+    return rows;
   }
 
   // Suggestions for the event type: the types received lately (typing any other works too).
@@ -141,6 +158,11 @@
   function queryString() {
     const q = new URLSearchParams({ event_type: $("event-type").value.trim() });
     if ($("last-day").value) q.set("last_day", $("last-day").value);
+    const attribute = $("attribute").value.trim();
+    if (attribute) {
+      q.set("attribute", attribute);
+      q.set("attribute_value", $("attribute-value").value);
+    }
     return q;
   }
 
@@ -175,7 +197,8 @@
     $("warnings").hidden = others.length === 0;
     const from = r.window.from.slice(0, 16).replace("T", " ");
     const to = r.window.to.slice(0, 16).replace("T", " ");
-    $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC`;
+    const segment = r.segment ? ` · users with ${r.segment.attribute} = ${r.segment.value}` : "";
+    $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC${segment}`;
 
     const comparisons = r.variants.map((v) => v.comparison && v.comparison.conversion).filter(Boolean);
     const hasSequential = comparisons.some((c) => c.sequential);

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "001_events.sql", include_str!("../../clickhouse/001_events.sql")),
     (2, "002_exposures.sql", include_str!("../../clickhouse/002_exposures.sql")),
     (3, "003_exposures_earliest_wins.sql", include_str!("../../clickhouse/003_exposures_earliest_wins.sql")),
+    (4, "004_exposure_attributes.sql", include_str!("../../clickhouse/004_exposure_attributes.sql")),
     (5, "005_exposures_inserted_at.sql", include_str!("../../clickhouse/005_exposures_inserted_at.sql")),
     (6, "006_rollup.sql", include_str!("../../clickhouse/006_rollup.sql")),
 ];
@@ -94,7 +95,12 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error>
     let mut done = Vec::new();
     for (version, name, text) in MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)) {
         for statement in statements(text) {
-            db.query(&statement).execute().await?;
+            match db.query(&statement).execute().await {
+                Err(e) if column_already_added(&statement, &e) => {
+                    tracing::info!(file = name, %statement, "column already there (an interrupted run)");
+                }
+                result => result?,
+            }
         }
         let mut insert = db.insert::<Applied>("schema_migrations").await?;
         insert.write(&Applied { version: *version, name: (*name).to_owned() }).await?;
@@ -103,6 +109,17 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error>
         done.push(*name);
     }
     Ok(done)
+}
+
+/// Whether `statement` adds one column that the table already has: a run of its
+/// migration that was interrupted got that far. ClickHouse 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS`, so migrations add one column per statement and this takes the refusal as done.
+/// 18.16 answers code 44 (ILLEGAL_COLUMN), current releases 15 (DUPLICATE_COLUMN).
+pub fn column_already_added(statement: &str, e: &Error) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    let one_add_column = upper.starts_with("ALTER TABLE ") && upper.matches("ADD COLUMN ").count() == 1;
+    let already = matches!(e, Error::BadResponse(text) if text.contains("already exists"));
+    one_add_column && already && matches!(error_code(e), Some(15 | 44))
 }
 
 /// Splits a DDL file on `;` at line ends and drops `--` comment lines.
@@ -205,6 +222,20 @@ mod tests {
             assert!(!statements(text).is_empty(), "{name}");
             assert!(!text.contains("abtest."), "{name}: must not hard-code the database");
         }
+    }
+
+    #[test]
+    fn only_a_column_already_added_counts_as_done() {
+        let old = Error::BadResponse("Code: 44, e.displayText() = DB::Exception: Cannot add column c: column with this name already exists, e.what() = DB::Exception".into());
+        let current = Error::BadResponse("Code: 15. DB::Exception: Cannot add column `c`: column with this name already exists. (DUPLICATE_COLUMN) (version 26.9.2.1)".into());
+        let add = "ALTER TABLE exposures ADD COLUMN c UInt8 DEFAULT 0";
+        assert!(column_already_added(add, &old) && column_already_added(add, &current));
+        let two = "ALTER TABLE exposures ADD COLUMN c UInt8, ADD COLUMN d UInt8";
+        assert!(!column_already_added(two, &old), "a partly applied statement is not done");
+        assert!(!column_already_added("CREATE TABLE t (a UInt8) ENGINE = Memory", &current));
+        let other = Error::BadResponse("Code: 44. DB::Exception: Sorting key cannot contain nullable columns".into());
+        assert!(!column_already_added(add, &other));
+        assert!(!column_already_added(add, &Error::TimedOut));
     }
 
     #[test]

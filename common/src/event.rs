@@ -5,12 +5,15 @@
 //! instead of guessing. Properties travel as the client's raw JSON text: it is validated
 //! once at the edge and never re-serialised.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::BTreeMap};
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
+
+mod incoming;
+
+pub use incoming::*;
 
 /// Version of [`EventEnvelope`] and [`ExposureEnvelope`] written by this build.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -20,6 +23,16 @@ pub const MAX_USER_ID_CHARS: usize = 256;
 pub const MAX_TYPE_CHARS: usize = 128;
 /// Deepest nesting of objects and arrays accepted in `properties`.
 pub const MAX_PROPERTIES_DEPTH: usize = 32;
+/// Longest `exposure_id` (the client's idempotency key of an exposure), in characters.
+pub const MAX_EXPOSURE_ID_CHARS: usize = 128;
+/// Longest variant name, in characters (the api's rule for variant names).
+pub const MAX_VARIANT_CHARS: usize = 100;
+/// Most attributes stored with one exposure.
+pub const MAX_ATTRIBUTES: usize = 50;
+/// Longest attribute name, in characters.
+pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 128;
+/// Longest attribute value, in characters.
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
 /// Latest instant a ClickHouse `DateTime` can hold (2106-02-07).
 const MAX_DATETIME_MS: i64 = u32::MAX as i64 * 1000;
 
@@ -53,7 +66,15 @@ impl PartialEq for EventEnvelope<'_> {
     }
 }
 
+/// The user attributes stored with an exposure: names to text values, in name order.
+pub type Attributes<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
+
 /// A user's first assignment to a variant, in the `exposures` topic, keyed by `user_id`.
+///
+/// `forced`, `attributes` and `exposure_id` came later within version 1: absent in a
+/// message they take their defaults, and they are left out of a message when they hold
+/// them, so a message of either build decodes in the other (serde ignores fields it does
+/// not know).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExposureEnvelope<'a> {
     pub v: u8,
@@ -63,6 +84,39 @@ pub struct ExposureEnvelope<'a> {
     #[serde(borrow)]
     pub user_id: Cow<'a, str>,
     pub exposed_at_ms: i64,
+    /// The user was pinned to the variant (a forced QA user), not assigned by the hash;
+    /// analysis leaves such exposures out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub forced: bool,
+    /// The user's attributes at assignment (targeting), for breakdowns: at most
+    /// [`MAX_ATTRIBUTES`], names of 1 to [`MAX_ATTRIBUTE_NAME_CHARS`] characters without
+    /// NUL, values of at most [`MAX_ATTRIBUTE_VALUE_CHARS`].
+    #[serde(default, borrow, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: Attributes<'a>,
+    /// The client's id of this exposure (`POST /exposures`), 1 to
+    /// [`MAX_EXPOSURE_ID_CHARS`] characters.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub exposure_id: Option<Cow<'a, str>>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl<'a> ExposureEnvelope<'a> {
+    /// An exposure with the fields every build knows; not forced, no attributes, no id.
+    pub fn new(experiment_id: i64, variant: Cow<'a, str>, user_id: Cow<'a, str>, exposed_at_ms: i64) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            experiment_id,
+            variant,
+            user_id,
+            exposed_at_ms,
+            forced: false,
+            attributes: Attributes::new(),
+            exposure_id: None,
+        }
+    }
 }
 
 /// Why a message read from Kafka cannot be used; the consumer sends it to the DLQ.
@@ -123,8 +177,30 @@ impl<'a> ExposureEnvelope<'a> {
         if !(0..=MAX_DATETIME_MS).contains(&exposure.exposed_at_ms) {
             return Err(DecodeError::Field { field: "exposed_at_ms", message: "out of range" });
         }
+        if let Some(id) = &exposure.exposure_id {
+            check_len("exposure_id", id, MAX_EXPOSURE_ID_CHARS).map_err(field_err("exposure_id"))?;
+        }
+        check_attributes(&exposure.attributes)
+            .map_err(|(_, message)| DecodeError::Field { field: "attributes", message })?;
         Ok(exposure)
     }
+}
+
+/// The rules of [`ExposureEnvelope::attributes`]; on a failure, the attribute's name and
+/// the broken rule.
+pub fn check_attributes<'m>(attributes: &'m Attributes<'_>) -> Result<(), (&'m str, &'static str)> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(("", "more than 50 attributes"));
+    }
+    for (name, value) in attributes {
+        if check_len("", name, MAX_ATTRIBUTE_NAME_CHARS).is_err() || name.contains('\0') {
+            return Err((name, "attribute names are 1 to 128 characters without NUL"));
+        }
+        if value.len() > MAX_ATTRIBUTE_VALUE_CHARS && value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+            return Err((name, "attribute values are at most 1024 characters"));
+        }
+    }
+    Ok(())
 }
 
 fn field_err(field: &'static str) -> impl Fn(&'static str) -> DecodeError {
@@ -210,137 +286,10 @@ fn nesting_depth(json: &str) -> usize {
     max
 }
 
-/// An event as a producer sends it to `POST /events` (or as one element of a batch).
-#[derive(Debug, Deserialize)]
-pub struct IncomingEvent<'a> {
-    #[serde(borrow)]
-    pub user_id: Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    pub event_type: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pub properties: Option<&'a RawValue>,
-    #[serde(default)]
-    pub event_id: Option<Uuid>,
-    #[serde(default, borrow)]
-    pub timestamp: Option<IncomingTimestamp<'a>>,
-}
-
-impl<'de: 'a, 'a> IncomingEvent<'a> {
-    /// Like `Deserialize`, but only from a JSON object: serde's derive would also accept
-    /// an array of the fields in order (`["u1", "click"]`), which no client means.
-    pub fn deserialize_object<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for ObjectVisitor<'a> {
-            type Value = IncomingEvent<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an event object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                IncomingEvent::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
-    }
-}
-
-/// One event object, as the body of `POST /events`.
-pub struct EventObject<'a>(pub IncomingEvent<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for EventObject<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        IncomingEvent::deserialize_object(deserializer).map(EventObject)
-    }
-}
-
-/// RFC 3339 text or epoch milliseconds.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum IncomingTimestamp<'a> {
-    Millis(i64),
-    #[serde(borrow)]
-    Text(Cow<'a, str>),
-    /// Milliseconds written as a JSON number with a fraction part (`1700000000000.0`): JSON
-    /// (and JSON Schema's `integer`) make no difference when the fraction is zero.
-    Number(f64),
-}
-
-/// A validation failure naming the offending field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
-    }
-}
-
-/// The JSON text used when a client sends no properties.
-fn empty_object() -> &'static RawValue {
-    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!()))
-}
-
-impl<'a> IncomingEvent<'a> {
-    /// Applies the edge's rules and builds the envelope. `now` is the receive time.
-    pub fn into_envelope(
-        self,
-        now: DateTime<Utc>,
-        max_future_skew: std::time::Duration,
-    ) -> Result<EventEnvelope<'a>, FieldError> {
-        check_len("user_id", &self.user_id, MAX_USER_ID_CHARS)
-            .map_err(|m| FieldError::new("user_id", format!("{m} (1 to {MAX_USER_ID_CHARS} characters)")))?;
-        check_len("type", &self.event_type, MAX_TYPE_CHARS)
-            .map_err(|m| FieldError::new("type", format!("{m} (1 to {MAX_TYPE_CHARS} characters)")))?;
-        let properties = match self.properties {
-            None => empty_object(),
-            Some(raw) if raw.get() == "null" => empty_object(),
-            Some(raw) if raw.get().starts_with('{') => raw,
-            Some(_) => return Err(FieldError::new("properties", "must be a JSON object")),
-        };
-        if nesting_depth(properties.get()) > MAX_PROPERTIES_DEPTH {
-            return Err(FieldError::new("properties", format!("nested deeper than {MAX_PROPERTIES_DEPTH} levels")));
-        }
-        let now_ms = now.timestamp_millis();
-        let timestamp_ms = match self.timestamp {
-            None => now_ms,
-            Some(IncomingTimestamp::Millis(ms)) => ms,
-            Some(IncomingTimestamp::Number(ms)) if ms.fract() == 0.0 && ms.abs() < 2f64.powi(63) => ms as i64,
-            Some(IncomingTimestamp::Number(_)) => {
-                return Err(FieldError::new("timestamp", "epoch milliseconds must be a whole number"))
-            }
-            Some(IncomingTimestamp::Text(text)) => DateTime::parse_from_rfc3339(&text)
-                .map_err(|_| FieldError::new("timestamp", "must be an RFC 3339 date-time or epoch milliseconds"))?
-                .timestamp_millis(),
-        };
-        let skew_ms = i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX);
-        if timestamp_ms > now_ms.saturating_add(skew_ms) {
-            return Err(FieldError::new(
-                "timestamp",
-                format!("more than {}s in the future", max_future_skew.as_secs()),
-            ));
-        }
-        if timestamp_ms < 0 {
-            return Err(FieldError::new("timestamp", "before 1970-01-01T00:00:00Z"));
-        }
-        Ok(EventEnvelope {
-            v: ENVELOPE_VERSION,
-            event_id: self.event_id.unwrap_or_else(Uuid::now_v7),
-            user_id: self.user_id,
-            event_type: self.event_type,
-            timestamp_ms,
-            received_at_ms: now_ms,
-            properties,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
     use std::time::Duration;
 
     const HOUR: Duration = Duration::from_secs(3600);
@@ -439,8 +388,163 @@ mod tests {
         assert_eq!(EventEnvelope::decode(future), Err(DecodeError::Version(2)));
         let empty_user = br#"{"v":1,"event_id":"0190b5a4-5d6e-7c3a-8f00-000000000001","user_id":"","type":"t","timestamp_ms":1,"received_at_ms":1,"properties":{}}"#;
         assert!(matches!(EventEnvelope::decode(empty_user), Err(DecodeError::Field { field: "user_id", .. })));
-        let exposure =
-            ExposureEnvelope { v: 1, experiment_id: 3, variant: "a".into(), user_id: "u".into(), exposed_at_ms: 5 };
+        let exposure = ExposureEnvelope::new(3, "a".into(), "u".into(), 5);
         assert_eq!(ExposureEnvelope::decode(&exposure.encode()), Ok(exposure));
+    }
+
+    /// The exposure fields of version 1 before `forced`, `attributes` and `exposure_id`.
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct OldExposure {
+        v: u8,
+        experiment_id: i64,
+        variant: String,
+        user_id: String,
+        exposed_at_ms: i64,
+    }
+
+    #[test]
+    fn exposures_of_either_build_decode_in_the_other() {
+        let old = br#"{"v":1,"experiment_id":3,"variant":"a","user_id":"u","exposed_at_ms":5}"#;
+        let decoded = ExposureEnvelope::decode(old).expect("an old message decodes");
+        assert_eq!(decoded, ExposureEnvelope::new(3, "a".into(), "u".into(), 5));
+        assert_eq!(decoded.encode(), old, "defaults are left out: the message is the old one byte for byte");
+
+        let mut new = ExposureEnvelope::new(3, "a".into(), "u".into(), 5);
+        new.forced = true;
+        new.exposure_id = Some("x-1".into());
+        new.attributes.insert("country".into(), "DE".into());
+        new.attributes.insert("age".into(), "41".into());
+        let bytes = new.encode();
+        assert_eq!(
+            std::str::from_utf8(&bytes).expect("utf-8"),
+            r#"{"v":1,"experiment_id":3,"variant":"a","user_id":"u","exposed_at_ms":5,"forced":true,"attributes":{"age":"41","country":"DE"},"exposure_id":"x-1"}"#
+        );
+        assert_eq!(ExposureEnvelope::decode(&bytes), Ok(new));
+        let seen_by_old: OldExposure = serde_json::from_slice(&bytes).expect("an old reader ignores the new fields");
+        assert_eq!(
+            seen_by_old,
+            OldExposure { v: 1, experiment_id: 3, variant: "a".into(), user_id: "u".into(), exposed_at_ms: 5 }
+        );
+    }
+
+    #[test]
+    fn decode_checks_the_new_exposure_fields() {
+        let with = |extra: &str| {
+            format!(r#"{{"v":1,"experiment_id":3,"variant":"a","user_id":"u","exposed_at_ms":5,{extra}}}"#)
+        };
+        let many: Vec<String> = (0..51).map(|i| format!(r#""k{i}":"v""#)).collect();
+        let cases = [
+            (with(r#""exposure_id":"""#), "exposure_id"),
+            (with(&format!(r#""exposure_id":"{}""#, "x".repeat(129))), "exposure_id"),
+            (with(r#""attributes":{"":"v"}"#), "attributes"),
+            (with(r#""attributes":{"a\u0000b":"v"}"#), "attributes"),
+            (with(&format!(r#""attributes":{{"k":"{}"}}"#, "v".repeat(1025))), "attributes"),
+            (with(&format!(r#""attributes":{{{}}}"#, many.join(","))), "attributes"),
+        ];
+        for (json, field) in cases {
+            match ExposureEnvelope::decode(json.as_bytes()) {
+                Err(DecodeError::Field { field: f, .. }) => assert_eq!(f, field, "{json}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        let at_limits = with(&format!(
+            r#""exposure_id":"{}","attributes":{{"{}":"{}"}}"#,
+            "x".repeat(128),
+            "n".repeat(128),
+            "v".repeat(1024)
+        ));
+        ExposureEnvelope::decode(at_limits.as_bytes()).expect("limits are inclusive");
+    }
+
+    fn exposure(json: &str) -> Result<ExposureEnvelope<'_>, FieldError> {
+        let JsonObject(incoming): JsonObject<IncomingExposure> = serde_json::from_str(json).expect("parses");
+        incoming.into_envelope(now(), HOUR)
+    }
+
+    #[test]
+    fn an_incoming_exposure_becomes_an_envelope() {
+        let e = exposure(
+            r#"{"exposure_id":"e1","experiment_id":7,"variant":"b","user_id":"u1","timestamp":"2026-01-01T11:00:00Z",
+                "attributes":{"country":"DE","age":41,"ratio":0.50,"beta":true,"q":"a\"b"}}"#,
+        )
+        .expect("valid");
+        assert_eq!((e.experiment_id, e.variant.as_ref(), e.user_id.as_ref()), (7, "b", "u1"));
+        assert_eq!(e.exposed_at_ms, now().timestamp_millis() - 3600 * 1000);
+        assert_eq!((e.exposure_id.as_deref(), e.forced), (Some("e1"), false));
+        let attributes: Vec<(&str, &str)> = e.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        assert_eq!(
+            attributes,
+            [("age", "41"), ("beta", "true"), ("country", "DE"), ("q", "a\"b"), ("ratio", "0.50")],
+            "numbers and booleans as their JSON text"
+        );
+        assert_eq!(ExposureEnvelope::decode(&e.encode()), Ok(e.clone()));
+
+        let e = exposure(r#"{"exposure_id":"e1","experiment_id":7,"variant":"b","user_id":"u1","attributes":null}"#)
+            .expect("valid");
+        assert_eq!(e.exposed_at_ms, now().timestamp_millis(), "the receive time when absent");
+        assert!(e.attributes.is_empty());
+        let e = exposure(r#"{"exposure_id":"e1","experiment_id":7.0,"variant":"b","user_id":"u1"}"#).expect("valid");
+        assert_eq!(e.experiment_id, 7, "a whole number");
+    }
+
+    #[test]
+    fn incoming_exposure_rules_name_the_field() {
+        let base = r#""exposure_id":"e","experiment_id":1,"variant":"a","user_id":"u""#;
+        let with = |extra: &str| format!("{{{base},{extra}}}");
+        let without = |field: &str| {
+            let kept: Vec<&str> = base.split(',').filter(|kv| !kv.starts_with(&format!("\"{field}\""))).collect();
+            format!("{{{}}}", kept.join(","))
+        };
+        let many: Vec<String> = (0..51).map(|i| format!(r#""k{i}":1"#)).collect();
+        let cases = [
+            (without("exposure_id"), "exposure_id"),
+            (without("experiment_id"), "experiment_id"),
+            (without("variant"), "variant"),
+            (without("user_id"), "user_id"),
+            (r#"{"exposure_id":"","experiment_id":1,"variant":"a","user_id":"u"}"#.to_owned(), "exposure_id"),
+            (
+                format!(r#"{{"exposure_id":"{}","experiment_id":1,"variant":"a","user_id":"u"}}"#, "e".repeat(129)),
+                "exposure_id",
+            ),
+            (r#"{"exposure_id":"e","experiment_id":0,"variant":"a","user_id":"u"}"#.to_owned(), "experiment_id"),
+            (r#"{"exposure_id":"e","experiment_id":1.5,"variant":"a","user_id":"u"}"#.to_owned(), "experiment_id"),
+            (
+                r#"{"exposure_id":"e","experiment_id":9223372036854775808,"variant":"a","user_id":"u"}"#.to_owned(),
+                "experiment_id",
+            ),
+            (r#"{"exposure_id":"e","experiment_id":1,"variant":" ","user_id":"u"}"#.to_owned(), "variant"),
+            (
+                format!(r#"{{"exposure_id":"e","experiment_id":1,"variant":"{}","user_id":"u"}}"#, "v".repeat(101)),
+                "variant",
+            ),
+            (r#"{"exposure_id":"e","experiment_id":1,"variant":"a","user_id":""}"#.to_owned(), "user_id"),
+            (
+                format!(r#"{{"exposure_id":"e","experiment_id":1,"variant":"a","user_id":"{}"}}"#, "u".repeat(257)),
+                "user_id",
+            ),
+            (with(r#""timestamp":"2026-01-01T13:00:01Z""#), "timestamp"),
+            (with(r#""timestamp":-1"#), "timestamp"),
+            (with(r#""attributes":{"a":null}"#), "attributes"),
+            (with(r#""attributes":{"a":[1]}"#), "attributes"),
+            (with(r#""attributes":{"a":{}}"#), "attributes"),
+            (with(r#""attributes":{"":"x"}"#), "attributes"),
+            (with(r#""attributes":{"a\u0000":"x"}"#), "attributes"),
+            (with(&format!(r#""attributes":{{"{}":"x"}}"#, "n".repeat(129))), "attributes"),
+            (with(&format!(r#""attributes":{{"a":"{}"}}"#, "x".repeat(1025))), "attributes"),
+            (with(&format!(r#""attributes":{{{}}}"#, many.join(","))), "attributes"),
+        ];
+        for (json, field) in cases {
+            let err = exposure(&json).expect_err(&json);
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        let at_limits = format!(
+            r#"{{"exposure_id":"{}","experiment_id":1,"variant":"{}","user_id":"{}","attributes":{{{}}}}}"#,
+            "e".repeat(128),
+            "v".repeat(100),
+            "u".repeat(256),
+            (0..50).map(|i| format!(r#""{i:0>128}":"{}""#, "x".repeat(1024))).collect::<Vec<_>>().join(",")
+        );
+        assert_eq!(exposure(&at_limits).expect("limits are inclusive").attributes.len(), 50);
+        assert!(serde_json::from_str::<JsonObject<IncomingExposure>>(r#"["e",1,"a","u"]"#).is_err(), "objects only");
     }
 }

@@ -88,3 +88,73 @@ async fn an_unversioned_install_keeps_its_rows_and_the_earliest_exposure_wins_me
     ch.query("OPTIMIZE TABLE exposures FINAL").execute().await.expect("merge");
     assert_eq!(exposures_of(&ch, "u").await, vec![Exposure { variant: "a".into(), exposed_at: 1000 }]);
 }
+
+#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+struct Attributed {
+    variant: String,
+    forced: u8,
+    attribute_keys: Vec<String>,
+    attribute_values: Vec<String>,
+    exposure_id: String,
+}
+
+/// 004 adds columns one per statement; a run stopped after some of them completes when
+/// `migrate` runs again (ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`), and rows
+/// written before read the defaults.
+#[tokio::test]
+async fn an_interrupted_column_migration_completes_on_the_next_run() {
+    let cfg = config();
+    let _drop = Dropped(cfg.clone());
+    let server = ours::client(&cfg).expect("client").with_database("default");
+    server.query(&format!("CREATE DATABASE {}", cfg.database)).execute().await.expect("database");
+    let ch = ours::client(&cfg).expect("client");
+    // Versions 1 to 3 applied and recorded, then 004 stopped after two of its statements.
+    ours::migrate(&cfg).await.expect("all migrations");
+    ch.query("DROP TABLE exposures").execute().await.expect("drop");
+    ch.query("DROP TABLE schema_migrations").execute().await.expect("drop");
+    ch.query(
+        "CREATE TABLE schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) \
+         ENGINE = ReplacingMergeTree() ORDER BY version",
+    )
+    .execute()
+    .await
+    .expect("versions");
+    for (version, name, text) in &ours::MIGRATIONS[..3] {
+        if *version >= 2 {
+            for statement in ours::statements(text) {
+                ch.query(&statement).execute().await.expect("DDL 2 and 3");
+            }
+        }
+        ch.query("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
+            .bind(version)
+            .bind(name)
+            .execute()
+            .await
+            .expect("record");
+    }
+    ch.query("INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES (1, 'before', 'a', 1000)")
+        .execute()
+        .await
+        .expect("old row");
+    let (_, name, text) = ours::MIGRATIONS[3];
+    assert_eq!(name, "004_exposure_attributes.sql");
+    for statement in &ours::statements(text)[..2] {
+        ch.query(statement).execute().await.expect("the first statements of 004");
+    }
+
+    assert_eq!(ours::migrate(&cfg).await.expect("the run after the interruption"), vec![name]);
+    assert!(ours::migrate(&cfg).await.expect("again").is_empty());
+    let row: Attributed = ch
+        .query("SELECT variant, forced, attribute_keys, attribute_values, exposure_id FROM exposures WHERE user_id = 'before'")
+        .fetch_one()
+        .await
+        .expect("the old row");
+    let defaults = Attributed {
+        variant: "a".into(),
+        forced: 0,
+        attribute_keys: vec![],
+        attribute_values: vec![],
+        exposure_id: "".into(),
+    };
+    assert_eq!(row, defaults);
+}

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::event::{EventEnvelope, EventObject, MAX_TYPE_CHARS, MAX_USER_ID_CHARS};
+use common::event::{
+    check_attributes, EventEnvelope, EventObject, ExposureEnvelope, IncomingExposures, JsonObject, MAX_TYPE_CHARS,
+    MAX_USER_ID_CHARS,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -25,6 +28,25 @@ fn check(bytes: &[u8]) {
     let encoded = envelope.encode();
     let decoded = EventEnvelope::decode(&encoded).expect("an accepted event always decodes");
     assert_eq!(decoded, envelope);
+}
+
+/// `POST /exposures`'s pipeline on raw bytes: whatever is accepted keeps every rule and
+/// survives the trip through Kafka unchanged.
+fn check_exposures(bytes: &[u8]) {
+    let Ok(JsonObject(IncomingExposures { exposures })) =
+        serde_json::from_slice::<JsonObject<IncomingExposures>>(bytes)
+    else {
+        return;
+    };
+    for JsonObject(incoming) in exposures {
+        let Ok(envelope) = incoming.into_envelope(now(), Duration::from_secs(3600)) else { continue };
+        assert!((1..=MAX_USER_ID_CHARS).contains(&envelope.user_id.chars().count()));
+        assert!(envelope.experiment_id > 0 && !envelope.forced);
+        assert!(envelope.exposed_at_ms >= 0 && envelope.exposed_at_ms <= now().timestamp_millis() + 3_600_000);
+        assert!(check_attributes(&envelope.attributes).is_ok());
+        let encoded = envelope.encode();
+        assert_eq!(ExposureEnvelope::decode(&encoded).expect("an accepted exposure always decodes"), envelope);
+    }
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -64,6 +86,29 @@ proptest! {
         timestamp in prop_oneof![any::<i64>().prop_map(Value::from), ".{0,40}".prop_map(Value::from), Just(Value::Null)],
     ) {
         check(json!({"user_id": user_id, "type": event_type, "properties": properties, "timestamp": timestamp}).to_string().as_bytes());
+    }
+
+    #[test]
+    fn exposures_with_arbitrary_fields_never_panic(
+        exposure_id in prop_oneof![".{0,140}".prop_map(Value::from), json_value()],
+        experiment_id in prop_oneof![any::<i64>().prop_map(Value::from), any::<f64>().prop_map(Value::from), json_value()],
+        variant in prop_oneof!["\\PC{0,110}".prop_map(Value::from), ".{0,3}".prop_map(Value::from), json_value()],
+        user_id in prop_oneof![".{0,300}".prop_map(Value::from), json_value()],
+        timestamp in prop_oneof![any::<i64>().prop_map(Value::from), ".{0,40}".prop_map(Value::from), Just(Value::Null)],
+        attributes in prop_oneof![
+            prop::collection::btree_map(".{0,130}", json_value(), 0..55).prop_map(|m| Value::Object(m.into_iter().collect())),
+            json_value(),
+        ],
+    ) {
+        let exposure = json!({"exposure_id": exposure_id, "experiment_id": experiment_id, "variant": variant,
+                              "user_id": user_id, "timestamp": timestamp, "attributes": attributes});
+        check_exposures(json!({ "exposures": [exposure] }).to_string().as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_json_exposures_never_panic(value in json_value()) {
+        check_exposures(json!({ "exposures": [value] }).to_string().as_bytes());
+        check_exposures(value.to_string().as_bytes());
     }
 
     #[test]

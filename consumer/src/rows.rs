@@ -5,7 +5,7 @@
 //!
 //! RowBinary (ClickHouse's `RowBinary` format): `UUID` as its two `u64` halves, high then
 //! low, little-endian; `String` as a LEB128 length and the bytes; `DateTime` and integers
-//! little-endian.
+//! little-endian; `Array(String)` as a LEB128 count and the strings.
 
 use std::ops::Range;
 
@@ -28,8 +28,12 @@ pub struct Table {
 /// `clickhouse/001_events.sql`.
 pub const EVENTS: Table =
     Table { name: "events", columns: "event_id, user_id, type, timestamp, received_at, properties" };
-/// `clickhouse/002_exposures.sql` (its `earliness` column is computed by ClickHouse).
-pub const EXPOSURES: Table = Table { name: "exposures", columns: "experiment_id, user_id, variant, exposed_at" };
+/// `clickhouse/003_exposures_earliest_wins.sql` (its `earliness` column is computed by
+/// ClickHouse) and `004_exposure_attributes.sql`.
+pub const EXPOSURES: Table = Table {
+    name: "exposures",
+    columns: "experiment_id, user_id, variant, exposed_at, forced, attribute_keys, attribute_values, exposure_id",
+};
 
 /// Rows of one table in RowBinary.
 #[derive(Debug, Default)]
@@ -86,6 +90,16 @@ impl Rows {
         put_str(&mut self.buf, e.user_id.as_bytes());
         put_str(&mut self.buf, e.variant.as_bytes());
         self.buf.extend_from_slice(&seconds(e.exposed_at_ms).to_le_bytes());
+        self.buf.push(u8::from(e.forced));
+        put_leb128(&mut self.buf, e.attributes.len());
+        for name in e.attributes.keys() {
+            put_str(&mut self.buf, name.as_bytes());
+        }
+        put_leb128(&mut self.buf, e.attributes.len());
+        for value in e.attributes.values() {
+            put_str(&mut self.buf, value.as_bytes());
+        }
+        put_str(&mut self.buf, e.exposure_id.as_deref().unwrap_or_default().as_bytes());
     }
 }
 
@@ -110,7 +124,12 @@ pub async fn insert(
 
 /// A RowBinary `String`: LEB128 length, then the bytes.
 fn put_str(buf: &mut Vec<u8>, bytes: &[u8]) {
-    let mut n = bytes.len();
+    put_leb128(buf, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+/// A length or count as RowBinary writes it.
+fn put_leb128(buf: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
@@ -120,7 +139,6 @@ fn put_str(buf: &mut Vec<u8>, bytes: &[u8]) {
         }
         buf.push(byte | 0x80);
     }
-    buf.extend_from_slice(bytes);
 }
 
 /// Milliseconds to `DateTime` seconds; decode already checked the range.
@@ -165,9 +183,20 @@ mod tests {
         assert_eq!((rows.len(), rows.source(1)), (2, Source { partition: 3, offset: 8 }));
 
         let mut exposures = Rows::default();
-        let x =
-            ExposureEnvelope { v: 1, experiment_id: 5, variant: "b".into(), user_id: "u".into(), exposed_at_ms: 3_000 };
+        let mut x = ExposureEnvelope::new(5, "b".into(), "u".into(), 3_000);
         exposures.push_exposure(&x, Source { partition: 0, offset: 0 });
-        assert_eq!(exposures.bytes(0..1), [5, 0, 0, 0, 0, 0, 0, 0, 1, b'u', 1, b'b', 3, 0, 0, 0]);
+        // not forced, no attribute names, no values, an empty exposure id
+        let old = [5, 0, 0, 0, 0, 0, 0, 0, 1, b'u', 1, b'b', 3, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(exposures.bytes(0..1), old);
+        x.forced = true;
+        x.attributes.insert("os".into(), "ios".into());
+        x.attributes.insert("age".into(), "4".into());
+        x.exposure_id = Some("e7".into());
+        exposures.push_exposure(&x, Source { partition: 0, offset: 1 });
+        let mut expected = vec![5, 0, 0, 0, 0, 0, 0, 0, 1, b'u', 1, b'b', 3, 0, 0, 0, 1];
+        expected.extend([2, 3, b'a', b'g', b'e', 2, b'o', b's']); // names, in order
+        expected.extend([2, 1, b'4', 3, b'i', b'o', b's']); // their values
+        expected.extend([2, b'e', b'7']);
+        assert_eq!(exposures.bytes(1..2), expected.as_slice());
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /events` and `POST /events/batch`: validate everything, then hand every event
-//! to Kafka and answer 202 only when Kafka acknowledged all of them.
+//! to Kafka and answer 202 only when Kafka acknowledged all of them. `POST /exposures`
+//! (`crate::exposures`) shares the state, the producer and the acknowledgement path.
 
 use std::{sync::Arc, time::Instant};
 
@@ -24,20 +25,21 @@ use server::{
     ApiError, ErrorCode,
 };
 
-/// Everything the event routes need; shared by the `ingest` and `api` binaries.
+/// Everything the event and exposure routes need; shared by the `ingest` and `api` binaries.
 pub struct Events {
     sink: Sink,
     topic: String,
-    limits: Limits,
-    metrics: EventMetrics,
+    pub(crate) exposures_topic: String,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: EventMetrics,
 }
 
 #[derive(Debug, Clone)]
-struct Limits {
-    max_event_bytes: usize,
-    max_batch_bytes: usize,
-    max_batch_events: usize,
-    max_future_skew: std::time::Duration,
+pub(crate) struct Limits {
+    pub(crate) max_event_bytes: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) max_batch_events: usize,
+    pub(crate) max_future_skew: std::time::Duration,
 }
 
 /// Why events were refused (the `reason` label of `abtest_events_rejected_total`).
@@ -76,10 +78,39 @@ impl Rejection {
     }
 }
 
-struct EventMetrics {
+pub(crate) struct EventMetrics {
+    events: Counts,
+    pub(crate) exposures: Counts,
+    ack_seconds: Histogram,
+}
+
+/// Messages of one kind (events, exposures) acknowledged, and refused by reason.
+pub(crate) struct Counts {
     accepted: IntCounter,
     rejected: IntCounterVec,
-    ack_seconds: Histogram,
+}
+
+impl Counts {
+    fn new(r: &Registry, kind: &str, what: &str) -> Self {
+        Self {
+            accepted: metrics::counter(
+                r,
+                &format!("abtest_{kind}_accepted_total"),
+                &format!("{what} acknowledged by Kafka and answered 202"),
+            ),
+            rejected: metrics::counter_vec(
+                r,
+                &format!("abtest_{kind}_rejected_total"),
+                &format!("{what} refused, by reason"),
+                &["reason"],
+            ),
+        }
+    }
+
+    /// Counts the messages of a refused request (at least one) under the error's reason.
+    fn reject(&self, e: &ApiError, messages: usize) {
+        self.rejected.with_label_values(&[Rejection::of(e).label()]).inc_by(messages.max(1) as u64);
+    }
 }
 
 impl EventMetrics {
@@ -92,24 +123,15 @@ impl EventMetrics {
             move || queued.in_flight() as i64,
         );
         Self {
-            accepted: metrics::counter(
-                r,
-                "abtest_events_accepted_total",
-                "Events acknowledged by Kafka and answered 202",
-            ),
-            rejected: metrics::counter_vec(r, "abtest_events_rejected_total", "Events refused, by reason", &["reason"]),
+            events: Counts::new(r, "events", "Events"),
+            exposures: Counts::new(r, "exposures", "Exposures"),
             ack_seconds: metrics::histogram(
                 r,
                 "abtest_produce_ack_seconds",
-                "Time from enqueue to Kafka acknowledgement of a request's events",
+                "Time from enqueue to Kafka acknowledgement of a request's events or exposures",
                 metrics::LATENCY_BUCKETS,
             ),
         }
-    }
-
-    /// Counts the events of a refused request (at least one) under the error's reason.
-    fn reject(&self, e: &ApiError, events: usize) {
-        self.rejected.with_label_values(&[Rejection::of(e).label()]).inc_by(events.max(1) as u64);
     }
 }
 
@@ -119,6 +141,7 @@ impl Events {
         Arc::new(Self {
             sink,
             topic: config.kafka.topics.events.clone(),
+            exposures_topic: config.kafka.topics.exposures.clone(),
             limits: Limits {
                 max_event_bytes: config.ingest.max_event_bytes,
                 max_batch_bytes: config.ingest.max_batch_bytes,
@@ -138,11 +161,22 @@ impl Events {
     async fn produce(&self, envelopes: &[EventEnvelope<'_>], request_id: Option<&str>) -> Result<usize, ApiError> {
         let messages: Vec<Message<Vec<u8>>> =
             envelopes.iter().map(|e| Message { key: e.user_id.as_bytes(), payload: e.encode(), request_id }).collect();
+        self.send(&self.topic, &messages, &self.metrics.events).await
+    }
+
+    /// Sends `messages` to `topic` and waits for every acknowledgement, counting them in
+    /// `counts` once all are in: the one path of the event and exposure routes to Kafka.
+    pub(crate) async fn send(
+        &self,
+        topic: &str,
+        messages: &[Message<'_, Vec<u8>>],
+        counts: &Counts,
+    ) -> Result<usize, ApiError> {
         let started = Instant::now();
-        let sent = self.sink.send_all(&self.topic, &messages).await;
+        let sent = self.sink.send_all(topic, messages).await;
         self.metrics.ack_seconds.observe(started.elapsed().as_secs_f64());
         sent?;
-        self.metrics.accepted.inc_by(messages.len() as u64);
+        counts.accepted.inc_by(messages.len() as u64);
         Ok(messages.len())
     }
 }
@@ -202,7 +236,7 @@ impl utoipa::ToSchema for EventBatch {
 
 /// `timestamp`: a date-time, epoch milliseconds or null.
 #[cfg(feature = "openapi")]
-fn timestamp_schema() -> utoipa::openapi::schema::Schema {
+pub(crate) fn timestamp_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     OneOfBuilder::new()
         .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
@@ -215,18 +249,22 @@ fn timestamp_schema() -> utoipa::openapi::schema::Schema {
 
 /// The unauthenticated event routes; callers put them behind the API key middleware.
 pub fn router(events: Arc<Events>) -> Router {
-    Router::new().route("/events", post(post_event)).route("/events/batch", post(post_batch)).with_state(events)
+    Router::new()
+        .route("/events", post(post_event))
+        .route("/events/batch", post(post_batch))
+        .route("/exposures", post(crate::exposures::post_exposures))
+        .with_state(events)
 }
 
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
-    /// How many events Kafka acknowledged: all of the request's.
+    /// How many events (exposures) Kafka acknowledged: all of the request's.
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub accepted: usize,
 }
 
-type Answer = Result<(StatusCode, Json<Accepted>), ApiError>;
+pub(crate) type Answer = Result<(StatusCode, Json<Accepted>), ApiError>;
 
 /// Record one event.
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/events", tag = "events", operation_id = "post_event",
@@ -249,7 +287,7 @@ pub async fn post_event(State(events): State<Arc<Events>>, headers: HeaderMap, b
         events.produce(&[envelope], request_id_of(&headers)).await
     }
     .await;
-    accepted(&events, answer, 1)
+    accepted(&events.metrics.events, answer, 1)
 }
 
 /// Record up to `ingest.max_batch_events` events, all or nothing. A bad event is a 400
@@ -290,15 +328,15 @@ pub async fn post_batch(State(events): State<Arc<Events>>, headers: HeaderMap, b
         events.produce(&envelopes, request_id_of(&headers)).await
     }
     .await;
-    accepted(&events, answer, n)
+    accepted(&events.metrics.events, answer, n)
 }
 
-/// 202 with the count, or the error after counting the refused events by reason.
-fn accepted(events: &Events, answer: Result<usize, ApiError>, events_in_request: usize) -> Answer {
+/// 202 with the count, or the error after counting the refused messages by reason.
+pub(crate) fn accepted(counts: &Counts, answer: Result<usize, ApiError>, in_request: usize) -> Answer {
     match answer {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(Accepted { accepted }))),
         Err(e) => {
-            events.metrics.reject(&e, events_in_request);
+            counts.reject(&e, in_request);
             Err(e)
         }
     }

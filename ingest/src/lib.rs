@@ -1,10 +1,11 @@
-//! The event edge: `POST /events` and `POST /events/batch` into Kafka, 202 only once Kafka
-//! has every event of the request.
+//! The event edge: `POST /events`, `POST /events/batch` and `POST /exposures` into Kafka,
+//! 202 only once Kafka has every event (exposure) of the request.
 //!
 //! [`router`] is the one implementation of the event routes; the `api` binary serves it too
 //! (the previous service's walkthrough posts events to the API's port).
 
 pub mod events;
+pub mod exposures;
 
 use std::sync::Arc;
 

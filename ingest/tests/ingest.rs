@@ -476,3 +476,86 @@ async fn request_ids_reach_kafka_headers_and_routes_are_measured() {
     }
     ingest.stop().await;
 }
+
+#[tokio::test]
+async fn exposures_reach_the_exposures_topic_and_bad_ones_are_400s_naming_the_field() {
+    let (env, ingest) = setup().await;
+    let topic = env.config.kafka.topics.exposures.clone();
+    let exposure = |i: usize| {
+        json!({"exposure_id": format!("x-{i}"), "experiment_id": 42, "variant": "treatment",
+               "user_id": format!("u-{i}"), "timestamp": 1_767_225_600_000_i64 + i as i64})
+    };
+    let mut batch: Vec<Value> = (0..5).map(exposure).collect();
+    batch[1]["attributes"] = json!({"country": "DE", "age": 41, "beta": false});
+    batch[2]["timestamp"] = Value::Null;
+    let (status, body) =
+        ingest.post("/exposures", gzip(json!({"exposures": batch}).to_string().as_bytes()), true).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 5})));
+    let messages = read_all(&env, &topic, 5);
+    assert_eq!(messages.len(), 5);
+    assert_eq!(env.topic_messages(&env.config.kafka.topics.events).await, 0, "nothing in the events topic");
+    let (key, payload) = messages.iter().find(|(k, _)| k == b"u-1").expect("u-1's message, keyed by user_id");
+    let e = common::event::ExposureEnvelope::decode(payload).expect("decodes");
+    assert_eq!((key.as_slice(), e.experiment_id, e.variant.as_ref()), (b"u-1".as_slice(), 42, "treatment"));
+    assert_eq!((e.exposed_at_ms, e.forced, e.exposure_id.as_deref()), (1_767_225_600_001, false, Some("x-1")));
+    let attributes: Vec<(&str, &str)> = e.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    assert_eq!(attributes, [("age", "41"), ("beta", "false"), ("country", "DE")]);
+
+    let with = |i: usize, field: &str, value: Value| {
+        let mut batch: Vec<Value> = (0..5).map(exposure).collect();
+        if value.is_null() {
+            batch[i].as_object_mut().expect("object").remove(field);
+        } else {
+            batch[i][field] = value;
+        }
+        json!({ "exposures": batch })
+    };
+    let many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases = [
+        (with(3, "user_id", Value::Null), "exposures[3].user_id", "invalid_exposure"),
+        (with(3, "user_id", json!("")), "exposures[3].user_id", "invalid_exposure"),
+        (with(3, "user_id", json!("u".repeat(257))), "exposures[3].user_id", "invalid_exposure"),
+        (with(0, "exposure_id", Value::Null), "exposures[0].exposure_id", "invalid_exposure"),
+        (with(0, "exposure_id", json!("e".repeat(129))), "exposures[0].exposure_id", "invalid_exposure"),
+        (with(4, "experiment_id", json!(0)), "exposures[4].experiment_id", "invalid_exposure"),
+        (with(4, "experiment_id", json!("42")), "exposures[4].experiment_id", "invalid_json"),
+        (with(2, "variant", json!(" ")), "exposures[2].variant", "invalid_exposure"),
+        (with(2, "variant", json!(["a"])), "exposures[2].variant", "invalid_json"),
+        (with(1, "timestamp", json!("yesterday")), "exposures[1].timestamp", "invalid_exposure"),
+        (with(1, "attributes", json!({"a": {"b": 1}})), "exposures[1].attributes", "invalid_exposure"),
+        (with(1, "attributes", json!({"a": "v".repeat(1025)})), "exposures[1].attributes", "invalid_exposure"),
+        (with(1, "attributes", Value::Object(many)), "exposures[1].attributes", "invalid_exposure"),
+        (with(1, "attributes", json!(["country"])), "exposures[1].attributes", "invalid_json"),
+        (json!({"exposures": []}), "exposures", "empty_batch"),
+        (json!({"exposures": [exposure(0), ["x-1", 42, "a", "u"]]}), "exposures[1]", "invalid_json"),
+        (json!({"exposure": [exposure(0)]}), "exposures", "invalid_json"),
+    ];
+    for (body, field, code) in cases {
+        let (status, error) = ingest.post("/exposures", body.to_string(), false).await;
+        assert_eq!(
+            (status, error["field"].as_str(), error["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field), Some(code)),
+            "{body}: {error}"
+        );
+    }
+    for body in ["[]", "not json", r#"{"exposures": {}}"#] {
+        let (status, error) = ingest.post("/exposures", body, false).await;
+        assert_eq!(
+            (status, error["error"].as_str().map(|c| c.starts_with("invalid"))),
+            (StatusCode::BAD_REQUEST, Some(true)),
+            "{body}: {error}"
+        );
+    }
+    let too_many: Vec<Value> = (0..10_001).map(exposure).collect();
+    let (status, error) = ingest.post("/exposures", json!({"exposures": too_many}).to_string(), false).await;
+    assert_eq!((status, error["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let all: Vec<Value> = (0..10_000).map(exposure).collect();
+    let (status, _) = ingest.post("/exposures", json!({"exposures": all}).to_string(), false).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "10 000 is the limit, inclusive");
+    assert_eq!(env.topic_messages(&topic).await, 10_005, "no refused exposure reached Kafka");
+    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("abtest_exposures_rejected_total{reason=\"invalid\"}"), "{metrics}");
+    assert!(metrics.contains("abtest_exposures_rejected_total{reason=\"too_large\"} 10001"), "{metrics}");
+    assert!(metrics.contains("abtest_exposures_accepted_total 10005"), "{metrics}");
+    ingest.stop().await;
+}

@@ -23,6 +23,7 @@ pub type Source = Box<dyn StdError + Send + Sync>;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidEvent,
+    InvalidExposure,
     EmptyBatch,
     InvalidJson,
     InvalidBody,
@@ -32,6 +33,8 @@ pub enum ErrorCode {
     InvalidId,
     InvalidUserId,
     InvalidExperiment,
+    InvalidAttributes,
+    InvalidLayer,
     Unauthorized,
     NotFound,
     MethodNotAllowed,

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::experiment::{Variant, TOTAL_BP};
+use super::{
+    experiment::{Variant, TOTAL_BP},
+    rules::Reason,
+};
 
 /// The bucket of `user_id` in an experiment with `salt`, in `[0, 10000)`.
 pub fn bucket(salt: &str, user_id: &str) -> u32 {
@@ -47,14 +50,19 @@ pub fn pick(variants: &[Variant], bucket: u32) -> Option<&Variant> {
     })
 }
 
-/// A user's variant, as `GET /experiments/{id}/assignment/{user_id}` answers it.
+/// A user's variant, or why none, as `GET /experiments/{id}/assignment/{user_id}` answers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Assignment {
     pub experiment_id: i64,
     pub user_id: String,
-    /// The variant's name.
-    pub variant: String,
-    pub assigned_at: DateTime<Utc>,
+    /// The variant's name; null when the user gets none (see `reason`).
+    pub variant: Option<String>,
+    /// `assigned` (stored, sticky), `forced` (a QA user, never stored), or why there is no
+    /// variant: `not_started`, `ended`, `holdout`, `not_in_layer`, `not_targeted`,
+    /// `not_in_traffic`.
+    pub reason: Reason,
+    /// When the assignment was stored; null without one.
+    pub assigned_at: Option<DateTime<Utc>>,
     /// True when this request made the assignment (and wrote the exposure).
     pub new: bool,
 }

@@ -1,10 +1,16 @@
 //! Experiments and variants: what they are and the rules a new or changed one must follow.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+pub use super::{patch::ExperimentPatch, rollout::Rollout};
+use super::{
+    rollout::{self, LayerAsk, Placement},
+    rules::HashKind,
+};
 use crate::stats::{Significance, DEFAULT_SEQUENTIAL_TUNING};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -51,6 +57,8 @@ pub struct Experiment {
     pub significance: Significance,
     /// Sample size (both variants) around which the sequential intervals are tightest.
     pub sequential_tuning: f64,
+    #[serde(flatten)]
+    pub rollout: Rollout,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -95,6 +103,32 @@ pub struct NewExperiment {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1e9)]
     pub sequential_tuning: Option<f64>,
+    /// `sha256` (default) or `growthbook_v2` (GrowthBook's hash: users keep the variants
+    /// GrowthBook gave them when `seed` is the GrowthBook experiment's seed).
+    #[serde(default)]
+    pub hash: Option<HashKind>,
+    /// The GrowthBook hash's seed; default: the experiment's salt.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
+    pub seed: Option<String>,
+    /// Share of users who enter, 0 to 100 (default 100) with at most two decimals.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
+    pub coverage_percent: Option<f64>,
+    /// Targeting conditions (docs/assignment.md, "Conditions"); null: everyone.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<Value>,
+    #[serde(default)]
+    pub start_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub stop_at: Option<DateTime<Utc>>,
+    /// User id -> variant name, at most 1000.
+    #[serde(default)]
+    pub forced: Option<BTreeMap<String, String>>,
+    /// A place in a layer: a share of it or an exact range.
+    #[serde(default)]
+    pub layer: Option<LayerAsk>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -111,36 +145,6 @@ pub struct NewVariant {
     pub allocation_percent: f64,
 }
 
-/// A change: any of the fields, the others stay as they are.
-///
-/// A rule the schema cannot express: `variants` names exactly the experiment's variants.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"status": "paused"}))]
-pub struct ExperimentPatch {
-    #[serde(default)]
-    pub status: Option<Status>,
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
-    )]
-    pub name: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// New allocations (summing to 100) for exactly the existing variant names. Assigned
-    /// users never move.
-    #[serde(default)]
-    #[schema(min_items = 2, max_items = 20)]
-    pub variants: Option<Vec<NewVariant>>,
-    #[serde(default)]
-    pub significance: Option<Significance>,
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1e9)]
-    pub sequential_tuning: Option<f64>,
-}
-
 /// A broken rule, naming the field (`variants[1].name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -148,7 +152,7 @@ pub struct Violation {
     pub message: String,
 }
 
-fn violation(field: impl Into<String>, message: impl Into<String>) -> Violation {
+pub(crate) fn violation(field: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation { field: field.into(), message: message.into() }
 }
 
@@ -160,6 +164,16 @@ pub struct ValidExperiment {
     pub variants: Vec<(String, u32)>,
     pub significance: Significance,
     pub sequential_tuning: f64,
+    pub hash: HashKind,
+    pub seed: Option<String>,
+    pub coverage_bp: u32,
+    pub conditions: Option<Value>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub stop_at: Option<DateTime<Utc>>,
+    pub forced: BTreeMap<String, String>,
+    /// `Some(layer key)` for a holdout; `Some(None)` for a holdout of every experiment.
+    pub holdout: Option<Option<String>>,
+    pub layer: Option<(String, Placement)>,
 }
 
 impl NewExperiment {
@@ -168,43 +182,37 @@ impl NewExperiment {
         validate_description(self.description.as_deref())?;
         validate_tuning(self.sequential_tuning)?;
         let bps = validate_variants(&self.variants)?;
+        if self.seed.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 256 || s.contains('\0')) {
+            return Err(violation("seed", "seed must be 1 to 256 characters, no NUL"));
+        }
+        let coverage_bp = match self.coverage_percent {
+            Some(p) => rollout::basis_points(p, "coverage_percent", true)?,
+            None => TOTAL_BP,
+        };
+        rollout::check_conditions(self.conditions.as_ref())?;
+        rollout::check_schedule(self.start_at, self.stop_at)?;
+        let forced = self.forced.unwrap_or_default();
+        rollout::check_forced(&forced, self.variants.iter().map(|v| v.name.as_str()))?;
+        let layer = match &self.layer {
+            Some(ask) => Some((ask.key.clone(), ask.check()?)),
+            None => None,
+        };
         Ok(ValidExperiment {
             name: self.name.trim().to_owned(),
             description: self.description,
             variants: self.variants.into_iter().map(|v| v.name).zip(bps).collect(),
             significance: self.significance.unwrap_or(Significance::Sequential),
             sequential_tuning: self.sequential_tuning.unwrap_or(DEFAULT_SEQUENTIAL_TUNING),
+            hash: self.hash.unwrap_or_default(),
+            seed: self.seed,
+            coverage_bp,
+            conditions: self.conditions.filter(|c| !c.is_null()),
+            start_at: self.start_at,
+            stop_at: self.stop_at,
+            forced,
+            holdout: None,
+            layer,
         })
-    }
-}
-
-impl ExperimentPatch {
-    /// Checks what needs no stored state (names, lengths, settings).
-    pub fn check(&self) -> Result<(), Violation> {
-        if let Some(name) = &self.name {
-            validate_name(name)?;
-        }
-        validate_description(self.description.as_deref())?;
-        validate_tuning(self.sequential_tuning)?;
-        match &self.variants {
-            Some(variants) => validate_variants(variants).map(|_| ()),
-            None => Ok(()),
-        }
-    }
-
-    /// The new allocations by variant name, which must be exactly `current`'s variants.
-    pub fn allocations(&self, current: &Experiment) -> Result<Option<Vec<(String, u32)>>, Violation> {
-        let Some(variants) = &self.variants else { return Ok(None) };
-        let bps = validate_variants(variants)?;
-        let current_names: HashSet<&str> = current.variants.iter().map(|v| v.name.as_str()).collect();
-        let new_names: HashSet<&str> = variants.iter().map(|v| v.name.as_str()).collect();
-        if current_names != new_names {
-            return Err(violation(
-                "variants",
-                "allocations can change, variants cannot: name exactly the existing variants",
-            ));
-        }
-        Ok(Some(variants.iter().map(|v| v.name.clone()).zip(bps).collect()))
     }
 }
 
@@ -223,7 +231,7 @@ pub fn validate_name(name: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
+pub(crate) fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
     match tuning {
         Some(t) if !(1.0..=1e9).contains(&t) => Err(violation(
             "sequential_tuning",
@@ -233,7 +241,7 @@ fn validate_tuning(tuning: Option<f64>) -> Result<(), Violation> {
     }
 }
 
-fn validate_description(description: Option<&str>) -> Result<(), Violation> {
+pub(crate) fn validate_description(description: Option<&str>) -> Result<(), Violation> {
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS || d.contains('\0')) {
         return Err(violation(
             "description",
@@ -280,8 +288,8 @@ fn basis_points(pct: f64) -> Result<u32, &'static str> {
         return Err("allocation_percent must be in (0, 100]");
     }
     let bp = (pct * 100.0).round();
-    if (pct * 100.0 - bp).abs() > 1e-6 {
-        return Err("allocation_percent has at most two decimals");
+    if (pct * 100.0 - bp).abs() > 1e-6 || bp == 0.0 {
+        return Err("allocation_percent has at most two decimals (0.01 at the least)");
     }
     Ok(bp as u32)
 }
@@ -316,6 +324,7 @@ impl Experiment {
             variants: Variant::test_set(bps),
             significance: Significance::FixedHorizon,
             sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
+            rollout: Rollout::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -364,6 +373,10 @@ mod tests {
             field_of(validate_variants(&[v("a", 33.333), v("b", 66.667)]).expect_err("decimals")),
             "variants[0].allocation_percent"
         );
+        assert_eq!(
+            field_of(validate_variants(&[v("a", 5e-324), v("b", 100.0)]).expect_err("0 basis points")),
+            "variants[0].allocation_percent"
+        );
         assert_eq!(field_of(validate_variants(&[v(" ", 50.0), v("b", 50.0)]).expect_err("blank")), "variants[0].name");
         assert_eq!(field_of(validate_name("").expect_err("empty")), "name");
         assert_eq!(field_of(validate_name(&"n".repeat(201)).expect_err("long")), "name");
@@ -404,10 +417,13 @@ mod tests {
         let new = schema(<NewExperiment as utoipa::PartialSchema>::schema());
         let patch = schema(<ExperimentPatch as utoipa::PartialSchema>::schema());
         let variant = schema(<NewVariant as utoipa::PartialSchema>::schema());
+        let holdout = schema(<super::super::rollout::NewHoldout as utoipa::PartialSchema>::schema());
         for (pattern, expected) in [
             (&new["properties"]["name"]["pattern"], NAME_PATTERN),
             (&patch["properties"]["name"]["pattern"], NAME_PATTERN),
             (&variant["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&holdout["properties"]["name"]["pattern"], NAME_PATTERN),
+            (&holdout["properties"]["description"]["pattern"], TEXT_PATTERN),
             (&new["properties"]["description"]["pattern"], TEXT_PATTERN),
             (&patch["properties"]["description"]["pattern"], TEXT_PATTERN),
         ] {

@@ -3,6 +3,8 @@
 
 pub mod assignment;
 pub mod experiment;
+pub mod patch;
+pub mod rollout;
 pub mod rules;
 pub mod targeting;
 

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::{
     assignment::{bucket, coverage_bucket, gb_v2},
-    experiment::Status,
+    experiment::{Experiment, Status},
+    rollout::Layer,
     targeting::{Attributes, Condition},
 };
 
@@ -105,16 +106,18 @@ impl Decision {
     }
 }
 
-/// A configuration ready to decide: conditions compiled once.
-pub struct Rules<'a> {
-    config: &'a SdkConfig,
+/// A configuration ready to decide: conditions compiled once, experiments indexed.
+pub struct Rules {
+    config: SdkConfig,
     conditions: HashMap<i64, Condition>,
+    index: HashMap<i64, usize>,
 }
 
-impl<'a> Rules<'a> {
+impl Rules {
     /// Compiles every experiment's conditions; a condition that does not compile makes its
     /// experiment target nobody (the api refuses such conditions when they are set).
-    pub fn new(config: &'a SdkConfig) -> Self {
+    pub fn new(config: SdkConfig) -> Self {
+        let index = config.experiments.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
         let conditions = config
             .experiments
             .iter()
@@ -122,14 +125,32 @@ impl<'a> Rules<'a> {
                 Some((e.id, Condition::parse(e.conditions.as_ref()?, "conditions").unwrap_or_else(|_| nobody())))
             })
             .collect();
-        Self { config, conditions }
+        Self { config, conditions, index }
+    }
+
+    pub fn config(&self) -> &SdkConfig {
+        &self.config
+    }
+
+    pub fn experiment(&self, id: i64) -> Option<&SdkExperiment> {
+        self.index.get(&id).map(|&i| &self.config.experiments[i])
     }
 
     pub fn decide(&self, experiment_id: i64, id: &str, attrs: &Attributes, now: DateTime<Utc>) -> Decision {
-        match self.config.experiments.iter().find(|e| e.id == experiment_id) {
+        match self.experiment(experiment_id) {
             Some(e) => self.decide_for(e, id, attrs, now),
             None => Decision::none(Reason::UnknownExperiment),
         }
+    }
+
+    /// The holdouts that cover experiment `e` (global ones and those of its layer).
+    pub fn holdouts_of<'s>(&'s self, e: &'s SdkExperiment) -> impl Iterator<Item = i64> + 's {
+        let layer = e.layer.as_ref().map(|l| l.key.as_str());
+        self.config
+            .holdouts
+            .iter()
+            .filter(move |h| !e.holdout && (h.layer.is_none() || h.layer.as_deref() == layer))
+            .map(|h| h.experiment_id)
     }
 
     fn decide_for(&self, e: &SdkExperiment, id: &str, attrs: &Attributes, now: DateTime<Utc>) -> Decision {
@@ -165,11 +186,7 @@ impl<'a> Rules<'a> {
 
     /// Does a holdout that applies to `e` hold `id` out?
     fn held_out(&self, e: &SdkExperiment, id: &str, attrs: &Attributes, now: DateTime<Utc>) -> bool {
-        let layer = e.layer.as_ref().map(|l| l.key.as_str());
-        self.config.holdouts.iter().filter(|h| h.layer.is_none() || h.layer.as_deref() == layer).any(|h| {
-            let d = self.decide(h.experiment_id, id, attrs, now);
-            d.variant.as_deref() == Some(HOLDOUT_VARIANT)
-        })
+        self.holdouts_of(e).any(|h| self.decide(h, id, attrs, now).variant.as_deref() == Some(HOLDOUT_VARIANT))
     }
 }
 
@@ -177,6 +194,47 @@ impl<'a> Rules<'a> {
 pub const HOLDOUT_VARIANT: &str = "holdout";
 /// The other variant of a holdout (the control).
 pub const GENERAL_VARIANT: &str = "general";
+
+impl SdkConfig {
+    /// The document `GET /sdk/config` serves, from the stored experiments and layers.
+    pub fn of(experiments: &[Experiment], layers: &[Layer]) -> SdkConfig {
+        SdkConfig {
+            version: 1,
+            layers: layers.iter().map(|l| SdkLayer { key: l.key.clone(), salt: l.salt.clone() }).collect(),
+            holdouts: experiments
+                .iter()
+                .filter(|e| e.rollout.holdout)
+                .map(|e| SdkHoldout { experiment_id: e.id, layer: e.rollout.holdout_layer.clone() })
+                .collect(),
+            experiments: experiments.iter().map(SdkExperiment::of).collect(),
+        }
+    }
+}
+
+impl SdkExperiment {
+    fn of(e: &Experiment) -> SdkExperiment {
+        let r = &e.rollout;
+        SdkExperiment {
+            id: e.id,
+            status: e.status,
+            salt: e.salt.clone(),
+            hash: r.hash,
+            seed: r.seed.clone(),
+            variants: e
+                .variants
+                .iter()
+                .map(|v| SdkVariant { name: v.name.clone(), allocation_percent: v.allocation_percent })
+                .collect(),
+            coverage_percent: r.coverage_percent,
+            conditions: r.conditions.clone(),
+            layer: r.layer.clone(),
+            start_at: r.start_at,
+            stop_at: r.stop_at,
+            forced: r.forced.clone(),
+            holdout: r.holdout,
+        }
+    }
+}
 
 fn nobody() -> Condition {
     Condition::parse(&serde_json::json!({"$or": []}), "conditions").unwrap_or_else(|_| unreachable!())

@@ -44,7 +44,7 @@ impl Attr {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Attr::Text(s) => s.clone(),
             Attr::Number(n) => number_text(*n),

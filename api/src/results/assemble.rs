@@ -46,6 +46,7 @@ pub fn assemble(
         sequential_tuning: experiment.sequential_tuning,
         cuped_days: question.cuped_days,
         target_lift: question.target_lift,
+        segment: question.segment,
         srm,
         warnings,
         variants,
@@ -194,6 +195,7 @@ mod tests {
             correction,
             cuped_days: 14,
             target_lift: None,
+            segment: None,
         }
     }
 

@@ -23,6 +23,14 @@ pub struct Question {
     /// Days before exposure used as the CUPED covariate (0: CUPED off).
     pub cuped_days: u32,
     pub target_lift: Option<f64>,
+    pub segment: Option<Segment>,
+}
+
+/// The users of one segment: those whose exposure carried `attribute` = `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub attribute: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -96,6 +104,8 @@ pub struct ExperimentResults {
     pub cuped_days: u32,
     /// The lift `power.days_to_target` is about, when asked.
     pub target_lift: Option<f64>,
+    /// Only this segment's users; null: everyone (forced users are always left out).
+    pub segment: Option<Segment>,
     pub srm: Srm,
     pub warnings: Vec<Warning>,
     pub variants: Vec<VariantResult>,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::Window;
+use super::{Segment, Window};
 use crate::{domain::Experiment, storage::clickhouse::DayStats};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -32,6 +32,8 @@ pub struct Timeseries {
     pub experiment_id: i64,
     pub event_type: String,
     pub window: Window,
+    /// Only this segment's users; null: everyone.
+    pub segment: Option<Segment>,
     /// Every UTC date of the window, `YYYY-MM-DD`, oldest first; each series has one
     /// number per day.
     #[schema(value_type = Vec<chrono::NaiveDate>)]
@@ -41,7 +43,13 @@ pub struct Timeseries {
 }
 
 /// Lays the rows out on every day of the window, zeros where nothing happened; pure.
-pub fn assemble(experiment: &Experiment, event_type: String, window: Window, rows: Vec<DayStats>) -> Timeseries {
+pub fn assemble(
+    experiment: &Experiment,
+    event_type: String,
+    window: Window,
+    segment: Option<Segment>,
+    rows: Vec<DayStats>,
+) -> Timeseries {
     let first = window.from.date_naive();
     let last = window.to.date_naive().max(first);
     let days: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
@@ -88,6 +96,7 @@ pub fn assemble(experiment: &Experiment, event_type: String, window: Window, row
         experiment_id: experiment.id,
         event_type,
         window,
+        segment,
         days: days.iter().map(NaiveDate::to_string).collect(),
         variants,
     }
@@ -118,7 +127,7 @@ mod tests {
             row("v1", "2026-03-02", 5, 1),
             row("gone", "2026-03-02", 9, 9),
         ];
-        let t = assemble(&experiment, "purchase".into(), window, rows);
+        let t = assemble(&experiment, "purchase".into(), window, None, rows);
         assert_eq!(t.days, ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]);
         assert_eq!(t.variants[0].exposed_users, [4, 0, 0, 0]);
         assert_eq!(t.variants[0].cumulative_converted_users, [0, 0, 2, 2]);

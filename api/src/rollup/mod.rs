@@ -52,9 +52,10 @@ impl Rollup {
 
     /// The results of `q`: from the rollup when it is on, the window covers the whole
     /// experiment (the rollup keeps each user's first exposure ever; the raw query takes
-    /// the first one inside the window, which differs only for windows starting later) and
-    /// the metric is sealed; from the raw events otherwise. The metric is registered for
-    /// sealing on the way (best effort: Postgres down does not stop results).
+    /// the first one inside the window, which differs only for windows starting later), no
+    /// segment is asked (the rollup keeps no exposure attributes) and the metric is sealed;
+    /// from the raw events otherwise. The metric is registered for sealing on the way (best
+    /// effort: Postgres down does not stop results).
     pub async fn variant_stats(
         &self,
         ch: &clickhouse::Client,
@@ -63,11 +64,11 @@ impl Rollup {
         window: &Window,
         q: &StatsQuery<'_>,
     ) -> Result<Vec<VariantStats>, StorageError> {
-        let whole = window.from <= experiment.created_at;
-        if self.config.enabled && whole {
+        let asked = self.config.enabled && window.from <= experiment.created_at && q.segment.0.is_empty();
+        if asked {
             self.register(db, q).await;
         }
-        let k = (self.config.enabled && whole).then(|| plan::Plan::new(&self.config).k);
+        let k = asked.then(|| plan::Plan::new(&self.config).k);
         let (rows, source) = store::variant_stats(ch, q, k).await?;
         self.answers.with_label_values(&[source.label()]).inc();
         if let Source::Rollup { sealed_to } = source {

@@ -32,7 +32,10 @@ pub struct ExperimentPage {
 /// Create an experiment.
 ///
 /// Rules the schema cannot express: variant names are unique within the experiment and
-/// the allocations sum to exactly 100 (a 400 naming `variants` otherwise).
+/// the allocations sum to exactly 100 (a 400 naming `variants` otherwise); forced users
+/// name existing variants; `start_at` precedes `stop_at`; a layer range that overlaps
+/// another experiment's, or a share the layer has no room for, is a 409 naming the free
+/// ranges.
 #[utoipa::path(post, path = "/experiments", tag = "experiments", operation_id = "create_experiment",
     request_body = NewExperiment,
     responses(
@@ -46,6 +49,7 @@ pub struct ExperimentPage {
             ("GetTimeseries" = (operation_id = "get_timeseries", parameters(("id" = "$response.body#/id")))))),
         (status = 400, response = server::openapi::BadRequest),
         (status = 401, response = server::openapi::Unauthorized),
+        (status = 409, response = server::openapi::Conflict),
         (status = 413, response = server::openapi::PayloadTooLarge),
         (status = 415, response = server::openapi::UnsupportedMediaType),
         (status = 503, response = server::openapi::Unavailable)),
@@ -56,6 +60,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     let new = new.validate()?;
     let id = pg::create_experiment(&state.db, &new).await?;
+    state.config.invalidate();
     let experiment =
         pg::experiment(&state.db, id).await?.ok_or_else(|| ApiError::internal("created experiment vanished"))?;
     tracing::info!(id, name = %experiment.name, "experiment created");
@@ -121,6 +126,7 @@ pub async fn get(State(state): State<AppState>, ExperimentId(id): ExperimentId) 
         (status = 400, response = server::openapi::BadRequest),
         (status = 401, response = server::openapi::Unauthorized),
         (status = 404, response = server::openapi::NotFound),
+        (status = 409, response = server::openapi::Conflict),
         (status = 413, response = server::openapi::PayloadTooLarge),
         (status = 415, response = server::openapi::UnsupportedMediaType),
         (status = 503, response = server::openapi::Unavailable)),
@@ -132,8 +138,9 @@ pub async fn patch(
 ) -> Result<Json<Experiment>, ApiError> {
     patch.check()?;
     let current = pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-    let allocations = patch.allocations(&current)?;
+    let allocations = patch.against(&current)?;
     pg::update_experiment(&state.db, id, &patch, allocations).await?;
     state.experiments.invalidate(id);
+    state.config.invalidate();
     Ok(Json(pg::experiment(&state.db, id).await?.ok_or_else(|| not_found(id))?))
 }

@@ -6,6 +6,7 @@ pub mod experiments;
 pub mod openapi;
 pub mod params;
 pub mod results;
+pub mod rollout;
 pub mod ui;
 
 use axum::{
@@ -32,7 +33,14 @@ pub fn api(config: &Config, state: AppState) -> Router {
     Router::new()
         .route("/experiments", get(experiments::list).post(experiments::create))
         .route("/experiments/{id}", get(experiments::get).patch(experiments::patch))
-        .route("/experiments/{id}/assignment/{user_id}", get(assignment::assign))
+        .route(
+            "/experiments/{id}/assignment/{user_id}",
+            get(assignment::assign).post(assignment::assign_with_attributes),
+        )
+        .route("/layers", get(rollout::list_layers).post(rollout::create_layer))
+        .route("/layers/{key}", get(rollout::get_layer))
+        .route("/holdouts", axum::routing::post(rollout::create_holdout))
+        .route("/sdk/config", get(rollout::sdk_config))
         .route("/experiments/{id}/results", get(results::results))
         .route("/experiments/{id}/timeseries", get(results::timeseries))
         .route("/event_types", get(results::event_types))
@@ -60,6 +68,14 @@ async fn request_timeout(
 /// Storage errors, mapped once: unavailable is 503 (retry), anything else a logged 500.
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::UnknownLayer { key, field } => {
+                let message = format!("layer `{key}` does not exist (create it with POST /layers)");
+                return ApiError::field(ErrorCode::InvalidExperiment, field, message);
+            }
+            StorageError::LayerTaken { .. } => return ApiError::Conflict(e.to_string()),
+            _ => {}
+        }
         if e.is_unavailable() {
             ApiError::unavailable_because(e.to_string(), e)
         } else {

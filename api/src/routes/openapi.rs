@@ -20,8 +20,10 @@ use utoipa_swagger_ui::SwaggerUi;
     info(title = "A/B testing API", description = "Experiments, sticky assignments, events and results. Every route but health, metrics, docs and the results page (`/ui`) needs `Authorization: Bearer <key>`; without it the answer is 401. Errors are JSON (`ErrorBody`); a 503 means a dependency did not answer in time and nothing was stored: retry after `Retry-After` seconds."),
     paths(
         super::experiments::create, super::experiments::list, super::experiments::get, super::experiments::patch,
-        super::assignment::assign, super::results::results, super::results::timeseries, super::results::event_types,
-        ingest::events::post_event, ingest::events::post_batch,
+        super::assignment::assign, super::assignment::assign_with_attributes,
+        super::rollout::create_layer, super::rollout::list_layers, super::rollout::get_layer,
+        super::rollout::create_holdout, super::rollout::sdk_config, super::results::results, super::results::timeseries, super::results::event_types,
+        ingest::events::post_event, ingest::events::post_batch, ingest::exposures::post_exposures,
     ),
     components(
         schemas(server::ErrorBody, ingest::events::Accepted),
@@ -50,7 +52,19 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 5] = ["NewExperiment", "NewVariant", "ExperimentPatch", "EventSchema", "EventBatch"];
+const REQUEST_SCHEMAS: [&str; 11] = [
+    "NewExperiment",
+    "NewVariant",
+    "ExperimentPatch",
+    "EventSchema",
+    "EventBatch",
+    "LayerAsk",
+    "NewLayer",
+    "NewHoldout",
+    "AssignmentRequest",
+    "ExposureSchema",
+    "ExposureBatchSchema",
+];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.
 const OMITTED_WHEN_EMPTY: [(&str, &str); 1] = [("ErrorBody", "field")];
@@ -87,21 +101,34 @@ impl Modify for ExactResponses {
     }
 }
 
-/// One object with the properties of all `items` (component references resolved).
+/// One object with the properties of all `items` (component references resolved, nested
+/// flattening included).
 fn merged(items: &[RefOr<Schema>], components: &BTreeMap<String, RefOr<Schema>>) -> Object {
     let mut object = Object::new();
     for item in items {
-        let resolved = match item {
-            RefOr::Ref(r) => r.ref_location.rsplit('/').next().and_then(|name| components.get(name)),
-            inline => Some(inline),
-        };
-        if let Some(RefOr::T(Schema::Object(part))) = resolved {
-            object.properties.extend(part.properties.clone());
-            object.description = object.description.or_else(|| part.description.clone());
-        }
+        merge_into(&mut object, item, components);
     }
     object.schema_type = utoipa::openapi::schema::Type::Object.into();
     object
+}
+
+fn merge_into(object: &mut Object, item: &RefOr<Schema>, components: &BTreeMap<String, RefOr<Schema>>) {
+    let resolved = match item {
+        RefOr::Ref(r) => r.ref_location.rsplit('/').next().and_then(|name| components.get(name)),
+        inline => Some(inline),
+    };
+    match resolved {
+        Some(RefOr::T(Schema::Object(part))) => {
+            object.properties.extend(part.properties.clone());
+            object.description = object.description.take().or_else(|| part.description.clone());
+        }
+        Some(RefOr::T(Schema::AllOf(all_of))) => {
+            for inner in &all_of.items {
+                merge_into(object, inner, components);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The document as served. utoipa 5.5 writes a link's fields in snake case

@@ -4,11 +4,11 @@
 
 use std::fmt;
 
-use common::event::{length_ok, MAX_TYPE_CHARS};
+use common::event::{length_ok, MAX_ATTRIBUTE_NAME_CHARS, MAX_ATTRIBUTE_VALUE_CHARS, MAX_TYPE_CHARS};
 use serde::Deserialize;
 use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
-use crate::stats::Correction;
+use crate::{results::Segment, stats::Correction};
 
 /// Declares a newtype parsed from the query string's text by `$parse`, which returns the
 /// value or the message for the client. Numbers may have blanks around them; text is
@@ -50,6 +50,18 @@ param!(
     /// A property name: 1 to 128 characters.
     PropertyName(String),
     |p| if length_ok(p, MAX_PROPERTY_CHARS) { Ok(p.to_owned()) } else { Err("value_property must be 1 to 128 characters") }
+);
+
+param!(
+    /// An attribute name: 1 to 128 characters, no NUL.
+    AttributeName(String),
+    |a| if length_ok(a, MAX_ATTRIBUTE_NAME_CHARS) && !a.contains('\0') { Ok(a.to_owned()) } else { Err("attribute must be 1 to 128 characters, no NUL") }
+);
+
+param!(
+    /// An attribute value: at most 1024 characters.
+    AttributeValue(String),
+    |v| if v.chars().count() <= MAX_ATTRIBUTE_VALUE_CHARS { Ok(v.to_owned()) } else { Err("attribute_value is at most 1024 characters") }
 );
 
 param!(
@@ -138,6 +150,13 @@ pub struct ResultsParams {
     /// A relative lift (e.g. `0.05` for +5 %) for `power.days_to_target`; not 0.
     #[param(schema_with = target_lift_schema)]
     pub target_lift: Option<TargetLift>,
+    /// Only users whose exposure carried this attribute (sent with the assignment request
+    /// or `POST /exposures`) with the value `attribute_value`, e.g. `country`.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "country")]
+    pub attribute: Option<AttributeName>,
+    /// The value `attribute` must have, as text (numbers as `30`, booleans as `true`).
+    #[param(value_type = Option<String>, max_length = 1024, example = "DE")]
+    pub attribute_value: Option<AttributeValue>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -149,6 +168,13 @@ pub struct TimeseriesParams {
     /// Only exposures and events of the last N days.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
+    /// Only users whose exposure carried this attribute (sent with the assignment request
+    /// or `POST /exposures`) with the value `attribute_value`, e.g. `country`.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "country")]
+    pub attribute: Option<AttributeName>,
+    /// The value `attribute` must have, as text (numbers as `30`, booleans as `true`).
+    #[param(value_type = Option<String>, max_length = 1024, example = "DE")]
+    pub attribute_value: Option<AttributeValue>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -168,6 +194,24 @@ pub struct ListParams {
     /// Return experiments with an id greater than this (the previous page's `next_after`).
     #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<After>,
+}
+
+/// `attribute` and `attribute_value` together: the users of one segment; one without the
+/// other is a 400 naming the missing one.
+pub fn segment(
+    attribute: Option<AttributeName>,
+    value: Option<AttributeValue>,
+) -> Result<Option<Segment>, server::ApiError> {
+    let missing = |name: &str| {
+        let message = "attribute and attribute_value go together";
+        server::ApiError::field(server::ErrorCode::InvalidQuery, name, message)
+    };
+    match (attribute, value) {
+        (Some(a), Some(v)) => Ok(Some(Segment { attribute: a.0, value: v.0 })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(missing("attribute_value")),
+        (None, Some(_)) => Err(missing("attribute")),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use server::{query::Query, ApiError};
 
 use super::{
     not_found,
-    params::{EventTypesParams, ResultsParams, TimeseriesParams, DEFAULT_CUPED_DAYS, DEFAULT_EVENT_TYPE_DAYS},
+    params::{segment, EventTypesParams, ResultsParams, TimeseriesParams, DEFAULT_CUPED_DAYS, DEFAULT_EVENT_TYPE_DAYS},
     ExperimentId,
 };
 use crate::{
@@ -36,6 +36,7 @@ impl From<ResultsParams> for Question {
             correction: p.correction.unwrap_or_default(),
             cuped_days: p.cuped_days.map_or(DEFAULT_CUPED_DAYS, |d| d.0),
             target_lift: p.target_lift.map(|t| t.0),
+            segment: None,
         }
     }
 }
@@ -56,7 +57,8 @@ pub async fn results(
     Query(params): Query<ResultsParams>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     let last_day = params.last_day.as_ref().map(|d| d.0);
-    let question = Question::from(params);
+    let segment = segment(params.attribute.clone(), params.attribute_value.clone())?;
+    let question = Question { segment, ..Question::from(params) };
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let window = window(&experiment, last_day);
     let query = StatsQuery {
@@ -66,6 +68,7 @@ pub async fn results(
         from: Window::secs(window.from),
         to: Window::secs(window.to),
         cuped_seconds: question.cuped_days * 86_400,
+        segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
     };
     let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
     Ok(Json(results::assemble(&experiment, rows, question, window)))
@@ -89,8 +92,16 @@ pub async fn timeseries(
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let window = window(&experiment, params.last_day.map(|d| d.0));
     let (from, to) = (Window::secs(window.from), Window::secs(window.to));
-    let rows = ch::day_stats(&state.clickhouse, experiment.id, &params.event_type.0, from, to).await?;
-    Ok(Json(timeseries::assemble(&experiment, params.event_type.0, window, rows)))
+    let segment = segment(params.attribute, params.attribute_value)?;
+    let query = ch::DaysQuery {
+        experiment_id: experiment.id,
+        event_type: &params.event_type.0,
+        from,
+        to,
+        segment: segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
+    };
+    let rows = ch::day_stats(&state.clickhouse, &query).await?;
+    Ok(Json(timeseries::assemble(&experiment, params.event_type.0, window, segment, rows)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use clickhouse::{Client, Row};
+use clickhouse::{query::Query, Client, Row};
 use serde::Deserialize;
 
 use super::StorageError;
@@ -32,14 +32,27 @@ pub struct VariantStats {
 }
 
 /// The condition an exposure row meets to count, in every results statement (this raw
-/// query, the rollup's seals and its tail): the one place to add e.g. `forced = 0` once
-/// exposures carry it (`clickhouse/004_exposure_attributes.sql`).
+/// query, the rollup's seals and its tail): forced users' exposures (flagged at
+/// assignment) never do.
 macro_rules! counted_exposure {
     () => {
-        "1 = 1"
+        "forced = 0"
     };
 }
 pub(crate) use counted_exposure;
+
+/// The exposure rows of the results and time series statements, bound by [`exposed`]:
+/// the experiment's, in the window, counted, and of the segment (with `''` for the
+/// attribute, everyone; else the users whose exposure carried attribute = value).
+macro_rules! exposed_where {
+    () => {
+        concat!(
+            "WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?) AND ",
+            counted_exposure!(),
+            " AND (? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
+        )
+    };
+}
 
 /// The raw-events query: the fallback when the rollup cannot answer (`storage::rollup`),
 /// and the reference the rollup is tested against (`api/tests/rollup.rs`). The fastest
@@ -84,8 +97,8 @@ FROM
         SELECT toUInt8(0) AS src, user_id, exposed_at, variant AS ex_variant,
             toUUID('00000000-0000-0000-0000-000000000000') AS event_id, toDateTime(0) AS ts, 0. AS v
         FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?) AND ",
-    counted_exposure!(),
+        ",
+    exposed_where!(),
     "
         UNION ALL
         SELECT toUInt8(1) AS src, user_id, toDateTime(0) AS exposed_at, '' AS ex_variant, event_id,
@@ -109,16 +122,19 @@ pub struct StatsQuery<'a> {
     pub to: u32,
     /// Length of the CUPED pre-exposure window.
     pub cuped_seconds: u32,
+    /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
+    pub segment: (&'a str, &'a str),
+}
+
+/// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
+/// segment.
+fn exposed(query: Query, experiment_id: i64, from: u32, to: u32, segment: (&str, &str)) -> Query {
+    query.bind(experiment_id).bind(from).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
-    Ok(ch
-        .query(RESULTS_SQL)
-        .bind(q.cuped_seconds)
-        .bind(q.cuped_seconds)
-        .bind(q.experiment_id)
-        .bind(q.from)
-        .bind(q.to)
+    let query = ch.query(RESULTS_SQL).bind(q.cuped_seconds).bind(q.cuped_seconds);
+    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment)
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
@@ -140,7 +156,8 @@ pub struct DayStats {
 /// One pass: per user the earliest exposure (variant, time) and the first event of the
 /// type at or after it (inside the window; a duplicate event cannot change a minimum);
 /// each user then counts once on their exposure day and once on their conversion day.
-pub const TIMESERIES_SQL: &str = "
+pub const TIMESERIES_SQL: &str = concat!(
+    "
 SELECT
     assigned_variant AS variant,
     toString(tupleElement(point, 1)) AS day,
@@ -158,7 +175,9 @@ FROM
     (
         SELECT user_id, argMin(variant, exposed_at) AS assigned_variant, min(exposed_at) AS first_exposed
         FROM exposures
-        WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+        ",
+    exposed_where!(),
+    "
         GROUP BY user_id
     ) AS exposed
     ANY LEFT JOIN
@@ -174,29 +193,34 @@ FROM
         (
             SELECT user_id, min(exposed_at) AS exposed_first
             FROM exposures
-            WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?)
+            ",
+    exposed_where!(),
+    "
             GROUP BY user_id
         ) AS ex USING user_id
         WHERE ts >= exposed_first
         GROUP BY user_id
     ) AS conv USING user_id
 )
-GROUP BY assigned_variant, day";
+GROUP BY assigned_variant, day"
+);
 
-pub async fn day_stats(ch: &Client, experiment_id: i64, event_type: &str, from: u32, to: u32) -> Result<Vec<DayStats>> {
-    Ok(ch
-        .query(TIMESERIES_SQL)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .bind(event_type)
-        .bind(from)
-        .bind(to)
-        .bind(experiment_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all::<DayStats>()
-        .await?)
+/// What [`TIMESERIES_SQL`] is asked: times in Unix seconds.
+pub struct DaysQuery<'a> {
+    pub experiment_id: i64,
+    pub event_type: &'a str,
+    pub from: u32,
+    pub to: u32,
+    /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
+    pub segment: (&'a str, &'a str),
+}
+
+pub async fn day_stats(ch: &Client, q: &DaysQuery<'_>) -> Result<Vec<DayStats>> {
+    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.from, q.to, q.segment)
+        .bind(q.event_type)
+        .bind(q.from)
+        .bind(q.to);
+    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment).fetch_all::<DayStats>().await?)
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -230,10 +254,12 @@ struct ExposedUsers {
 /// contiguous id range, so this reads only those experiments' part of the primary key).
 pub async fn exposed_users(ch: &Client, first: i64, last: i64) -> Result<HashMap<i64, u64>> {
     let rows = ch
-        .query(
+        .query(concat!(
             "SELECT experiment_id, toUInt64(uniqExact(user_id)) AS users FROM exposures
-             WHERE experiment_id >= ? AND experiment_id <= ? GROUP BY experiment_id",
-        )
+                 WHERE experiment_id >= ? AND experiment_id <= ? AND ",
+            counted_exposure!(),
+            " GROUP BY experiment_id"
+        ))
         .bind(first)
         .bind(last)
         .fetch_all::<ExposedUsers>()

@@ -20,12 +20,26 @@ pub enum StorageError {
     /// Stored data breaks an invariant the code relies on (a bug or a manual edit).
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
+    /// A request named a layer that does not exist (`field` names where).
+    #[error("layer `{key}` does not exist")]
+    UnknownLayer { key: String, field: &'static str },
+    /// The range asked for overlaps another experiment's, or no free range is large enough.
+    #[error("layer `{key}` has no room for this experiment; its free ranges are {free:?}")]
+    LayerTaken { key: String, free: Vec<[u32; 2]> },
 }
 
 impl StorageError {
     /// The store did not answer (in time): the request may succeed later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StorageError::PostgresUnavailable(_) | StorageError::ClickHouseUnavailable(_))
+    }
+
+    /// Did Postgres refuse the statement with this SQLSTATE?
+    pub fn is_code(&self, code: &str) -> bool {
+        match self {
+            StorageError::Postgres(sqlx::Error::Database(db)) => db.code().as_deref() == Some(code),
+            _ => false,
+        }
     }
 }
 

@@ -1,14 +1,29 @@
 //! Every Postgres statement of the api: experiments, variants, sticky assignments, the
 //! exposure outbox and the metrics registered for the results rollup.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use serde_json::Value;
+use sqlx::{types::Json, PgPool, Postgres, Transaction};
 
 use super::StorageError;
 use crate::{
-    domain::{experiment::ValidExperiment, Experiment, ExperimentPatch, Status, Variant},
+    domain::{
+        experiment::{Rollout, ValidExperiment},
+        rollout::Placement,
+        rules::{HashKind, LayerRange},
+        Experiment, ExperimentPatch, Status, Variant,
+    },
     stats::Significance,
 };
+
+mod assignments;
+mod layers;
+
+pub use assignments::{assign, assignment, expose_forced, ExposureContext, StoredAssignment};
+pub use layers::{create_layer, free_ranges, gaps, layer, layer_members, layers};
+use layers::{layer_id, taken};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -21,6 +36,18 @@ struct ExperimentRow {
     salt: String,
     significance: Significance,
     sequential_tuning: f64,
+    hash: HashKind,
+    seed: String,
+    coverage_bp: i32,
+    conditions: Option<Json<Value>>,
+    start_at: Option<DateTime<Utc>>,
+    stop_at: Option<DateTime<Utc>>,
+    forced: Json<BTreeMap<String, String>>,
+    holdout: bool,
+    holdout_layer: Option<String>,
+    layer_key: Option<String>,
+    layer_start: Option<i32>,
+    layer_end: Option<i32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -33,8 +60,13 @@ struct VariantRow {
     allocation_bp: i32,
 }
 
-const EXPERIMENT_COLUMNS: &str =
-    "id, name, description, status, salt, significance, sequential_tuning, created_at, updated_at";
+/// Every experiment column, its layers' keys included, from [`EXPERIMENTS`].
+const EXPERIMENT_COLUMNS: &str = "e.id, e.name, e.description, e.status, e.salt, e.significance,
+    e.sequential_tuning, e.hash, COALESCE(e.seed, e.salt) AS seed, e.coverage_bp, e.conditions, e.start_at,
+    e.stop_at, e.forced, e.holdout, hl.key AS holdout_layer, l.key AS layer_key, e.layer_start, e.layer_end,
+    e.created_at, e.updated_at";
+const EXPERIMENTS: &str =
+    "experiments e LEFT JOIN layers l ON l.id = e.layer_id LEFT JOIN layers hl ON hl.id = e.holdout_layer_id";
 
 impl ExperimentRow {
     fn with_variants(self, rows: &[VariantRow]) -> Experiment {
@@ -57,6 +89,21 @@ impl ExperimentRow {
             variants,
             significance: self.significance,
             sequential_tuning: self.sequential_tuning,
+            rollout: Rollout {
+                hash: self.hash,
+                seed: self.seed,
+                coverage_percent: f64::from(self.coverage_bp) / 100.0,
+                conditions: self.conditions.map(|c| c.0),
+                start_at: self.start_at,
+                stop_at: self.stop_at,
+                forced: self.forced.0,
+                holdout: self.holdout,
+                holdout_layer: self.holdout_layer,
+                layer: match (self.layer_key, self.layer_start, self.layer_end) {
+                    (Some(key), Some(s), Some(e)) => Some(LayerRange { key, range: [s as u32, e as u32] }),
+                    _ => None,
+                },
+            },
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -76,7 +123,7 @@ async fn variants_of(db: &PgPool, ids: &[i64]) -> Result<Vec<VariantRow>> {
 
 /// An experiment with its variants in order; `None` when it does not exist.
 pub async fn experiment(db: &PgPool, id: i64) -> Result<Option<Experiment>> {
-    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1");
+    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} WHERE e.id = $1");
     let Some(row) = sqlx::query_as::<_, ExperimentRow>(&sql).bind(id).fetch_optional(db).await? else {
         return Ok(None);
     };
@@ -85,26 +132,82 @@ pub async fn experiment(db: &PgPool, id: i64) -> Result<Option<Experiment>> {
 
 /// Up to `limit` experiments with ids above `after`, in id order (two queries).
 pub async fn experiments_after(db: &PgPool, after: i64, limit: i64) -> Result<Vec<Experiment>> {
-    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id > $1 ORDER BY id LIMIT $2");
+    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} WHERE e.id > $1 ORDER BY e.id LIMIT $2");
     let rows: Vec<ExperimentRow> = sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(db).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let variants = variants_of(db, &ids).await?;
     Ok(rows.into_iter().map(|r| r.with_variants(&variants)).collect())
 }
 
-/// Stores a new experiment with a fresh salt; returns its id.
+/// Stores a new experiment with a fresh salt, in its layer if it asks for one; returns its
+/// id. A share of a layer takes the first free range that fits; when two requests race for
+/// one range, the exclusion constraint lets one win and the other looks again.
 pub async fn create_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
+    let mut attempt = 0;
+    loop {
+        match insert_experiment(db, new).await {
+            Err(e) if e.is_code(EXCLUSION_VIOLATION) => {
+                attempt += 1;
+                let key = new.layer.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+                if attempt >= 5 || !matches!(new.layer, Some((_, Placement::Share(_)))) {
+                    return Err(StorageError::LayerTaken { free: free_ranges(db, &key).await?, key });
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Postgres' `exclusion_violation`: a layer range overlaps another experiment's.
+const EXCLUSION_VIOLATION: &str = "23P01";
+
+async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let mut tx = db.begin().await?;
+    let holdout_layer = match &new.holdout {
+        Some(Some(key)) => Some(layer_id(&mut tx, key, "layer", "").await?),
+        _ => None,
+    };
+    let (layer, range) = match &new.layer {
+        Some((key, placement)) => {
+            // Placements in one layer take turns (the layer's row lock), so a share is
+            // chosen from what the previous placement left.
+            let layer = layer_id(&mut tx, key, "layer.key", "FOR UPDATE").await?;
+            let range = match placement {
+                Placement::Range(range) => *range,
+                Placement::Share(bp) => {
+                    let free = gaps(&taken(&mut *tx, layer).await?);
+                    let fits = free.iter().find(|[s, e]| e - s >= *bp).map(|[s, _]| [*s, s + bp]);
+                    fits.ok_or_else(|| StorageError::LayerTaken { key: key.clone(), free })?
+                }
+            };
+            (Some(layer), Some(range))
+        }
+        None => (None, None),
+    };
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO experiments (name, description, salt, significance, sequential_tuning)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO experiments (name, description, salt, significance, sequential_tuning, hash, seed,
+             coverage_bp, conditions, start_at, stop_at, forced, holdout, holdout_layer_id, layer_id,
+             layer_start, layer_end)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(&new.name)
     .bind(&new.description)
     .bind(&salt)
     .bind(new.significance)
     .bind(new.sequential_tuning)
+    .bind(new.hash)
+    .bind(&new.seed)
+    .bind(new.coverage_bp as i32)
+    .bind(new.conditions.as_ref().map(Json))
+    .bind(new.start_at)
+    .bind(new.stop_at)
+    .bind(Json(&new.forced))
+    .bind(new.holdout.is_some())
+    .bind(holdout_layer)
+    .bind(layer)
+    .bind(range.map(|r| r[0] as i32))
+    .bind(range.map(|r| r[1] as i32))
     .fetch_one(&mut *tx)
     .await?;
     for (position, (name, bp)) in new.variants.iter().enumerate() {
@@ -120,8 +223,40 @@ pub async fn create_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64
     Ok(id)
 }
 
+/// Every experiment with its variants, in id order (the configuration snapshot).
+pub async fn all_experiments(db: &PgPool) -> Result<Vec<Experiment>> {
+    let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} ORDER BY e.id");
+    let rows: Vec<ExperimentRow> = sqlx::query_as(&sql).fetch_all(db).await?;
+    let variants: Vec<VariantRow> =
+        sqlx::query_as("SELECT experiment_id, id, name, allocation_bp FROM variants ORDER BY experiment_id, position")
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants)).collect())
+}
+
 /// Applies a validated patch (only the fields it names) and new allocations.
 pub async fn update_experiment(
+    db: &PgPool,
+    id: i64,
+    patch: &ExperimentPatch,
+    allocations: Option<Vec<(String, u32)>>,
+) -> Result<()> {
+    match apply_patch(db, id, patch, allocations).await {
+        // Running again an experiment whose layer range was taken while it was stopped.
+        Err(e) if e.is_code(EXCLUSION_VIOLATION) => {
+            let key: String = sqlx::query_scalar(
+                "SELECT l.key FROM experiments e JOIN layers l ON l.id = e.layer_id WHERE e.id = $1",
+            )
+            .bind(id)
+            .fetch_one(db)
+            .await?;
+            Err(StorageError::LayerTaken { free: free_ranges(db, &key).await?, key })
+        }
+        other => other,
+    }
+}
+
+async fn apply_patch(
     db: &PgPool,
     id: i64,
     patch: &ExperimentPatch,
@@ -131,7 +266,11 @@ pub async fn update_experiment(
     sqlx::query(
         "UPDATE experiments SET status = COALESCE($2, status), name = COALESCE($3, name),
          description = COALESCE($4, description), significance = COALESCE($5, significance),
-         sequential_tuning = COALESCE($6, sequential_tuning), updated_at = now() WHERE id = $1",
+         sequential_tuning = COALESCE($6, sequential_tuning), coverage_bp = COALESCE($7, coverage_bp),
+         conditions = CASE WHEN $8 THEN $9 ELSE conditions END,
+         start_at = CASE WHEN $10 THEN $11 ELSE start_at END,
+         stop_at = CASE WHEN $12 THEN $13 ELSE stop_at END,
+         forced = COALESCE($14, forced), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(patch.status)
@@ -139,6 +278,14 @@ pub async fn update_experiment(
     .bind(&patch.description)
     .bind(patch.significance)
     .bind(patch.sequential_tuning)
+    .bind(patch.coverage_percent.map(|p| (p * 100.0).round() as i32))
+    .bind(patch.conditions.is_some())
+    .bind(patch.conditions.clone().flatten().filter(|c| !c.is_null()).map(Json))
+    .bind(patch.start_at.is_some())
+    .bind(patch.start_at.flatten())
+    .bind(patch.stop_at.is_some())
+    .bind(patch.stop_at.flatten())
+    .bind(patch.forced.as_ref().map(Json))
     .execute(&mut *tx)
     .await?;
     for (name, bp) in allocations.unwrap_or_default() {
@@ -153,53 +300,6 @@ pub async fn update_experiment(
     Ok(())
 }
 
-/// A user's committed assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct StoredAssignment {
-    pub variant_id: i64,
-    pub assigned_at: DateTime<Utc>,
-}
-
-pub async fn assignment(db: &PgPool, experiment_id: i64, user_id: &str) -> Result<Option<StoredAssignment>> {
-    Ok(sqlx::query_as("SELECT variant_id, assigned_at FROM assignments WHERE experiment_id = $1 AND user_id = $2")
-        .bind(experiment_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?)
-}
-
-/// Assigns a user who has none, if the experiment is running, together with the user's
-/// exposure in the outbox: one statement, so both commit or neither does. `None` when the
-/// user already has an assignment or the experiment is not running (a concurrent first
-/// request for the same user waits on the row's key until the other one commits).
-pub async fn assign(
-    db: &PgPool,
-    experiment_id: i64,
-    user_id: &str,
-    variant: (i64, &str),
-    request_id: Option<&str>,
-) -> Result<Option<DateTime<Utc>>> {
-    Ok(sqlx::query_scalar(
-        "WITH assigned AS (
-             INSERT INTO assignments (experiment_id, user_id, variant_id)
-             SELECT $1, $2, $3 FROM experiments WHERE id = $1 AND status = 'running'
-             ON CONFLICT (experiment_id, user_id) DO NOTHING
-             RETURNING experiment_id, user_id, assigned_at
-         ), queued AS (
-             INSERT INTO exposure_outbox (experiment_id, user_id, variant, exposed_at, request_id)
-             SELECT experiment_id, user_id, $4, assigned_at, $5 FROM assigned
-         )
-         SELECT assigned_at FROM assigned",
-    )
-    .bind(experiment_id)
-    .bind(user_id)
-    .bind(variant.0)
-    .bind(variant.1)
-    .bind(request_id)
-    .fetch_optional(db)
-    .await?)
-}
-
 /// An exposure waiting in the outbox.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueuedExposure {
@@ -209,13 +309,15 @@ pub struct QueuedExposure {
     pub variant: String,
     pub exposed_at: DateTime<Utc>,
     pub request_id: Option<String>,
+    pub attributes: Option<Json<BTreeMap<String, String>>>,
+    pub forced: bool,
 }
 
 /// Up to `limit` queued exposures, oldest first, locked for this transaction (other relays
 /// skip them): send them, then [`forget_exposures`] and commit.
 pub async fn claim_exposures(tx: &mut Transaction<'static, Postgres>, limit: i64) -> Result<Vec<QueuedExposure>> {
     Ok(sqlx::query_as(
-        "SELECT id, experiment_id, user_id, variant, exposed_at, request_id FROM exposure_outbox
+        "SELECT id, experiment_id, user_id, variant, exposed_at, request_id, attributes, forced FROM exposure_outbox
          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)

@@ -202,7 +202,8 @@ async fn results_dataset(s: &Stack, db: &sqlx::PgPool, users: u64, events: u64) 
     let id = create_experiment(s, &name).await?;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     s.ch(&format!(
-        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) SELECT {id}, concat('b{id}-', toString(number)), \
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) \
+         SELECT {id}, concat('b{id}-', toString(number)), \
          if(number % 2 = 0, 'control', 'treatment'), now() FROM numbers({users})"
     ))
     .await?;

@@ -120,6 +120,7 @@ async fn measure(
         from: start,
         to: now + 3600,
         cuped_seconds: CUPED_DAYS * DAY,
+        segment: ("", ""),
     };
     step(&format!("rollup: {reps} repetitions each (after one warm-up), rollup + tail then raw"));
     let mut rolled_ms = Vec::new();

@@ -167,7 +167,8 @@ pub enum Source {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawReason {
-    /// The rollup is off, or the window starts after the experiment's start.
+    /// The rollup is off, the window starts after the experiment's start, or a segment
+    /// is asked.
     NotAsked,
     /// No seal of this experiment's metric yet (it was just registered).
     NotSealed,

@@ -1,0 +1,90 @@
+//! What the api's integration tests share: a client for the running api, the stack's
+//! services, and waiting for the outbox to reach Kafka.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use common::{
+    testkit::{eventually, Service, Stack, TestEnv},
+    Config,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub async fn start_api(config: Config) -> Service {
+    Service::start(config, api::run).await
+}
+
+pub async fn start_consumer(config: Config) -> Service {
+    Service::start(config, consumer::run).await
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(api: &Service) -> Self {
+        Self { base: api.url(""), http: reqwest::Client::new() }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth("test-key");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON ({status}): {text:.200}")))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn create(&self, variants: &[(&str, f64)]) -> Value {
+        let variants: Vec<Value> = variants.iter().map(|(n, p)| json!({"name": n, "allocation_percent": p})).collect();
+        let (status, body) = self
+            .post("/experiments", json!({"name": "Button Color Test", "description": "d", "variants": variants}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+pub async fn setup() -> (TestEnv, Service, Client) {
+    let stack = Stack::from_env();
+    let env = stack.env(&stack.shared_cluster().await).await;
+    let api = start_api(env.config.clone()).await;
+    let client = Client::new(&api);
+    (env, api, client)
+}
+
+/// Exposures in Kafka once the relay has sent `expected` of them (and the outbox is
+/// empty), so a test can then check that no more arrived.
+pub async fn exposures_in_kafka(env: &TestEnv, expected: i64) -> i64 {
+    let db = pg(env).await;
+    eventually("the exposures relayed", WAIT, || async {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_outbox").fetch_one(&db).await.ok()?;
+        let sent = env.topic_messages(&env.config.kafka.topics.exposures).await;
+        (waiting == 0 && sent >= expected).then_some(sent)
+    })
+    .await
+}
+
+pub async fn pg(env: &TestEnv) -> sqlx::PgPool {
+    common::postgres::pool(&env.config.postgres).expect("pool")
+}
