@@ -4,7 +4,8 @@
 with_validation(false)) and curl can use a current engine as if it were a server.
 
 The local stack's "current ClickHouse" (scripts/lib.sh start_chdb; tests compare every
-statement of ours on it and on the local 18.16: api/tests/engines.rs).
+statement of ours on it and on the local 18.16: api/tests/engines.rs, and the rollup's
+seals, which need sessions: api/tests/engines_rollup.rs).
 Start:  .run/chdb-venv/bin/python scripts/chdb-server.py --data .run/chdb --port 8124
 Needs:  python3 (stdlib) + `pip install chdb-core==26.9.0` (module `chdb`).
 
@@ -20,14 +21,27 @@ Supported:
   param_<name>=        -> query parameters {name:Type}
   other URL params     -> applied as settings for this request only (SET, then restored);
                           HTTP-only params (user, password, wait_end_of_query, query_id,
-                          session_id, ...) are ignored; an unknown setting is an error (115)
+                          ...) are ignored; an unknown setting is an error (115)
+  session_id=          -> a session: its own chdb connection (chdb.connect on the same data
+                          folder), so its current database (USE), its SET settings and its
+                          TEMPORARY tables are its own and last across its requests, as on
+                          a server; other requests share one connection and, without a
+                          session, USE and SET last for their request only (SET: a no-op).
+                          database= applies to its request; without it a session's request
+                          runs in the database of the session's last USE (else `default`).
+                          session_timeout= (default 60 s, at most 3600: else code 374) after
+                          its last request the session is closed, temporary tables with it;
+                          session_check=1: code 372 if it does not exist; close_session=1
+                          closes it after the request; a second request while one runs on
+                          the same session: code 373 (SESSION_IS_LOCKED), as ClickHouse.
+                          Statements run one at a time across all connections.
   auth: X-ClickHouse-User/Key, basic auth, user/password params: accepted, not checked
   Content-Encoding gzip/deflate request bodies; gzip responses when
   enable_http_compression=1 and Accept-Encoding: gzip
   errors: HTTP 4xx/5xx, X-ClickHouse-Exception-Code, body "Code: N. DB::Exception: ..."
-Not supported: compress=1/decompress=1 (ClickHouse's LZ4 block framing), sessions
-(session_id), progress headers, streaming of results (each result is built in memory),
-HTTPS, the native TCP protocol.
+Not supported: compress=1/decompress=1 (ClickHouse's LZ4 block framing), progress
+headers, streaming of results (each result is built in memory), HTTPS, the native TCP
+protocol.
 """
 import argparse
 import base64
@@ -175,36 +189,69 @@ def sql_string(v):
 
 # --- the engine ------------------------------------------------------------------------
 
+class Conn:
+    """One chdb connection. chdb keeps a session context per connection (`chdb.connect`:
+    "any number of connections to the same database path may be open at the same time"):
+    its current database (`USE`), its `SET` settings and its temporary tables, over the
+    same databases and tables as every other connection."""
+
+    def __init__(self, raw, sticky):
+        self.raw = raw
+        self.sticky = sticky        # a session's: USE and SET last beyond the request
+        self.current_db = None      # what the shim last USEd on it (None: unknown)
+        self.session_db = "default"  # the database of requests without `database=`
+        self.base = {}              # settings SET in the session (restored after a request's)
+
+
+class HttpSession:
+    """A ClickHouse HTTP session (`session_id=`): a connection of its own, used by one
+    request at a time, closed `timeout` seconds after its last request ended."""
+
+    def __init__(self, conn, timeout):
+        self.conn = conn
+        self.timeout = timeout
+        self.last_used = time.monotonic()
+        self.busy = False
+
+
+DEFAULT_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT = 60, 3600  # ClickHouse's defaults
+
+
 class Engine:
     def __init__(self, path):
         import chdb  # noqa: F401  (after TZ is set)
         from chdb import session
-        self.session = session.Session(path)
-        self.lock = threading.Lock()
-        self.current_db = None
-        self.version = self._q("SELECT version()", "TSV").decode().strip()
+        self.path = path
+        self.chdb = chdb
+        self.main = Conn(session.Session(path), sticky=False)
+        self.lock = threading.Lock()  # one statement at a time, whatever the connection
+        self.sessions = {}
+        self.sessions_lock = threading.Lock()
+        self.version = self._q(self.main, "SELECT version()", "TSV").decode().strip()
         # Settings that exist, with their values at startup (for restoring).
-        tsv = self._q("SELECT name, value FROM system.settings", "TSVRaw").decode()
+        tsv = self._q(self.main, "SELECT name, value FROM system.settings", "TSVRaw").decode()
         self.settings = {}
         for line in tsv.splitlines():
             name, _, value = line.partition("\t")
             self.settings[name] = value
         aliases = self._q(
-            "SELECT alias_name, name FROM system.settings_aliases", "TSVRaw").decode() \
+            self.main, "SELECT alias_name, name FROM system.settings_aliases", "TSVRaw").decode() \
             if self._exists_table("system", "settings_aliases") else ""
+        self.canonical = {}
         for line in aliases.splitlines():
             a, _, n = line.partition("\t")
             if n in self.settings:
                 self.settings.setdefault(a, self.settings[n])
+                self.canonical[a] = n
 
     def _exists_table(self, db, table):
-        r = self._q(f"SELECT count() FROM system.tables WHERE database = {sql_string(db)} "
+        r = self._q(self.main, f"SELECT count() FROM system.tables WHERE database = {sql_string(db)} "
                     f"AND name = {sql_string(table)}", "TSV")
         return r.strip() == b"1"
 
-    def _q(self, sql, fmt, params=None):
+    def _q(self, conn, sql, fmt, params=None):
         try:
-            r = self.session.query(sql, fmt, params=params) if params else self.session.query(sql, fmt)
+            r = conn.raw.query(sql, fmt, params=params) if params else conn.raw.query(sql, fmt)
         except Exception as e:  # ChdbError / RuntimeError carry ClickHouse's text
             raise self._wrap(e) from None
         return r.bytes() if r is not None else b""
@@ -219,55 +266,117 @@ class Engine:
             text = f"{text} (version {self.version})"
         return ShimError(int(m.group(1)) if m else 1000, "", "", full=text)
 
-    def _use(self, db):
-        if db != self.current_db:
-            self.current_db = None
-            self._q(f"USE `{db.replace('`', '``')}`", "TSV")
-            self.current_db = db
+    def _use(self, conn, db):
+        if db != conn.current_db:
+            conn.current_db = None
+            self._q(conn, f"USE `{db.replace('`', '``')}`", "TSV")
+            conn.current_db = db
 
-    def run(self, sql, database, fmt, settings, params, data_file=None):
-        """Runs one statement; data_file: (prefix, fmt, file object) for INSERT ... FORMAT.
+    # --- sessions (ClickHouse's HTTP session_id, session_timeout, session_check,
+    # close_session; codes 372 SESSION_NOT_FOUND, 373 SESSION_IS_LOCKED,
+    # 374 INVALID_SESSION_TIMEOUT) ---
+
+    def acquire(self, session_id, timeout, check):
+        """The session `session_id`, marked busy (a request at a time, as ClickHouse)."""
+        try:
+            timeout = DEFAULT_SESSION_TIMEOUT if timeout in (None, "") else int(timeout)
+        except ValueError:
+            raise ShimError(374, "INVALID_SESSION_TIMEOUT", f"Invalid session timeout: '{timeout}'")
+        if timeout > MAX_SESSION_TIMEOUT:
+            raise ShimError(374, "INVALID_SESSION_TIMEOUT",
+                            f"Session timeout '{timeout}' is larger than max_session_timeout: "
+                            f"{MAX_SESSION_TIMEOUT}. Maximum session timeout could be modified "
+                            f"in configuration file")
+        with self.sessions_lock:
+            s = self.sessions.get(session_id)
+            if s is None:
+                if check:
+                    raise ShimError(372, "SESSION_NOT_FOUND", f"Session {session_id} not found")
+                with self.lock:
+                    s = HttpSession(Conn(self.chdb.connect(self.path), sticky=True), timeout)
+                self.sessions[session_id] = s
+            if s.busy:
+                raise ShimError(373, "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client")
+            s.busy = True
+            s.timeout = timeout
+            return s
+
+    def release(self, session_id, s, close):
+        with self.sessions_lock:
+            s.busy = False
+            s.last_used = time.monotonic()
+            if close and self.sessions.get(session_id) is s:
+                del self.sessions[session_id]
+                self._close(s)
+
+    def reap(self):
+        """Closes the sessions whose timeout has passed since their last request."""
+        now = time.monotonic()
+        with self.sessions_lock:
+            expired = [k for k, s in self.sessions.items() if not s.busy and s.last_used + s.timeout < now]
+            for k in expired:
+                self._close(self.sessions.pop(k))
+
+    def _close(self, s):
+        with self.lock:
+            try:
+                s.conn.raw.close()  # its temporary tables go with it
+            except Exception as e:
+                log(f"could not close a session's connection: {e}")
+
+    def run(self, conn, sql, database, fmt, settings, params, data_file=None):
+        """Runs one statement on `conn`; data_file: (prefix, fmt, file object) for INSERT ...
+        FORMAT; database None: the connection's own (a session's, changed by USE).
         Returns (body bytes, summary dict)."""
         with self.lock:
-            self._use(database)
+            self._use(conn, database if database is not None else conn.session_db)
             applied = []
             try:
                 for k, v in settings.items():
                     if k not in self.settings:
                         raise ShimError(115, "UNKNOWN_SETTING", f"Unknown setting '{k}'")
-                    self._q(f"SET {k} = {sql_string(v)}", "TSV")
+                    self._q(conn, f"SET {k} = {sql_string(v)}", "TSV")
                     applied.append(k)
                 if data_file is not None:
-                    prefix, in_fmt, f = data_file
-                    try:
-                        ins = self.session.send_insert(prefix, in_fmt)
-                    except Exception as e:
-                        raise self._wrap(e) from None
-                    try:
-                        while True:
-                            chunk = f.read(1 << 20)
-                            if not chunk:
-                                break
-                            ins.append(chunk)
-                        res = ins.finish()
-                    except Exception as e:
-                        try:
-                            ins.cancel()
-                        except Exception:
-                            pass
-                        raise self._wrap(e) from None
-                    return b"", {"written_rows": str(res.rows_written),
-                                 "written_bytes": str(res.bytes_written)}
-                out = self._q(sql, fmt, params)
-                if first_keyword(sql) == "USE":
-                    self.current_db = None
+                    return b"", self._insert(conn, data_file)
+                out = self._q(conn, sql, fmt, params)
+                kw = first_keyword(sql)
+                if kw == "USE":
+                    conn.current_db = None
+                    if conn.sticky:
+                        conn.session_db = self._q(conn, "SELECT currentDatabase()", "TSVRaw").decode().strip()
+                elif kw == "SET" and conn.sticky:
+                    changed = self._q(conn, "SELECT name, value FROM system.settings WHERE changed", "TSVRaw")
+                    conn.base = dict(line.partition("\t")[::2] for line in changed.decode().splitlines())
                 return out, {}
             finally:
                 for k in applied:
+                    before = conn.base.get(self.canonical.get(k, k), self.settings[k])
                     try:
-                        self._q(f"SET {k} = {sql_string(self.settings[k])}", "TSV")
+                        self._q(conn, f"SET {k} = {sql_string(before)}", "TSV")
                     except Exception as e:  # keep serving; log it
                         log(f"could not restore setting {k}: {e}")
+
+    def _insert(self, conn, data_file):
+        prefix, in_fmt, f = data_file
+        try:
+            ins = conn.raw.send_insert(prefix, in_fmt)
+        except Exception as e:
+            raise self._wrap(e) from None
+        try:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                ins.append(chunk)
+            res = ins.finish()
+        except Exception as e:
+            try:
+                ins.cancel()
+            except Exception:
+                pass
+            raise self._wrap(e) from None
+        return {"written_rows": str(res.rows_written), "written_bytes": str(res.bytes_written)}
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -387,7 +496,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "by the chdb shim: use Compression::None")
             body = self._read_body() if self.command == "POST" else None
             url_sql = params.get("query", "")
-            database = params.get("database") or self.headers.get("X-ClickHouse-Database") or "default"
+            session_id = params.get("session_id") or ""
+            # Without `database=` a session's request runs in the session's database (USE).
+            database = params.get("database") or self.headers.get("X-ClickHouse-Database") \
+                or (None if session_id else "default")
             fmt = params.get("default_format") or self.headers.get("X-ClickHouse-Format") or "TabSeparated"
             settings = {k: v for k, v in params.items()
                         if k not in HTTP_ONLY_PARAMS and not k.startswith("param_")}
@@ -412,13 +524,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not sql.strip():
                 raise ShimError(62, "SYNTAX_ERROR", "Empty query")
             kw = first_keyword(sql)
-            if kw == "SET" and data_file is None:
+            if kw == "SET" and data_file is None and not session_id:
                 # Without a session a SET lasts for its own request only: a no-op.
                 self._send(200, b"", {"X-ClickHouse-Query-Id": query_id})
                 return
             if self.verbose:
-                log(f"query db={database} fmt={fmt} settings={settings} sql={sql[:200]!r}")
-            out, summary = self.engine.run(sql, database, fmt, settings, qparams, data_file)
+                log(f"query session={session_id} db={database} fmt={fmt} settings={settings} sql={sql[:200]!r}")
+            self.engine.reap()
+            if session_id:
+                s = self.engine.acquire(session_id, params.get("session_timeout"), params.get("session_check") == "1")
+                try:
+                    out, summary = self.engine.run(s.conn, sql, database, fmt, settings, qparams, data_file)
+                finally:
+                    self.engine.release(session_id, s, params.get("close_session") == "1")
+            else:
+                out, summary = self.engine.run(self.engine.main, sql, database, fmt, settings, qparams, data_file)
             gz = (params.get("enable_http_compression") == "1"
                   and "gzip" in (self.headers.get("Accept-Encoding") or ""))
             self._send(200, out, {
@@ -476,8 +596,11 @@ def main():
         srv.serve_forever(poll_interval=0.2)
     finally:
         srv.server_close()
+        with Handler.engine.sessions_lock:
+            for sess in list(Handler.engine.sessions.values()):
+                Handler.engine._close(sess)
         with Handler.engine.lock:
-            Handler.engine.session.close()
+            Handler.engine.main.raw.close()
         log("chdb shim: stopped")
 
 

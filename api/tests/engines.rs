@@ -2,6 +2,7 @@
 //! ClickHouse 18.16 and a current release (ClickHouse 26.x via chdb behind
 //! `scripts/chdb-server.py`). Migrations, the consumer's RowBinary inserts, results,
 //! timeseries, event types and the experiment list's counts must give the same answers.
+//! The results rollup's statements (seals in sessions): `api/tests/engines_rollup.rs`.
 
 use std::time::Duration;
 

@@ -16,9 +16,9 @@
 //! (`rollup.future_bound`; ingest refuses timestamps more than `ingest.max_future_skew` ahead).
 //!
 //! Same rules as [`super::clickhouse`], every parameter bound. Every statement is tested on
-//! ClickHouse 18.16 (`api/tests/rollup.rs`); on a current release they are written to the
-//! same rules (aliased subqueries, no shadowing aliases) but not yet run: the seals need a
-//! session's temporary tables, which the tests' chdb shim lacks. Statements name
+//! ClickHouse 18.16 (`api/tests/rollup.rs`), and on 18.16 and a current release (26.x via
+//! the chdb shim, whose sessions are chdb connections of their own) with the same data and
+//! answers (`api/tests/engines_rollup.rs`): the same SQL runs on both. Statements name
 //! their parameters (`{E}`, `{TYPE}`, ...); [`named`] binds them in order of appearance.
 
 pub mod read;

@@ -90,8 +90,8 @@ async fn run(session: &Client, sql: &str, args: &[(&str, Arg<'_>)]) -> Result<()
 
 const TEMPORARIES: [&str; 7] = ["iv_g", "iv", "cand", "cur", "chg", "fes", "st"];
 
-/// Drops the temporary tables of a session (before and after seals: a server without
-/// sessions, like the chdb shim of the tests, keeps them).
+/// Drops the temporary tables of a session (before and after seals: a session, and its
+/// tables, outlives its seals by `session_timeout`).
 pub async fn drop_temporaries(session: &Client) -> Result<()> {
     for table in TEMPORARIES {
         run(session, &format!("DROP TEMPORARY TABLE IF EXISTS {table}"), &[]).await?;
