@@ -68,50 +68,8 @@ async fn measure(
     reps: usize,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let plan = Plan::new(&RollupConfig::default());
-    let now: u32 = ch.query("SELECT toUInt32(now())").fetch_one().await?;
-    let start = now - 3 * DAY;
-    // A new database: its recent tables hold every row inserted into it (through the
-    // views), whatever the rows' inserted_at; say so from before the data.
-    for sql in [
-        "DROP TABLE recent_floor".to_owned(),
-        "CREATE TABLE recent_floor (since DateTime) ENGINE = TinyLog".to_owned(),
-        format!("INSERT INTO recent_floor VALUES ({})", start - DAY),
-    ] {
-        ch.query(&sql).execute().await?;
-    }
-    step(&format!("rollup: generating {} users / {} events", human(users), human(events)));
-    let t = Instant::now();
-    generate(ch, users, events, now).await?;
-    let generated = t.elapsed().as_secs_f64();
-
-    let m = Metric { event_type: EVENT_TYPE, value_property: PROPERTY };
-    let target = plan.target(now);
-    let before = target - plan.interval;
-    let first = upkeep::first_event(ch, EVENT_TYPE).await?;
-    let floor = start - DAY;
-    step("rollup: sealing the history (steps of a day), bootstrapping the experiment, compacting");
-    let t = Instant::now();
-    let session = seal::session(ch).await?;
-    let mut sealed = None;
-    while let Some((s0, s1)) = plan.next(sealed, first, before) {
-        seal::level1(&session, m, (s0, s1), plan.k, plan.source(s0, floor), &mut NoFence).await?;
-        sealed = Some(s1);
-    }
-    seal::bootstrap_level2(ch, EXPERIMENT, m, before, &mut NoFence).await?;
-    upkeep::compact(ch, api::rollup::plan::yyyymm(now)).await?;
-    let history = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    seal::level1(&session, m, (before, target), plan.k, plan.source(before, floor), &mut NoFence).await?;
-    seal::level2(&session, EXPERIMENT, m, (before, target), &mut NoFence).await?;
-    seal::drop_temporaries(&session).await?;
-    let ten_minutes = t.elapsed().as_secs_f64();
-    let tail: u64 = ch
-        .query("SELECT count() FROM events_recent WHERE type = ? AND inserted_at >= toDateTime(?)")
-        .bind(EVENT_TYPE)
-        .bind(target)
-        .fetch_one()
-        .await?;
+    let (now, start, generated) = prepare(ch, users, events).await?;
+    let Sealed { plan, target, history, ten_minutes, tail } = seal_everything(ch, now, start).await?;
 
     let q = StatsQuery {
         experiment_id: EXPERIMENT as i64,
@@ -123,19 +81,14 @@ async fn measure(
         segment: ("", ""),
     };
     step(&format!("rollup: {reps} repetitions each (after one warm-up), rollup + tail then raw"));
-    let mut rolled_ms = Vec::new();
-    let mut rolled = Vec::new();
-    for rep in 0..=reps {
-        let t = Instant::now();
+    let from_rollup = || async {
         let (rows, source) = store::variant_stats(ch, &q, Some(plan.k)).await?;
         if source != (Source::Rollup { sealed_to: target }) {
             bail!("the rollup did not answer: {source:?}");
         }
-        if rep > 0 {
-            rolled_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        rolled = sorted(rows);
-    }
+        Ok::<_, anyhow::Error>(rows)
+    };
+    let (mut rolled_ms, rolled) = timed(reps, from_rollup).await?;
     eprintln!("    rollup + tail: {rolled_ms:.0?} ms");
     // The raw queries may fail where the rollup does not (at 100 M events the arrays query
     // needs more than the stack's 8 GB per query): reported, not fatal.
@@ -187,6 +140,69 @@ async fn measure(
         human(events)
     ));
     Ok(())
+}
+
+/// A new database's recent tables hold every row inserted into it (through the views),
+/// whatever the rows' inserted_at: its floor goes back before the data, then the data is
+/// generated. Returns now, the experiment's start and the seconds generating took.
+async fn prepare(ch: &clickhouse::Client, users: u64, events: u64) -> anyhow::Result<(u32, u32, f64)> {
+    let now: u32 = ch.query("SELECT toUInt32(now())").fetch_one().await?;
+    let start = now - 3 * DAY;
+    for sql in [
+        "DROP TABLE recent_floor".to_owned(),
+        "CREATE TABLE recent_floor (since DateTime) ENGINE = TinyLog".to_owned(),
+        format!("INSERT INTO recent_floor VALUES ({})", start - DAY),
+    ] {
+        ch.query(&sql).execute().await?;
+    }
+    step(&format!("rollup: generating {} users / {} events", human(users), human(events)));
+    let t = Instant::now();
+    generate(ch, users, events, now).await?;
+    let generated = t.elapsed().as_secs_f64();
+    Ok((now, start, generated))
+}
+
+/// What [`seal_everything`] did: the plan, the last seal's end and how long the steps took.
+struct Sealed {
+    plan: Plan,
+    target: u32,
+    history: f64,
+    ten_minutes: f64,
+    tail: u64,
+}
+
+/// Seals the generated history in steps of a day, bootstraps the experiment, compacts, then
+/// times one 10-minute seal as the sealer runs it; counts the tail left after it.
+async fn seal_everything(ch: &clickhouse::Client, now: u32, start: u32) -> anyhow::Result<Sealed> {
+    let plan = Plan::new(&RollupConfig::default());
+    let m = Metric { event_type: EVENT_TYPE, value_property: PROPERTY };
+    let target = plan.target(now);
+    let before = target - plan.interval;
+    let first = upkeep::first_event(ch, EVENT_TYPE).await?;
+    let floor = start - DAY;
+    step("rollup: sealing the history (steps of a day), bootstrapping the experiment, compacting");
+    let t = Instant::now();
+    let session = seal::session(ch).await?;
+    let mut sealed = None;
+    while let Some((s0, s1)) = plan.next(sealed, first, before) {
+        seal::level1(&session, m, (s0, s1), plan.k, plan.source(s0, floor), &mut NoFence).await?;
+        sealed = Some(s1);
+    }
+    seal::bootstrap_level2(ch, EXPERIMENT, m, before, &mut NoFence).await?;
+    upkeep::compact(ch, api::rollup::plan::yyyymm(now)).await?;
+    let history = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    seal::level1(&session, m, (before, target), plan.k, plan.source(before, floor), &mut NoFence).await?;
+    seal::level2(&session, EXPERIMENT, m, (before, target), &mut NoFence).await?;
+    seal::drop_temporaries(&session).await?;
+    let ten_minutes = t.elapsed().as_secs_f64();
+    let tail: u64 = ch
+        .query("SELECT count() FROM events_recent WHERE type = ? AND inserted_at >= toDateTime(?)")
+        .bind(EVENT_TYPE)
+        .bind(target)
+        .fetch_one()
+        .await?;
+    Ok(Sealed { plan, target, history, ten_minutes, tail })
 }
 
 /// The raw query the api ran before the rollup (main until the rollup landed): events read
