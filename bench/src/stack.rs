@@ -23,6 +23,37 @@ pub struct Stack {
     pub run: PathBuf,
     pub tmp: PathBuf,
     pub http: reqwest::Client,
+    /// `BENCH_BROKER=mock`: the cases' own topics and instances use a mock cluster of the
+    /// devbroker (librdkafka's in-memory broker) instead of the stack's durable broker.
+    pub mock: Option<MockCluster>,
+}
+
+/// A mock cluster of the devbroker: its control API and id (topics are created there).
+pub struct MockCluster {
+    control: String,
+    id: u64,
+}
+
+/// The broker the cases' own topics and instances use: the stack's (nisshi), or with
+/// `BENCH_BROKER=mock` a new mock cluster of the devbroker (control `BENCH_BROKER_CONTROL`),
+/// written into `config` so that every case and instance uses it.
+pub async fn choose_broker(config: &mut common::config::Config) -> anyhow::Result<Option<MockCluster>> {
+    if std::env::var("BENCH_BROKER").as_deref() != Ok("mock") {
+        return Ok(None);
+    }
+    let control = env("BENCH_BROKER_CONTROL")?;
+    let body = serde_json::json!({ "brokers": 1 });
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{control}/clusters"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let bootstrap = v["bootstrap"].as_str().context("devbroker: no bootstrap in its answer")?;
+    config.kafka.brokers = bootstrap.parse().map_err(|e| anyhow::anyhow!("mock bootstrap {bootstrap}: {e}"))?;
+    Ok(Some(MockCluster { control, id: v["id"].as_u64().context("devbroker: no cluster id")? }))
 }
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -30,7 +61,7 @@ fn env(name: &str) -> anyhow::Result<String> {
 }
 
 impl Stack {
-    pub fn from_env(config: &common::config::Config) -> anyhow::Result<Self> {
+    pub fn from_env(config: &common::config::Config, mock: Option<MockCluster>) -> anyhow::Result<Self> {
         let root = PathBuf::from(env("BENCH_ROOT")?);
         Ok(Self {
             api: env("ABTEST_API__LISTEN")?.parse()?,
@@ -45,12 +76,44 @@ impl Stack {
             run: root.join(".run"),
             tmp: root.join("bench/tmp"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?,
+            mock,
         })
     }
 
-    /// Creates a topic on the stack's broker.
+    /// The broker's name in the report.
+    pub fn broker_name(&self) -> &'static str {
+        if self.mock.is_some() {
+            "mock broker"
+        } else {
+            "nisshi"
+        }
+    }
+
+    /// Appended to the names of the cases that ran on the mock broker.
+    pub fn on_broker(&self) -> &'static str {
+        if self.mock.is_some() {
+            " (mock broker)"
+        } else {
+            ""
+        }
+    }
+
+    /// The broker's process (CPU in the reports): the devbroker or the stack's broker.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.pid(if self.mock.is_some() { "devbroker" } else { "kafka" })
+    }
+
+    /// Creates a topic on the cases' broker.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
-        Ok(common::kafka::ensure_topics(&self.kafka, &[(name, partitions)]).await?)
+        match &self.mock {
+            None => Ok(common::kafka::ensure_topics(&self.kafka, &[(name, partitions)]).await?),
+            Some(m) => {
+                let body = serde_json::json!({ "name": name, "partitions": partitions });
+                let url = format!("{}/clusters/{}/topics", m.control, m.id);
+                self.http.post(url).json(&body).send().await?.error_for_status()?;
+                Ok(())
+            }
+        }
     }
 
     /// Runs a statement or query on ClickHouse over HTTP; returns the body.
@@ -97,6 +160,7 @@ impl Stack {
             Command::new(exe)
         };
         cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+        cmd.env("ABTEST_KAFKA__BROKERS", self.kafka.brokers.bootstrap());
         for (k, v) in overrides {
             cmd.env(k, v);
         }

@@ -46,7 +46,7 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
         let subj = load::run(label, api, &sizes.load(CONNS), make).await?;
         let ratio = subj.rate() / tps;
         report.line(
-            Line::new(format!("assignment {label}"), http_summary(&subj, "assignments/s"))
+            Line::new(format!("assignment {label}{}", s.on_broker()), http_summary(&subj, "assignments/s"))
                 .baseline(format!("pgbench, same SQL: {tps:.0} tps"))
                 .ratio(ratio)
                 .target(">= 0.5", Some(ratio >= 0.5)),

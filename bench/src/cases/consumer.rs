@@ -1,9 +1,9 @@
 //! The consumer: draining a backlog against the slower of its two halves done raw.
 //!
 //! A backlog of envelopes is produced with lz4 to a topic of its own and checked present
-//! (watermarks) before timing. The dev broker (librdkafka's mock cluster, in-process in
-//! devbroker) keeps at most 100 000 messages and 5 MiB per partition and drops older ones,
-//! hence the many partitions.
+//! (watermarks) before timing, on the stack's broker (nisshi) or, with `BENCH_BROKER=mock`,
+//! on a mock cluster of the devbroker, which keeps at most 100 000 messages and 5 MiB per
+//! partition and drops older ones (hence the many partitions).
 //!
 //! - Baseline "raw consumption" ([`raw_consume`]): a `BaseConsumer` reading every message
 //!   (fetch.queue.backoff.ms=20 like the consumer), timed from the first message.
@@ -129,7 +129,7 @@ async fn run_consumer(s: &Stack, backlog: &Backlog, run_id: &str, peaks: &mut Pe
     )?;
     s.wait_ready(addr, Duration::from_secs(30)).await?;
     let cpu_pids: CpuPids =
-        [("consumer", Some(consumer.pid())), ("clickhouse", s.pid("clickhouse")), ("kafka (nisshi)", s.pid("kafka"))];
+        [("consumer", Some(consumer.pid())), ("clickhouse", s.pid("clickhouse")), (s.broker_name(), s.broker_pid())];
     let cpu_before: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| p.and_then(stack::cpu_seconds)).collect();
     let (first, last) = wait_for_rows(s, addr, backlog.n).await?;
     let wall = first.map_or(0.0, |(t0, _)| (last.0 - t0).as_secs_f64());
@@ -218,22 +218,29 @@ async fn write_report(
     let slower = consume_rate.min(insert_rate);
     let ratio = rate / slower;
     report.line(
-        Line::new("consumer", format!("{rate:.0} rows/s ({stored} of {n} distinct events stored)"))
-            .baseline(format!("raw RowBinary insert {insert_rate:.0} rows/s; raw consumption {consume_rate:.0} msgs/s"))
-            .ratio(ratio)
-            .target(">= 0.7 of the slower", Some(ratio >= 0.7 && stored == n as u64)),
+        Line::new(
+            format!("consumer{}", s.on_broker()),
+            format!("{rate:.0} rows/s ({stored} of {n} distinct events stored)"),
+        )
+        .baseline(format!("raw RowBinary insert {insert_rate:.0} rows/s; raw consumption {consume_rate:.0} msgs/s"))
+        .ratio(ratio)
+        .target(">= 0.7 of the slower", Some(ratio >= 0.7 && stored == n as u64)),
     );
     report.note(format!(
         "consumer: {n} envelopes ({} MiB) produced with lz4 to `{topic}` ({} partitions) and checked present \
-         (watermarks) before timing. The dev broker (librdkafka's mock cluster, in-process in devbroker) keeps at \
-         most 100 000 messages and 5 MiB per partition and drops older ones, hence the many partitions; it also \
-         uses CPU of the same 2 cores while serving fetches. Raw consumption: a BaseConsumer reading every \
+         (watermarks) before timing, on {}; the broker uses CPU of the same 2 cores while serving fetches. Raw consumption: a BaseConsumer reading every \
          message (fetch.queue.backoff.ms=20 like the consumer), timed from the first message. Raw insert: the same rows (decoded beforehand) inserted with the \
          `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events`. Consumer: a separate \
          instance of the release `consumer` binary (stack config, own group and topic), rate from its rows-inserted \
          metric between the first and the last observation (the group join is not timed). {drain_facts}.",
         bytes >> 20,
-        sizes.partitions
+        sizes.partitions,
+        if s.mock.is_some() {
+            "a mock cluster of the devbroker (librdkafka's in-memory broker, BENCH_BROKER=mock), which keeps at most \
+             100 000 messages and 5 MiB per partition (hence the many partitions)"
+        } else {
+            "the stack's broker (nisshi, SQLite storage)"
+        }
     ));
     Ok(())
 }

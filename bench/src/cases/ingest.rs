@@ -65,7 +65,7 @@ pub(super) async fn ingest(run: &mut Run) -> anyhow::Result<()> {
     let mut bare = spawn_bare_server(bare_addr)?;
     wait_listening(bare_addr).await?;
 
-    single(s, sizes, addr, bare_addr, report).await?;
+    single(s, config, sizes, (addr, bare_addr), &topic, report).await?;
     batch(s, config, sizes, addr, &topic, report).await?;
     report.note(format!(
         "ingest: a separate `ingest` instance (same release binary and config as the stack's) on its own topic \
@@ -99,12 +99,15 @@ fn spawn_bare_server(addr: SocketAddr) -> anyhow::Result<stack::Instance> {
     })
 }
 
-/// "ingest single": `POST /events` on `addr` against the bare axum server on `bare_addr`.
+/// "ingest single": `POST /events` on `addr` against the bare axum server on `bare_addr`
+/// (the target), and beside it what a raw producer reaches with one message per send and
+/// as many in flight as there are connections (what the broker's acknowledgements allow).
 async fn single(
     s: &Stack,
+    config: &Config,
     sizes: &Sizes,
-    addr: SocketAddr,
-    bare_addr: SocketAddr,
+    (addr, bare_addr): (SocketAddr, SocketAddr),
+    topic: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let key = s.api_key.clone();
@@ -115,10 +118,18 @@ async fn single(
     let base = load::run("bare", bare_addr, &sizes.load(CONNS), requests(bare_addr, key.clone())).await?;
     step("ingest single: POST /events");
     let subj = load::run("ingest", addr, &sizes.load(CONNS), requests(addr, key.clone())).await?;
+    step("ingest single: raw rdkafka producer, one message per send");
+    let producer = common::kafka::producer(&config.kafka, Duration::from_secs(30))?;
+    let raw = raw_produce(&producer, topic, sizes, CONNS, 1).await?;
     let ratio = subj.rate() / base.rate();
     report.line(
-        Line::new("ingest single", http_summary(&subj, "req/s"))
-            .baseline(format!("bare axum 202: {}", http_summary(&base, "req/s")))
+        Line::new(format!("ingest single{}", s.on_broker()), http_summary(&subj, "req/s"))
+            .baseline(format!(
+                "bare axum 202: {}; raw rdkafka producer, one message per send, {CONNS} in flight: {raw:.0} msgs/s \
+                 (ingest = {:.2} of it)",
+                http_summary(&base, "req/s"),
+                subj.rate() / raw
+            ))
             .ratio(ratio)
             .target(">= 0.5", Some(ratio >= 0.5)),
     );
@@ -144,11 +155,11 @@ async fn batch(
     let subj_rate = subj.rate() * 1000.0;
     step("ingest batch: raw rdkafka producer baseline");
     let producer = common::kafka::producer(&config.kafka, Duration::from_secs(30))?;
-    let base_rate = raw_produce(&producer, topic, sizes).await?;
+    let base_rate = raw_produce(&producer, topic, sizes, sizes.batch_conns, 1000).await?;
     let ratio = subj_rate / base_rate;
     report.line(
         Line::new(
-            "ingest batch",
+            format!("ingest batch{}", s.on_broker()),
             format!(
                 "{:.0} events/s ({} errors, p50 {:.1} ms, p99 {:.1} ms per request)",
                 subj_rate,
@@ -164,18 +175,24 @@ async fn batch(
     Ok(())
 }
 
-/// `batch_conns` tasks each enqueue 1000 envelopes and await all acks, repeatedly.
-async fn raw_produce(producer: &FutureProducer, topic: &str, sizes: &Sizes) -> anyhow::Result<f64> {
-    let payloads = Arc::new(envelopes(1000, "bench_batch", 1000));
+/// `tasks` tasks each enqueue `per_send` envelopes and await all acks, repeatedly: acks/s.
+async fn raw_produce(
+    producer: &FutureProducer,
+    topic: &str,
+    sizes: &Sizes,
+    tasks: usize,
+    per_send: usize,
+) -> anyhow::Result<f64> {
+    let payloads = Arc::new(envelopes(per_send, "bench_batch", per_send));
     let start = Instant::now();
     let measure_from = start + sizes.warmup;
     let end = measure_from + sizes.http_secs;
-    let mut tasks = Vec::new();
-    for _ in 0..sizes.batch_conns {
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
         let producer = producer.clone();
         let payloads = payloads.clone();
         let topic = topic.to_owned();
-        tasks.push(tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             let mut acked = 0u64;
             while Instant::now() < end {
                 let sent = Instant::now();
@@ -197,7 +214,7 @@ async fn raw_produce(producer: &FutureProducer, topic: &str, sizes: &Sizes) -> a
         }));
     }
     let mut total = 0;
-    for t in tasks {
+    for t in handles {
         total += t.await?;
     }
     Ok(total as f64 / sizes.http_secs.as_secs_f64())

@@ -120,8 +120,9 @@ pub(super) struct Run {
 }
 
 pub async fn run_all(opts: &Options) -> anyhow::Result<Report> {
-    let config = Config::load().context("configuration (run through scripts/bench)")?;
-    let s = Stack::from_env(&config)?;
+    let mut config = Config::load().context("configuration (run through scripts/bench)")?;
+    let mock = crate::stack::choose_broker(&mut config).await.context("BENCH_BROKER=mock")?;
+    let s = Stack::from_env(&config, mock)?;
     let sizes = Sizes::new(opts.quick);
     let run_id = format!("{:x}", chrono::Utc::now().timestamp());
     let mut run = Run { s, config, sizes, run_id, report: Report::default(), peaks: Vec::new() };
