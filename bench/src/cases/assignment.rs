@@ -16,7 +16,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
@@ -42,6 +42,10 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
     for (label, make, script) in [("new-user", new_user, new_sql), ("repeat", repeat, repeat_sql)] {
         step(&format!("assignment {label}: pgbench baseline"));
         let tps = pgbench(s, &script, id, variant, sizes).await?;
+        // pgbench's new-user rows (and the API's) wait in the outbox until the api instances
+        // relay them to Kafka; the API is measured once that work is done, not during it.
+        let waited = outbox_drained(&db).await?;
+        eprintln!("    exposure outbox empty after {waited:.1} s");
         step(&format!("assignment {label}: GET /experiments/{{id}}/assignment/{{user}}"));
         let subj = load::run(label, api, &sizes.load(CONNS), make).await?;
         let ratio = subj.rate() / tps;
@@ -58,7 +62,8 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
          {pool} users assigned beforehand. pgbench runs the handler's statements ({CONNS} clients, 2 threads, \
          prepared): new-user = the SELECT that misses, then the one statement that inserts the assignment and \
          its exposure into the outbox; repeat = the SELECT. The API relays the outbox to Kafka in the \
-         background (its own batches, not timed here). The API is an instance of the release `api` binary \
+         background (its own batches, not timed here); each API run starts once the outbox is empty (what \
+         pgbench and the previous run queued has been relayed). The API is an instance of the release `api` binary \
          (stack config) of its own whose exposures go to a fresh topic (`bench_exposures_<run>`)."
     ));
     if let Some(kib) = api_instance.peak_rss_kib() {
@@ -66,6 +71,22 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
     }
     api_instance.stop();
     Ok(())
+}
+
+/// Waits until the exposure outbox is empty (every committed exposure relayed to Kafka by
+/// the api instances), at most 10 minutes: the seconds waited.
+async fn outbox_drained(db: &sqlx::PgPool) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_outbox").fetch_one(db).await?;
+        if waiting == 0 {
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the exposure outbox still holds {waiting} exposures after 10 min");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// An api instance of its own, ready: its address and process.

@@ -8,6 +8,7 @@
 //! (each event id once by GROUP BY user_id, event_id, every exposed user joined with their
 //! events; without the CUPED sums the API also computes), users checked equal.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -28,7 +29,11 @@ pub(super) async fn results(s: &Stack, config: &Config, sizes: &Sizes, report: &
          sequential: GET /experiments/{{id}}/results?event_type=...&value_property=value against \
          `clickhouse-client --time` running a hand-written query for the same users, conversions, events and value \
          sums (the straightforward SQL: each event id once by GROUP BY user_id, event_id, every exposed user joined \
-         with their events; without the CUPED sums the API also computes; users checked equal).",
+         with their events; without the CUPED sums the API also computes; users checked equal). The case name \
+         says which path of the api answered (`abtest_results_total{{source}}`): `rollup`, or the raw events \
+         (`raw_not_sealed`: the metric awaits its first seal; the sealer starts `rollup.future_bound` + \
+         `rollup.lag` after the ClickHouse DDL was applied, so a freshly migrated stack answers raw); the \
+         `rollup` case times the rollup path itself.",
         sizes.result_reps
     ));
     Ok(())
@@ -48,7 +53,9 @@ async fn compare(
     let created = created_at(s, id).await?;
     let url = format!("http://{}/experiments/{id}/results?event_type={event_type}&value_property=value", s.api);
     step(&format!("results: {users} users / {events} events, {} repetitions each", sizes.result_reps));
+    let before = answers_by_source(s).await?;
     let (mut api_ms, api_users) = time_api(s, &url, sizes.result_reps).await?;
+    let source = answered_from(&before, &answers_by_source(s).await?);
     // The same numbers by a hand-written query: the straightforward one (each event id
     // once by GROUP BY, every exposed user joined with their events), literals inlined.
     let from = created.timestamp() - 1;
@@ -63,7 +70,7 @@ async fn compare(
     let ratio = a50 / c50;
     report.line(
         Line::new(
-            format!("results {} users / {} events", human(users), human(events)),
+            format!("results {} users / {} events (api: {source})", human(users), human(events)),
             format!("p50 {a50:.0} ms, max {a_max:.0} ms"),
         )
         .baseline(format!("clickhouse-client, hand-written SQL: p50 {c50:.0} ms, max {c_max:.0} ms"))
@@ -71,6 +78,33 @@ async fn compare(
         .target("<= 1.2x and < 1 s", Some(ratio <= 1.2 && a50 < 1000.0)),
     );
     Ok(())
+}
+
+/// The api's results answers so far by source (`abtest_results_total{source="..."}`).
+async fn answers_by_source(s: &Stack) -> anyhow::Result<BTreeMap<String, f64>> {
+    let text = s.http.get(format!("http://{}/metrics", s.api)).send().await?.text().await?;
+    let prefix = "abtest_results_total{source=\"";
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (source, value) = l.strip_prefix(prefix)?.split_once("\"} ")?;
+            Some((source.to_owned(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Which sources answered between two readings of [`answers_by_source`], e.g. `raw_not_sealed`.
+fn answered_from(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let grown: Vec<&str> = after
+        .iter()
+        .filter(|(k, v)| **v > before.get(*k).copied().unwrap_or_default())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if grown.is_empty() {
+        "unknown".into()
+    } else {
+        grown.join(" + ")
+    }
 }
 
 /// When experiment `id` was created, as the API reports it.
