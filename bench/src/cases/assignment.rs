@@ -22,6 +22,7 @@ use std::{
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use common::config::Config;
+use futures::StreamExt;
 use hyper::Method;
 
 use super::{http_summary, results::create_experiment, step, Run, Sizes, CONNS};
@@ -46,6 +47,10 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
         // relay them to Kafka; the API is measured once that work is done, not during it.
         let waited = outbox_drained(&db).await?;
         eprintln!("    exposure outbox empty after {waited:.1} s");
+        if label == "repeat" {
+            let secs = visit_every_repeat_user(s, api, id, sizes.repeat_pool).await?;
+            eprintln!("    every repeat user asked once in {secs:.1} s (the api now holds them in its cache)");
+        }
         step(&format!("assignment {label}: GET /experiments/{{id}}/assignment/{{user}}"));
         let subj = load::run(label, api, &sizes.load(CONNS), make).await?;
         let ratio = subj.rate() / tps;
@@ -59,7 +64,8 @@ pub(super) async fn assignment(run: &mut Run) -> anyhow::Result<()> {
     let pool = sizes.repeat_pool as u64;
     report.note(format!(
         "assignment: {CONNS} connections; new-user requests use a fresh user id each, repeat requests pick among \
-         {pool} users assigned beforehand. pgbench runs the handler's statements ({CONNS} clients, 2 threads, \
+         {pool} users assigned beforehand and each asked once through this api before the timed run (so they \
+         come from its assignment cache; a repeat user new to an instance costs one SELECT, like pgbench's). pgbench runs the handler's statements ({CONNS} clients, 2 threads, \
          prepared): new-user = the SELECT that misses, then the one statement that inserts the assignment and \
          its exposure into the outbox; repeat = the SELECT. The API relays the outbox to Kafka in the \
          background (its own batches, not timed here); each API run starts once the outbox is empty (what \
@@ -87,6 +93,23 @@ async fn outbox_drained(db: &sqlx::PgPool) -> anyhow::Result<f64> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Asks the api for every repeat user once ([`CONNS`] at a time), so that the repeat case
+/// measures users this instance has answered before (its assignment cache); a repeat user
+/// new to an instance costs one SELECT, the new-user case's first statement. Seconds taken.
+async fn visit_every_repeat_user(s: &Stack, api: SocketAddr, id: i64, pool: i64) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let asks = futures::stream::iter(1..=pool).map(|user| async move {
+        let url = format!("http://{api}/experiments/{id}/assignment/rep-{user}");
+        s.http.get(url).bearer_auth(&s.api_key).send().await?.error_for_status()?;
+        Ok::<_, anyhow::Error>(())
+    });
+    let mut asks = asks.buffer_unordered(CONNS);
+    while let Some(done) = asks.next().await {
+        done?;
+    }
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// An api instance of its own, ready: its address and process.
