@@ -8,7 +8,8 @@
 //! - Baseline "raw consumption" ([`raw_consume`]): a `BaseConsumer` reading every message
 //!   (fetch.queue.backoff.ms=20 like the consumer), timed from the first message.
 //! - Baseline "raw insert" ([`raw_insert`]): the same rows (decoded beforehand) inserted with
-//!   the `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events`.
+//!   the `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events` with
+//!   a copy of the rollup's view into `events_recent` (the same writes as into `events`).
 //! - Subject: a separate instance of the release `consumer` binary (stack config, own group
 //!   and topic), rate from its rows-inserted metric between the first and the last
 //!   observation (the group join is not timed), compared with the slower baseline.
@@ -230,7 +231,8 @@ async fn write_report(
         "consumer: {n} envelopes ({} MiB) produced with lz4 to `{topic}` ({} partitions) and checked present \
          (watermarks) before timing, on {}; the broker uses CPU of the same 2 cores while serving fetches. Raw consumption: a BaseConsumer reading every \
          message (fetch.queue.backoff.ms=20 like the consumer), timed from the first message. Raw insert: the same rows (decoded beforehand) inserted with the \
-         `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events`. Consumer: a separate \
+         `clickhouse` crate in RowBinary, 1 M rows per insert, into a copy of `events` with a copy of the rollup's \
+         materialized view (`events_recent`): the same writes as an insert into `events`. Consumer: a separate \
          instance of the release `consumer` binary (stack config, own group and topic), rate from its rows-inserted \
          metric between the first and the last observation (the group join is not timed). {drain_facts}.",
         bytes >> 20,
@@ -364,8 +366,11 @@ async fn raw_insert(s: &Stack, config: &Config, payloads: &[Vec<u8>]) -> anyhow:
         .map(|p| EventEnvelope::decode(p).map(Into::into))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    s.ch("DROP TABLE IF EXISTS bench_raw_events").await?;
-    s.ch("CREATE TABLE bench_raw_events AS events").await?;
+    // A copy of `events` with what an insert into `events` also writes: the rollup's view
+    // into a copy of `events_recent` (clickhouse/006_rollup.sql).
+    for sql in RAW_DROP.iter().chain(RAW_CREATE) {
+        s.ch(sql).await?;
+    }
     let client = common::clickhouse::client(&config.clickhouse)?;
     let started = Instant::now();
     for chunk in rows.chunks(1 << 20) {
@@ -380,6 +385,21 @@ async fn raw_insert(s: &Stack, config: &Config, payloads: &[Vec<u8>]) -> anyhow:
     if stored != rows.len() as u64 {
         bail!("raw insert stored {stored} of {} rows", rows.len());
     }
-    s.ch("DROP TABLE IF EXISTS bench_raw_events").await?;
+    for sql in RAW_DROP {
+        s.ch(sql).await?;
+    }
     Ok(rate)
 }
+
+const RAW_DROP: &[&str] = &[
+    "DROP TABLE IF EXISTS bench_raw_events_mv",
+    "DROP TABLE IF EXISTS bench_raw_events_recent",
+    "DROP TABLE IF EXISTS bench_raw_events",
+];
+
+const RAW_CREATE: &[&str] = &[
+    "CREATE TABLE bench_raw_events AS events",
+    "CREATE TABLE bench_raw_events_recent AS events_recent",
+    "CREATE MATERIALIZED VIEW bench_raw_events_mv TO bench_raw_events_recent AS \
+     SELECT type, inserted_at, user_id, event_id, timestamp, properties FROM bench_raw_events",
+];
