@@ -4,6 +4,8 @@
 //! timeseries, event types and the experiment list's counts must give the same answers.
 //! The results rollup's statements (seals in sessions): `api/tests/engines_rollup.rs`.
 
+mod support;
+
 use std::time::Duration;
 
 use api::storage::clickhouse::{self as ch, StatsQuery};
@@ -14,6 +16,7 @@ use common::{
 };
 use consumer::rows::{self, Rows, Source, EVENTS, EXPOSURES};
 use serde_json::value::RawValue;
+use support::rows::Dropped;
 
 const DAY: u32 = 86_400;
 /// 2026-01-01T00:00:00Z.
@@ -132,24 +135,6 @@ fn same_stats(a: &ch::VariantStats, b: &ch::VariantStats) -> bool {
     let floats =
         |s: &ch::VariantStats| [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value];
     ints(a) == ints(b) && floats(a).iter().zip(floats(b)).all(|(x, y)| close(*x, y))
-}
-
-struct Dropped(Vec<ClickHouseConfig>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        let configs = std::mem::take(&mut self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                for cfg in configs {
-                    let server = common::clickhouse::client(&cfg).expect("client").with_database("default");
-                    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@
 //! [`NoFence`], and the data is the same on both engines. Values are multiples of 1/4:
 //! sums are exact in any order and compared with `==`.
 
+mod support;
+
 use api::{
     rollup::plan::yyyymm,
     storage::{
@@ -24,6 +26,7 @@ use api::{
     },
 };
 use common::{config::ClickHouseConfig, testkit::random_name};
+use support::rows::{same, sorted, Dropped};
 
 const HOUR: u32 = 3600;
 const DAY: u32 = 86_400;
@@ -269,22 +272,6 @@ impl Engine {
     }
 }
 
-fn sorted(mut rows: Vec<VariantStats>) -> Vec<VariantStats> {
-    rows.sort_by(|a, b| a.variant.cmp(&b.variant));
-    rows
-}
-
-/// Row for row, every column exactly.
-fn same(a: &[VariantStats], b: &[VariantStats]) -> bool {
-    let key = |s: &VariantStats| {
-        (
-            (s.variant.clone(), s.users, s.converted_users, s.events, s.pre_converted_users, s.converted_both),
-            [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value],
-        )
-    };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
-}
-
 /// Both engines' answers at one stage: the rollup equals the raw query on each, and the
 /// engines agree.
 async fn check(engines: &[Engine; 2], stage: &str, sealed: [Option<u32>; 2]) {
@@ -293,24 +280,6 @@ async fn check(engines: &[Engine; 2], stage: &str, sealed: [Option<u32>; 2]) {
     for ((a, seals_a), (b, seals_b)) in old.iter().zip(&current) {
         assert!(same(a, b), "{stage}: 18.16\n{a:#?}\ncurrent\n{b:#?}");
         assert_eq!(seals_a, seals_b, "{stage}: seal markers");
-    }
-}
-
-struct Dropped(Vec<ClickHouseConfig>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        let configs = std::mem::take(&mut self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                for cfg in configs {
-                    let server = common::clickhouse::client(&cfg).expect("client").with_database("default");
-                    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
-                }
-            });
-        })
-        .join();
     }
 }
 

@@ -16,6 +16,8 @@
 //! At the end the api itself answers `GET /experiments/{id}/results` from the rollup, with
 //! the same numbers as an api with the rollup off.
 
+mod support;
+
 use std::{collections::HashMap, time::Duration};
 
 use api::{
@@ -32,6 +34,7 @@ use common::{
     Config,
 };
 use serde_json::{json, Value};
+use support::rows::{same, sorted};
 
 const HOUR: u32 = 3600;
 const DAY: u32 = 86_400;
@@ -283,22 +286,6 @@ fn expected(exposures: &[Exposure], events: &[Event], q: &StatsQuery<'_>) -> Vec
         s.value_pre_value += x * y;
     }
     sorted(by_variant.into_values().collect())
-}
-
-fn sorted(mut rows: Vec<VariantStats>) -> Vec<VariantStats> {
-    rows.sort_by(|a, b| a.variant.cmp(&b.variant));
-    rows
-}
-
-/// Row for row, every column exactly.
-fn same(a: &[VariantStats], b: &[VariantStats]) -> bool {
-    let key = |s: &VariantStats| {
-        (
-            (s.variant.clone(), s.users, s.converted_users, s.events, s.pre_converted_users, s.converted_both),
-            [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value],
-        )
-    };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
 struct Question {

@@ -2,6 +2,8 @@
 //! services, and waiting for the outbox to reach Kafka.
 #![allow(dead_code)]
 
+pub mod rows;
+
 use std::time::Duration;
 
 use common::{
