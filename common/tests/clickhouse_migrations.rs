@@ -109,9 +109,6 @@ async fn an_interrupted_column_migration_completes_on_the_next_run() {
     server.query(&format!("CREATE DATABASE {}", cfg.database)).execute().await.expect("database");
     let ch = ours::client(&cfg).expect("client");
     // Versions 1 to 3 applied and recorded, then 004 stopped after two of its statements.
-    ours::migrate(&cfg).await.expect("all migrations");
-    ch.query("DROP TABLE exposures").execute().await.expect("drop");
-    ch.query("DROP TABLE schema_migrations").execute().await.expect("drop");
     ch.query(
         "CREATE TABLE schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) \
          ENGINE = ReplacingMergeTree() ORDER BY version",
@@ -120,10 +117,8 @@ async fn an_interrupted_column_migration_completes_on_the_next_run() {
     .await
     .expect("versions");
     for (version, name, text) in &ours::MIGRATIONS[..3] {
-        if *version >= 2 {
-            for statement in ours::statements(text) {
-                ch.query(&statement).execute().await.expect("DDL 2 and 3");
-            }
+        for statement in ours::statements(text) {
+            ch.query(&statement).execute().await.expect("DDL 1 to 3");
         }
         ch.query("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
             .bind(version)
@@ -142,7 +137,9 @@ async fn an_interrupted_column_migration_completes_on_the_next_run() {
         ch.query(statement).execute().await.expect("the first statements of 004");
     }
 
-    assert_eq!(ours::migrate(&cfg).await.expect("the run after the interruption"), vec![name]);
+    // The next run completes 004 and applies the versions after it.
+    let later: Vec<&str> = ours::MIGRATIONS[3..].iter().map(|(_, name, _)| *name).collect();
+    assert_eq!(ours::migrate(&cfg).await.expect("the run after the interruption"), later);
     assert!(ours::migrate(&cfg).await.expect("again").is_empty());
     let row: Attributed = ch
         .query("SELECT variant, forced, attribute_keys, attribute_values, exposure_id FROM exposures WHERE user_id = 'before'")
