@@ -39,10 +39,12 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
-    pub clickhouse: clickhouse::Client,
+    /// Behind an `Arc`: axum clones the state for every request, and a client clone copies
+    /// its URL, credentials and settings (allocations that showed in the api's profile).
+    pub clickhouse: Arc<clickhouse::Client>,
     /// The event routes' state; its Kafka sink also carries the exposures.
     pub events: Arc<Events>,
-    pub exposures_topic: String,
+    pub exposures_topic: Arc<str>,
     pub experiments: Arc<cache::ExperimentCache>,
     pub config: Arc<cache::ConfigCache>,
     pub assignments: Arc<cache::AssignmentCache>,
@@ -54,9 +56,11 @@ impl AppState {
         let sink = Sink::new(&config.kafka, config.ingest.ack_timeout).context("create the Kafka producer")?;
         Ok(Self {
             db: common::postgres::pool(&config.postgres).context("configure the Postgres pool")?,
-            clickhouse: common::clickhouse::client(&config.clickhouse).context("configure the ClickHouse client")?,
+            clickhouse: Arc::new(
+                common::clickhouse::client(&config.clickhouse).context("configure the ClickHouse client")?,
+            ),
             events: Events::new(config, sink, registry),
-            exposures_topic: config.kafka.topics.exposures.clone(),
+            exposures_topic: config.kafka.topics.exposures.as_str().into(),
             experiments: Arc::new(cache::ExperimentCache::new(config.api.experiment_cache_ttl)),
             config: Arc::new(cache::ConfigCache::new(config.api.experiment_cache_ttl)),
             assignments: Arc::new(cache::AssignmentCache::new(config.api.assignment_cache_entries)),
@@ -101,10 +105,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let registry = metrics::registry();
     let state = AppState::new(&config, &registry)?;
     let sink = state.events.sink().clone();
-    let relay = outbox::Relay::new(state.db.clone(), sink.clone(), state.exposures_topic.clone(), &registry);
+    let relay = outbox::Relay::new(state.db.clone(), sink.clone(), state.exposures_topic.to_string(), &registry);
     let relaying = tokio::spawn(relay.run(shutdown.clone()));
     if config.rollup.enabled {
-        let sealer = rollup::sealer::Sealer::new(state.db.clone(), state.clickhouse.clone(), &config.rollup, &registry);
+        let sealer =
+            rollup::sealer::Sealer::new(state.db.clone(), (*state.clickhouse).clone(), &config.rollup, &registry);
         tokio::spawn(sealer.run(shutdown.clone()));
     }
     tracing::info!(addr = %listener.local_addr()?, "api listening");
