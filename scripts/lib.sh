@@ -463,6 +463,10 @@ start_chdb() {
   wait_for "chdb" 120 chdb_ready
 }
 
+# The local ClickHouse cluster (scripts/up --cluster): ZooKeeper and four clickhouse-server.
+# shellcheck source=scripts/cluster.sh
+source "$ROOT/scripts/cluster.sh"
+
 # Environment of our binaries on the local stack.
 stack_env() {
   echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
@@ -471,12 +475,19 @@ stack_env() {
   # (production keeps 45 s).
   echo "ABTEST_KAFKA__SESSION_TIMEOUT=${ABTEST_KAFKA__SESSION_TIMEOUT:-6s}"
   echo "ABTEST_POSTGRES__URL=${ABTEST_POSTGRES__URL:-postgres://abtest:abtest@127.0.0.1:$PG_PORT/abtest}"
-  echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$CH_HTTP_PORT}"
+  if ((${STACK_CLUSTER:-0})); then
+    # The cluster through its first node; the rollup runs on one server only.
+    echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$(node_http 1)}"
+    echo "ABTEST_CLICKHOUSE__CLUSTER=$CLUSTER_NAME"
+    echo "ABTEST_ROLLUP__ENABLED=false"
+  else
+    echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$CH_HTTP_PORT}"
+  fi
 }
 
 start_deps() {
   start_postgres
-  start_clickhouse
+  if ((${STACK_CLUSTER:-0})); then start_cluster; else start_clickhouse; fi
   start_kafka
 }
 
@@ -484,6 +495,11 @@ export_test_env() {
   export ABTESTKIT_POSTGRES_URL="postgres://abtest:abtest@127.0.0.1:$PG_PORT/postgres"
   export ABTESTKIT_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
   export ABTESTKIT_CURRENT_CLICKHOUSE_URL="http://127.0.0.1:$CHDB_PORT"
+  export ABTESTKIT_CLICKHOUSE_CLUSTER="$CLUSTER_NAME"
+  local n nodes=()
+  for n in "${CLUSTER_NODES[@]}"; do nodes+=("http://127.0.0.1:$(node_http "$n")"); done
+  ABTESTKIT_CLICKHOUSE_CLUSTER_NODES=$(IFS=,; echo "${nodes[*]}")
+  export ABTESTKIT_CLICKHOUSE_CLUSTER_NODES
   export ABTESTKIT_KAFKA="127.0.0.1:$KAFKA_PORT"
   export ABTESTKIT_BROKER_CONTROL="http://127.0.0.1:$BROKER_CONTROL_PORT"
   # The TLS tests (common/tests/tls.rs, api/tests/startup.rs)

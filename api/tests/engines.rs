@@ -1,8 +1,10 @@
-//! Every ClickHouse statement of ours on two engines with the same data: the local stack's
-//! ClickHouse 18.16 and a current release (ClickHouse 26.x via chdb behind
-//! `scripts/chdb-server.py`). Migrations, the consumer's RowBinary inserts, results,
-//! timeseries, event types and the experiment list's counts must give the same answers.
-//! The results rollup's statements (seals in sessions): `api/tests/engines_rollup.rs`.
+//! Every ClickHouse statement of ours with the same data on two engines (the local stack's
+//! ClickHouse 18.16 and a current release: ClickHouse 26.x via chdb behind
+//! `scripts/chdb-server.py`) and on two deployments (one server, and the local cluster of
+//! 2 shards x 2 replicas: `clickhouse.cluster`, `clickhouse/cluster/`). Migrations, the
+//! consumer's RowBinary inserts, results, timeseries, event types and the experiment list's
+//! counts must give the same answers. The results rollup's statements (seals in sessions):
+//! `api/tests/engines_rollup.rs`.
 
 mod support;
 
@@ -28,6 +30,23 @@ fn engine(var: &str, default: &str) -> ClickHouseConfig {
         database: random_name("abtest_engines"),
         ..ClickHouseConfig::default()
     }
+}
+
+/// The local cluster (scripts/cluster.sh) through its first node, and every node's URL.
+fn cluster() -> (ClickHouseConfig, Vec<String>) {
+    let nodes: Vec<String> = std::env::var("ABTESTKIT_CLICKHOUSE_CLUSTER_NODES")
+        .unwrap_or_else(|_| {
+            "http://127.0.0.1:8131,http://127.0.0.1:8132,http://127.0.0.1:8133,http://127.0.0.1:8134".into()
+        })
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let cfg = ClickHouseConfig {
+        url: nodes[0].clone(),
+        cluster: std::env::var("ABTESTKIT_CLICKHOUSE_CLUSTER").unwrap_or_else(|_| "abtest".into()),
+        ..engine("", "")
+    };
+    (cfg, nodes)
 }
 
 /// A small deterministic generator (no dependency on rand's algorithms across versions).
@@ -112,7 +131,10 @@ fn dataset() -> (Vec<Rows>, Vec<Rows>) {
 
 async fn load(cfg: &ClickHouseConfig) -> clickhouse::Client {
     let applied = common::clickhouse::migrate(cfg).await.unwrap_or_else(|e| panic!("{}: migrations: {e}", cfg.url));
-    assert_eq!(applied.len(), common::clickhouse::MIGRATIONS.len(), "{}", cfg.url);
+    let files =
+        if cfg.cluster.is_empty() { common::clickhouse::MIGRATIONS } else { common::clickhouse::CLUSTER_MIGRATIONS };
+    assert_eq!(applied.len(), files.len(), "{}", cfg.url);
+    assert!(common::clickhouse::migrate(cfg).await.expect("again").is_empty(), "{}: applied once", cfg.url);
     let client = common::clickhouse::client(cfg).expect("client");
     let (exposures, events) = dataset();
     for r in &exposures {
@@ -151,7 +173,65 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         va.starts_with("18.16") && vb.split('.').next().and_then(|m| m.parse::<u32>().ok()) >= Some(24),
         "{va} vs {vb}"
     );
+    for c in [&a, &b] {
+        merge_duplicates(c, "").await;
+    }
+    same_answers(&a, &b).await;
+}
 
+/// The cluster answers as one server does, holds each user's rows on the user's shard
+/// only, and both replicas of a shard hold the same rows.
+#[tokio::test]
+async fn every_statement_answers_the_same_on_one_server_and_a_cluster() {
+    let single = engine("ABTESTKIT_CLICKHOUSE_URL", "http://127.0.0.1:8123");
+    let (cluster, nodes) = cluster();
+    let _drop = Dropped(vec![single.clone(), cluster.clone()]);
+    let (a, b) = (load(&single).await, load(&cluster).await);
+    merge_duplicates(&a, "").await;
+    let node = |i: usize| {
+        common::clickhouse::client(&ClickHouseConfig { url: nodes[i].clone(), ..cluster.clone() }).expect("client")
+    };
+    // One replica of each shard merges; the other gets the merge through the replication log.
+    for i in [0, 2] {
+        merge_duplicates(&node(i), "_local").await;
+    }
+    for (i, url) in nodes.iter().enumerate() {
+        let c = node(i);
+        c.query("SYSTEM SYNC REPLICA events_local").execute().await.expect("sync events");
+        c.query("SYSTEM SYNC REPLICA exposures_local").execute().await.expect("sync exposures");
+        let (shard, total) = ((i / 2) as u64, 2u64);
+        for table in ["events_local", "exposures_local"] {
+            let (rows, elsewhere) = c
+                .query(&format!("SELECT count(), countIf(cityHash64(user_id) % ? != ?) FROM {table}"))
+                .bind(total)
+                .bind(shard)
+                .fetch_one::<(u64, u64)>()
+                .await
+                .expect("shard rows");
+            assert!(rows > 0 && elsewhere == 0, "{url} {table}: {rows} rows, {elsewhere} of another shard's users");
+        }
+    }
+    let fingerprint = |c: clickhouse::Client| async move {
+        c.query("SELECT count(), sum(cityHash64(toString(event_id), user_id, type, properties)) FROM events_local")
+            .fetch_one::<(u64, u64)>()
+            .await
+            .expect("fingerprint")
+    };
+    for shard in [0, 2] {
+        assert_eq!(fingerprint(node(shard)).await, fingerprint(node(shard + 1)).await, "replicas of shard {shard}");
+    }
+    same_answers(&a, &b).await;
+}
+
+/// Event types count rows, not distinct ids ("a replayed event may count twice"), so they
+/// are compared once merges have collapsed the duplicates: `OPTIMIZE ... FINAL` of the
+/// events table (`suffix` "_local": a shard's replicated table).
+async fn merge_duplicates(c: &clickhouse::Client, suffix: &str) {
+    c.query(&format!("OPTIMIZE TABLE events{suffix} FINAL")).execute().await.expect("optimize");
+}
+
+/// Every read statement gives the same answer on `a` and on `b`.
+async fn same_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
     let everyone = ("", "");
     let questions = [
         (1, "purchase", "order_value", T0 - 30 * DAY, T0 + 40 * DAY, 14, everyone),
@@ -166,8 +246,8 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
     for (experiment_id, event_type, value_property, from, to, cuped_days, segment) in questions {
         let cuped_seconds = cuped_days * DAY;
         let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds, segment };
-        let mut x = ch::variant_stats(&a, &q).await.expect("18.16 results");
-        let mut y = ch::variant_stats(&b, &q).await.expect("current results");
+        let mut x = ch::variant_stats(a, &q).await.expect("results");
+        let mut y = ch::variant_stats(b, &q).await.expect("results");
         x.sort_by(|l, r| l.variant.cmp(&r.variant));
         y.sort_by(|l, r| l.variant.cmp(&r.variant));
         assert!(!x.is_empty() && x.iter().any(|s| s.converted_users > 0), "{event_type}: data to compare");
@@ -177,8 +257,8 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         );
 
         let q = ch::DaysQuery { experiment_id, event_type, from, to, segment };
-        let mut x = ch::day_stats(&a, &q).await.expect("18.16 timeseries");
-        let mut y = ch::day_stats(&b, &q).await.expect("current timeseries");
+        let mut x = ch::day_stats(a, &q).await.expect("timeseries");
+        let mut y = ch::day_stats(b, &q).await.expect("timeseries");
         let key = |s: &ch::DayStats| (s.variant.clone(), s.day.clone(), s.exposed_users, s.converted_users);
         let (mut x, mut y): (Vec<_>, Vec<_>) =
             (x.drain(..).map(|s| key(&s)).collect(), y.drain(..).map(|s| key(&s)).collect());
@@ -187,7 +267,7 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         assert!(!x.is_empty());
         assert_eq!(x, y, "{experiment_id} {event_type} timeseries");
     }
-    assert_eq!(ch::exposed_users(&a, 1, 2).await.expect("18.16"), ch::exposed_users(&b, 1, 2).await.expect("current"));
+    assert_eq!(ch::exposed_users(a, 1, 2).await.expect("users"), ch::exposed_users(b, 1, 2).await.expect("users"));
     #[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
     struct Attributed {
         experiment_id: u64,
@@ -198,9 +278,12 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         exposure_id: String,
     }
     let attributes = |c: clickhouse::Client| async move {
+        // Each user's earliest exposure (what merges keep; FINAL does not work through a
+        // cluster's Distributed table).
         c.query(
-            "SELECT experiment_id, user_id, forced, attribute_keys, attribute_values, exposure_id FROM exposures FINAL \
-             WHERE length(attribute_keys) > 0 OR forced = 1 OR exposure_id != '' ORDER BY experiment_id, user_id",
+            "SELECT experiment_id, user_id, argMin(forced, exposed_at) AS f, argMin(attribute_keys, exposed_at) AS k, \
+             argMin(attribute_values, exposed_at) AS vs, argMin(exposure_id, exposed_at) AS x FROM exposures \
+             GROUP BY experiment_id, user_id HAVING length(k) > 0 OR f = 1 OR x != '' ORDER BY experiment_id, user_id",
         )
         .fetch_all::<Attributed>()
         .await
@@ -208,13 +291,7 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
     };
     let (x, y) = (attributes(a.clone()).await, attributes(b.clone()).await);
     assert!(x.len() > 50 && x.iter().any(|r| r.forced == 1), "{x:?}");
-    assert_eq!(x, y, "the columns of clickhouse/004 hold the same on both engines");
-
-    // Event types count rows, not distinct ids ("a replayed event may count twice"), so
-    // they are compared once merges have collapsed the duplicates on both engines.
-    for c in [&a, &b] {
-        c.query("OPTIMIZE TABLE events FINAL").execute().await.expect("optimize");
-    }
+    assert_eq!(x, y, "the columns of clickhouse/004 hold the same on both");
     let types = |c: clickhouse::Client| async move {
         let mut t: Vec<(String, u64)> = ch::event_types(&c, 0, u32::MAX)
             .await

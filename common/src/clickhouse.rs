@@ -32,13 +32,53 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "006_rollup.sql", include_str!("../../clickhouse/006_rollup.sql")),
 ];
 
-const VERSIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
-     (version UInt32, name String, applied_at DateTime DEFAULT now()) \
-     ENGINE = ReplacingMergeTree() ORDER BY version";
+/// The schema on a cluster (`clickhouse.cluster`), a history of its own: `clickhouse/cluster/`.
+pub const CLUSTER_MIGRATIONS: &[(u32, &str, &str)] =
+    &[(1, "cluster/001_schema.sql", include_str!("../../clickhouse/cluster/001_schema.sql"))];
+
+const VERSIONS_COLUMNS: &str = "(version UInt32, name String, applied_at DateTime DEFAULT now())";
+
+/// What `migrate` runs for `cfg`: one server's files, or the cluster's with `${cluster}` and
+/// `${database}` filled in (both validated identifiers), and the statements that create the
+/// database and the applied-versions table (on a cluster: every node a replica of it).
+struct Plan {
+    database: String,
+    versions: String,
+    migrations: Vec<(u32, &'static str, String)>,
+}
+
+impl Plan {
+    fn of(cfg: &ClickHouseConfig) -> Plan {
+        let (db, cluster) = (&cfg.database, &cfg.cluster);
+        if cluster.is_empty() {
+            return Plan {
+                database: format!("CREATE DATABASE IF NOT EXISTS {db}"),
+                versions: format!(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations {VERSIONS_COLUMNS} \
+                     ENGINE = ReplacingMergeTree() ORDER BY version"
+                ),
+                migrations: MIGRATIONS.iter().map(|(v, name, text)| (*v, *name, (*text).to_owned())).collect(),
+            };
+        }
+        let fill = |text: &str| text.replace("${cluster}", cluster).replace("${database}", db);
+        Plan {
+            database: format!("CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {cluster}"),
+            versions: format!(
+                "CREATE TABLE IF NOT EXISTS {db}.schema_migrations ON CLUSTER {cluster} {VERSIONS_COLUMNS} \
+                 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{db}/schema_migrations', \
+                 '{{shard}}-{{replica}}') ORDER BY version"
+            ),
+            migrations: CLUSTER_MIGRATIONS.iter().map(|(v, name, text)| (*v, *name, fill(text))).collect(),
+        }
+    }
+}
 
 /// The client of `cfg`: plain HTTP as the crate does it, or HTTPS trusting
 /// `clickhouse.ca_file` (else the public roots) with an optional client certificate. Fails
 /// only when a TLS file cannot be used (they were checked at validation, so rarely).
+/// On a cluster every statement carries `insert_distributed_sync = 1`: an insert into a
+/// `Distributed` table answers once each shard's part is written on one of its replicas
+/// (the other replica copies it), so the consumer commits offsets only for rows on disk.
 pub fn client(cfg: &ClickHouseConfig) -> Result<Client, tls::SetupError> {
     let base = if cfg.url.starts_with("https://") {
         let hyper =
@@ -47,13 +87,14 @@ pub fn client(cfg: &ClickHouseConfig) -> Result<Client, tls::SetupError> {
     } else {
         Client::default()
     };
-    Ok(base
+    let client = base
         .with_url(&cfg.url)
         .with_user(&cfg.user)
         .with_password(cfg.password.expose())
         .with_database(&cfg.database)
         .with_compression(Compression::None)
-        .with_validation(false))
+        .with_validation(false);
+    Ok(if cfg.cluster.is_empty() { client } else { client.with_option("insert_distributed_sync", "1") })
 }
 
 /// The connector of the crate's default client (TCP keep-alive 60 s; the pool above drops
@@ -88,12 +129,12 @@ struct Applied {
 pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<&'static str>, Error> {
     // The database name was validated as a plain identifier by `Config::validate`.
     let db = client(cfg).map_err(|e| Error::InvalidParams(Box::new(e)))?;
-    let server = db.clone().with_database("default");
-    server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
-    db.query(VERSIONS_DDL).execute().await?;
+    let plan = Plan::of(cfg);
+    db.clone().with_database("default").query(&plan.database).execute().await?;
+    db.query(&plan.versions).execute().await?;
     let applied: Vec<u32> = db.query("SELECT DISTINCT version FROM schema_migrations").fetch_all::<u32>().await?;
     let mut done = Vec::new();
-    for (version, name, text) in MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)) {
+    for (version, name, text) in plan.migrations.iter().filter(|(v, _, _)| !applied.contains(v)) {
         for statement in statements(text) {
             match db.query(&statement).execute().await {
                 Err(e) if column_already_added(&statement, &e) => {
@@ -204,24 +245,50 @@ pub fn classify(e: &Error) -> Failure {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_ddl_file_is_a_migration_in_order() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../clickhouse");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
+    /// The `.sql` files of `clickhouse/<sub>` must be exactly `list`, in order.
+    fn listed_in_order(sub: &str, list: &[(u32, &str, &str)]) {
+        let dir = format!("{}/../clickhouse/{sub}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
             .expect("clickhouse/")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".sql"))
+            .map(|n| format!("{sub}{n}"))
             .collect();
         files.sort();
-        let listed: Vec<&str> = MIGRATIONS.iter().map(|(_, name, _)| *name).collect();
-        assert_eq!(files, listed, "a file in clickhouse/ is not in MIGRATIONS (it would never be applied)");
-        for (i, (version, name, text)) in MIGRATIONS.iter().enumerate() {
-            let previous = if i == 0 { 0 } else { MIGRATIONS[i - 1].0 };
+        let listed: Vec<&str> = list.iter().map(|(_, name, _)| *name).collect();
+        assert_eq!(files, listed, "a file in clickhouse/{sub} is not listed (it would never be applied)");
+        for (i, (version, name, text)) in list.iter().enumerate() {
+            let previous = if i == 0 { 0 } else { list[i - 1].0 };
             assert!(*version > previous, "{name}: versions increase");
-            assert!(name.starts_with(&format!("{version:03}_")), "{name}: file name starts with its version");
+            assert!(name.starts_with(&format!("{sub}{version:03}_")), "{name}: file name starts with its version");
             assert!(!statements(text).is_empty(), "{name}");
             assert!(!text.contains("abtest."), "{name}: must not hard-code the database");
         }
+    }
+
+    #[test]
+    fn every_ddl_file_is_a_migration_in_order() {
+        listed_in_order("", MIGRATIONS);
+        listed_in_order("cluster/", CLUSTER_MIGRATIONS);
+    }
+
+    #[test]
+    fn the_cluster_plan_runs_every_statement_on_the_cluster_with_names_filled_in() {
+        let cfg = ClickHouseConfig { database: "db_x".into(), cluster: "c_y".into(), ..ClickHouseConfig::default() };
+        let plan = Plan::of(&cfg);
+        let all: Vec<String> = [plan.database.clone(), plan.versions.clone()]
+            .into_iter()
+            .chain(plan.migrations.iter().flat_map(|(_, _, text)| statements(text)))
+            .collect();
+        assert!(all.len() >= 6, "{all:?}");
+        for statement in &all {
+            assert!(statement.contains("ON CLUSTER c_y"), "{statement}");
+            assert!(!statement.contains("${"), "a placeholder left: {statement}");
+        }
+        assert!(plan.versions.contains("'/clickhouse/tables/all/db_x/schema_migrations', '{shard}-{replica}'"));
+        let single = Plan::of(&ClickHouseConfig::default());
+        assert_eq!(single.migrations.len(), MIGRATIONS.len());
+        assert!(!single.database.contains("CLUSTER"), "{}", single.database);
     }
 
     #[test]

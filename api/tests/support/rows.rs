@@ -32,7 +32,10 @@ impl Drop for Dropped {
             rt.block_on(async {
                 for cfg in configs {
                     let server = common::clickhouse::client(&cfg).expect("client").with_database("default");
-                    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
+                    let on_cluster =
+                        if cfg.cluster.is_empty() { String::new() } else { format!(" ON CLUSTER {}", cfg.cluster) };
+                    let drop = format!("DROP DATABASE IF EXISTS {}{on_cluster}", cfg.database);
+                    let _ = server.query(&drop).execute().await;
                 }
             });
         })

@@ -201,6 +201,11 @@ pub struct ClickHouseConfig {
     /// Upper bound of one query or insert.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A ClickHouse cluster (a name of the servers' `remote_servers`): the tables are
+    /// created `ON CLUSTER` as replicated tables per shard behind `Distributed` tables
+    /// sharded by user (`clickhouse/cluster/`), and inserts return once every shard holds
+    /// its rows. Empty (the default): one server, `clickhouse/*.sql`.
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -321,6 +326,7 @@ impl Default for ClickHouseConfig {
             client_cert: None,
             client_key: None,
             timeout: Duration::from_secs(30),
+            cluster: String::new(),
         }
     }
 }

@@ -116,6 +116,18 @@ fn validation_names_the_key_and_its_variable() {
         assert!(err.contains("`rollup.max_step`"), "{err}");
         Ok(())
     });
+    // A cluster name goes into DDL: an identifier; and the rollup runs on one server only.
+    jailed(|jail| {
+        jail.set_env("ABTEST_CLICKHOUSE__CLUSTER", "a b");
+        let err = load_in(jail).expect_err("must fail").to_string();
+        assert!(err.contains("`clickhouse.cluster`"), "{err}");
+        jail.set_env("ABTEST_CLICKHOUSE__CLUSTER", "abtest");
+        let err = load_in(jail).expect_err("must fail").to_string();
+        assert!(err.contains("`rollup.enabled`") && err.contains("clickhouse.cluster"), "{err}");
+        jail.set_env("ABTEST_ROLLUP__ENABLED", "false");
+        assert_eq!(load_in(jail).expect("valid").clickhouse.cluster, "abtest");
+        Ok(())
+    });
 }
 
 #[test]

@@ -211,6 +211,17 @@ impl Config {
             "clickhouse.database",
             "must be an identifier ([a-zA-Z_][a-zA-Z0-9_]*)",
         )?;
+        let cluster = &self.clickhouse.cluster;
+        check(
+            cluster.is_empty() || valid_identifier(cluster),
+            "clickhouse.cluster",
+            "must be empty (one server) or an identifier ([a-zA-Z_][a-zA-Z0-9_]*)",
+        )?;
+        check(
+            cluster.is_empty() || !self.rollup.enabled,
+            "rollup.enabled",
+            "must be false with clickhouse.cluster: the results rollup runs on one server only (README \"Scaling out\")",
+        )?;
         let pg = self.postgres.url.expose();
         check(
             pg.starts_with("postgres://") || pg.starts_with("postgresql://"),
