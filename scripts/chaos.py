@@ -92,7 +92,10 @@ def alive(p):
 
 
 def up():
-    subprocess.run([os.path.join(ROOT, "scripts", "up")], check=True, stdout=subprocess.DEVNULL)
+    """scripts/up with CHAOS_UP_ARGS (scripts/chaos --cluster: the cluster and several
+    instances): starts what is down, waits until it is ready."""
+    args = os.environ.get("CHAOS_UP_ARGS", "").split()
+    subprocess.run([os.path.join(ROOT, "scripts", "up"), *args], check=True, stdout=subprocess.DEVNULL)
 
 
 def metric(base, name):
@@ -101,21 +104,23 @@ def metric(base, name):
 
 
 class Load:
-    """Sends batches of 50 events to ingest until stopped, about 1000 events/s in all;
-    records every 2xx'd event id."""
+    """Sends batches of 50 events to ingest until stopped, about 1000 events/s in all (sender
+    i to ingests[i % len(ingests)]); records every 2xx'd event id."""
 
-    def __init__(self, senders=2):
+    def __init__(self, senders=2, ingests=(INGEST,)):
+        self.ingests = ingests
         self.acked, self.statuses, self.slow = set(), {}, []
         self.lock, self.stop_flag = threading.Lock(), threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(senders)]
+        self.threads = [threading.Thread(target=self.run, args=(ingests[i % len(ingests)],), daemon=True)
+                        for i in range(senders)]
 
-    def run(self):
+    def run(self, ingest):
         while not self.stop_flag.is_set():
             ids = [str(uuid.uuid4()) for _ in range(50)]
             batch = [{"event_id": i, "user_id": f"load-{i[:6]}", "type": RUN_TYPE, "properties": {"v": 1}} for i in ids]
             started = time.time()
             try:
-                status, _, _ = request("POST", INGEST + "/events/batch", batch, timeout=30)
+                status, _, _ = request("POST", ingest + "/events/batch", batch, timeout=30)
             except OSError:
                 status = "connection"
             elapsed = time.time() - started
