@@ -14,7 +14,12 @@ use serde_yaml::Value;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn compose() -> Value {
-    let text = std::fs::read_to_string(format!("{ROOT}/docker-compose.yml")).expect("docker-compose.yml");
+    compose_file("docker-compose.yml")
+}
+
+/// A compose file with its merge keys applied.
+fn compose_file(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{ROOT}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut value: Value = serde_yaml::from_str(&text).expect("valid YAML");
     value.apply_merge().expect("merge keys");
     for (_, service) in value["services"].as_mapping_mut().expect("services") {
@@ -129,8 +134,7 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
             other => panic!("unexpected service {other}"),
         };
         assert!(listen.ip().is_unspecified(), "{name} must listen on 0.0.0.0 inside its container");
-        let ports: Vec<String> = service["ports"].as_sequence().expect("ports").iter().map(scalar).collect();
-        assert_eq!(ports, [format!("{0}:{0}", listen.port())], "{name}: published port vs configured listen port");
+        assert!(service.get("ports").is_none(), "{name} publishes no host port (a second instance could not start)");
         let health = format!("{:?}", service["healthcheck"]["test"]);
         assert!(
             health.contains(&format!("127.0.0.1:{}/readyz", listen.port())),
@@ -153,6 +157,130 @@ fn every_service_we_build_runs_a_real_binary_with_valid_configuration() {
         vars.insert("ABTEST_AUTH__API_KEYS".into(), format!(r#"["{}"]"#, common::config::DEV_API_KEY));
         let err = load(&vars).expect_err("the local stack's key on 0.0.0.0");
         assert!(err.contains("auth.api_keys"), "{service}: {err}");
+    }
+}
+
+/// The `proxy` service publishes the api's and ingest's ports and sends each to the service
+/// listening there (compose/nginx.conf), leaving body limits to the services.
+#[test]
+fn the_proxy_sends_each_published_port_to_the_service_that_listens_there() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().expect("services");
+    let proxy = &services[&Value::from("proxy")];
+    assert!(proxy["image"].as_str().expect("image").starts_with("nginx:1."), "nginx's official image");
+    let mount = scalar(&proxy["volumes"][0]);
+    let (file, target) = mount.split_once(':').expect("volume");
+    assert!(target.starts_with("/etc/nginx/nginx.conf"), "{mount}");
+    let conf = std::fs::read_to_string(format!("{ROOT}/{}", file.trim_start_matches("./"))).expect("nginx.conf");
+    let published: Vec<String> = proxy["ports"].as_sequence().expect("ports").iter().map(scalar).collect();
+    for name in ["api", "ingest"] {
+        let config = load(&abtest_vars(&environment(&services[&Value::from(name)]))).expect("config");
+        let port = if name == "api" { config.api.listen.port() } else { config.ingest.listen.port() };
+        assert!(published.contains(&format!("{port}:{port}")), "{name}: host port {port} published: {published:?}");
+        // The server block listening on that port proxies to the service on its listen port.
+        let block = conf.split("server {").find(|b| b.contains(&format!("listen {port};"))).expect("server block");
+        assert!(block.contains(&format!("http://{name}:{port};")), "{name}: {block}");
+        assert!(block.contains("proxy_pass $"), "{name}: resolved per request (instances come and go)");
+        let timeout = conf.split("proxy_read_timeout ").nth(1).and_then(|t| t.split(';').next()).expect("timeout");
+        let bound = config.api.request_timeout.max(config.ingest.ack_timeout);
+        assert!(duration(timeout) > bound, "proxy_read_timeout {timeout} must exceed the services' own bound");
+    }
+    for line in ["resolver 127.0.0.11", "client_max_body_size 0;", "proxy_request_buffering off;"] {
+        assert!(conf.contains(line), "nginx.conf lacks `{line}`");
+    }
+}
+
+/// docker-compose.yml with docker-compose.cluster.yml over it, merged as compose merges an
+/// override file: mappings key by key (environment, depends_on), anything else replaced.
+fn cluster_compose() -> Value {
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Mapping(b), Value::Mapping(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o.clone(),
+        }
+    }
+    let mut base = compose();
+    merge(&mut base["services"], &compose_file("docker-compose.cluster.yml")["services"]);
+    base
+}
+
+/// The cluster form: 3 Kafka nodes in one KRaft quorum, topics our services create with
+/// replication 3 and min.insync.replicas 2 (so one broker may be down), the 2 x 2
+/// ClickHouse cluster of compose/clickhouse-cluster.xml under the name the services use,
+/// each node a distinct (shard, replica), and the rollup off (it refuses a cluster).
+#[test]
+fn the_cluster_file_is_three_brokers_and_two_shards_of_two_replicas_that_the_services_use() {
+    let compose = cluster_compose();
+    let services = compose["services"].as_mapping().expect("services");
+    let named = |prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = services
+            .keys()
+            .filter_map(|k| k.as_str())
+            .filter(|k| *k == prefix || k.starts_with(&format!("{prefix}-")))
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let kafkas = named("kafka");
+    assert_eq!(kafkas.len(), 3, "{kafkas:?}");
+    let voters: Vec<String> = kafkas
+        .iter()
+        .map(|k| environment(&services[&Value::from(k.as_str())]))
+        .map(|env| {
+            assert_eq!(env["KAFKA_MIN_INSYNC_REPLICAS"], "2");
+            assert_eq!(env["CLUSTER_ID"], "MkU3OEVBNTcwNTJENDM2Qg", "one KRaft cluster");
+            env["KAFKA_CONTROLLER_QUORUM_VOTERS"].clone()
+        })
+        .collect();
+    for (i, k) in kafkas.iter().enumerate() {
+        let env = environment(&services[&Value::from(k.as_str())]);
+        assert_eq!(env["KAFKA_NODE_ID"], (i + 1).to_string(), "{k}");
+        assert_eq!(env["KAFKA_ADVERTISED_LISTENERS"], format!("PLAINTEXT://{k}:9092"));
+        assert!(voters[0].contains(&format!("{}@{k}:9093", i + 1)), "{k} is a voter: {}", voters[0]);
+        assert_eq!(voters[i], voters[0], "one voter list");
+    }
+    let xml = std::fs::read_to_string(format!("{ROOT}/compose/clickhouse-cluster.xml")).expect("cluster xml");
+    let remote_servers = xml.split("</remote_servers>").next().expect("remote_servers");
+    let shards: Vec<Vec<String>> = remote_servers
+        .split("<shard>")
+        .skip(1)
+        .map(|s| s.split("<host>").skip(1).map(|h| h.split('<').next().unwrap_or_default().to_owned()).collect())
+        .collect();
+    let nodes = named("clickhouse");
+    assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2], "2 shards x 2 replicas: {shards:?}");
+    assert_eq!(shards.concat(), nodes, "the cluster's hosts are the compose services");
+    let mut macros = BTreeSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let svc = &services[&Value::from(node.as_str())];
+        let env = environment(svc);
+        assert_eq!(env["CLICKHOUSE_SHARD"], format!("0{}", i / 2 + 1), "{node} in shard {}", i / 2 + 1);
+        macros.insert((env["CLICKHOUSE_SHARD"].clone(), env["CLICKHOUSE_REPLICA"].clone()));
+        assert_eq!(svc["hostname"], Value::from(node.as_str()), "{node}: replicas fetch parts by hostname");
+        assert!(format!("{:?}", svc["volumes"]).contains("clickhouse-cluster.xml"), "{node}");
+    }
+    assert_eq!(macros.len(), 4, "each node a distinct (shard, replica)");
+    for name in ["init", "ingest", "consumer", "api"] {
+        let config = load(&abtest_vars(&environment(&services[&Value::from(name)])))
+            .unwrap_or_else(|e| panic!("{name} on the cluster: {e}"));
+        let brokers = config.kafka.brokers.bootstrap();
+        assert_eq!(brokers, kafkas.iter().map(|k| format!("{k}:9092")).collect::<Vec<_>>().join(","), "{name}");
+        assert_eq!((config.kafka.topic_replication, config.kafka.topic_min_insync_replicas), (3, 2), "{name}");
+        assert!(
+            xml.contains(&format!("<{}>", config.clickhouse.cluster)),
+            "{name}: cluster {}",
+            config.clickhouse.cluster
+        );
+        assert!(!config.rollup.enabled);
     }
 }
 

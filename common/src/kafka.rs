@@ -114,7 +114,7 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<(), KafkaError> {
 }
 
 /// Creates the `(name, partitions)` topics that do not exist yet, with the configured
-/// replication factor.
+/// replication factor and `min.insync.replicas`.
 pub async fn ensure_topics(cfg: &KafkaConfig, wanted: &[(&str, i32)]) -> Result<(), KafkaError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let mut client = base(cfg);
@@ -124,10 +124,18 @@ pub async fn ensure_topics(cfg: &KafkaConfig, wanted: &[(&str, i32)]) -> Result<
         let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
         metadata.topics().iter().map(|t| t.name().to_owned()).collect()
     };
+    let min_insync = cfg.topic_min_insync_replicas.to_string();
     let missing: Vec<NewTopic> = wanted
         .iter()
         .filter(|(name, _)| !existing.iter().any(|e| e == name))
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(cfg.topic_replication)))
+        .map(|(name, partitions)| {
+            let topic = NewTopic::new(name, *partitions, TopicReplication::Fixed(cfg.topic_replication));
+            if cfg.topic_min_insync_replicas > 0 {
+                topic.set("min.insync.replicas", &min_insync)
+            } else {
+                topic
+            }
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());

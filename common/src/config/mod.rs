@@ -150,6 +150,10 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     /// Replication factor of the topics `api migrate` creates.
     pub topic_replication: i32,
+    /// `min.insync.replicas` of the topics `api migrate` creates: with the producer's
+    /// `acks=all`, a message is acknowledged (and ingest answers 2xx) only once this many
+    /// replicas hold it. 0: the brokers' default.
+    pub topic_min_insync_replicas: i32,
     /// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     pub security_protocol: SecurityProtocol,
     /// `sasl.mechanism` (with the SASL_ protocols): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
@@ -297,6 +301,7 @@ impl Default for KafkaConfig {
             session_timeout: Duration::from_secs(45),
             topic_partitions: 6,
             topic_replication: 1,
+            topic_min_insync_replicas: 0,
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanism: None,
             sasl_username: String::new(),

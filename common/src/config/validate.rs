@@ -185,6 +185,11 @@ impl Config {
         let kafka = &self.kafka;
         check(kafka.topic_partitions >= 1, "kafka.topic_partitions", "must be at least 1")?;
         check(kafka.topic_replication >= 1, "kafka.topic_replication", "must be at least 1")?;
+        check(
+            (0..=kafka.topic_replication).contains(&kafka.topic_min_insync_replicas),
+            "kafka.topic_min_insync_replicas",
+            "must be 0 (the brokers' default) or at most kafka.topic_replication (else no write is ever acknowledged)",
+        )?;
         for (key, topic) in [
             ("kafka.topics.events", &kafka.topics.events),
             ("kafka.topics.exposures", &kafka.topics.exposures),
