@@ -59,7 +59,6 @@ CFG
 
 node_config() { # node_config <i>: config.xml and users.xml of node i
   local n=$1 dir="$CLUSTER_DIR/ch$1" s r
-  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   {
     cat <<XML
 <?xml version="1.0"?>
@@ -70,16 +69,7 @@ node_config() { # node_config <i>: config.xml and users.xml of node i
     <tcp_port>$((CLUSTER_TCP_BASE + n))</tcp_port>
     <interserver_http_host>127.0.0.1</interserver_http_host>
     <interserver_http_port>$((CLUSTER_IS_BASE + n))</interserver_http_port>
-    <path>$dir/data/</path>
-    <tmp_path>$dir/tmp/</tmp_path>
-    <user_files_path>$dir/user_files/</user_files_path>
-    <format_schema_path>$dir/format_schemas/</format_schema_path>
-    <users_config>$dir/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <max_concurrent_queries>200</max_concurrent_queries>
-    <mark_cache_size>268435456</mark_cache_size>
-    <timezone>UTC</timezone>
+$(ch_server_xml "$dir")
     <zookeeper>
         <node><host>127.0.0.1</host><port>$ZK_PORT</port></node>
         <session_timeout_ms>3000</session_timeout_ms>

@@ -267,6 +267,25 @@ stop_postgres() {
 # --- ClickHouse: our own config, data under .run/clickhouse ----------------------------
 
 ch_ready() { curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"; }
+
+# The config.xml lines every ClickHouse server of ours shares (this one and the cluster's,
+# scripts/cluster.sh): its directories under <dir>, users, limits, UTC.
+ch_server_xml() { # ch_server_xml <dir>
+  local dir=$1
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  cat <<XML
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>$dir/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <max_concurrent_queries>200</max_concurrent_queries>
+    <mark_cache_size>1073741824</mark_cache_size>
+    <timezone>UTC</timezone>
+XML
+}
 ch_tls_ready() { curl -fsS --cacert "$TLS_DIR/ca.crt" "https://localhost:$CH_HTTPS_PORT/ping"; }
 
 start_clickhouse() {
@@ -277,7 +296,6 @@ start_clickhouse() {
     stop_pid clickhouse clickhouse
   fi
   local dir="$RUN/clickhouse"
-  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -305,17 +323,8 @@ start_clickhouse() {
             <preferServerCiphers>true</preferServerCiphers>
         </server>
     </openSSL>
-    <path>$dir/data/</path>
-    <tmp_path>$dir/tmp/</tmp_path>
-    <user_files_path>$dir/user_files/</user_files_path>
-    <format_schema_path>$dir/format_schemas/</format_schema_path>
-    <users_config>$dir/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <max_concurrent_queries>200</max_concurrent_queries>
-    <mark_cache_size>1073741824</mark_cache_size>
+$(ch_server_xml "$dir")
     <uncompressed_cache_size>1073741824</uncompressed_cache_size>
-    <timezone>UTC</timezone>
 </yandex>
 XML
   cat >"$dir/users.xml" <<XML

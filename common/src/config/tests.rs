@@ -116,6 +116,15 @@ fn validation_names_the_key_and_its_variable() {
         assert!(err.contains("`rollup.max_step`"), "{err}");
         Ok(())
     });
+    // min.insync.replicas above the replication factor: no write would ever be acknowledged.
+    jailed(|jail| {
+        jail.set_env("ABTEST_KAFKA__TOPIC_MIN_INSYNC_REPLICAS", "2");
+        let err = load_in(jail).expect_err("must fail").to_string();
+        assert!(err.contains("`kafka.topic_min_insync_replicas`"), "{err}");
+        jail.set_env("ABTEST_KAFKA__TOPIC_REPLICATION", "3");
+        assert_eq!(load_in(jail).expect("valid").kafka.topic_min_insync_replicas, 2);
+        Ok(())
+    });
     // A cluster name goes into DDL: an identifier; and the rollup runs on one server only.
     jailed(|jail| {
         jail.set_env("ABTEST_CLICKHOUSE__CLUSTER", "a b");
