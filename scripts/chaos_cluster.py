@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Scale-out under faults (scripts/chaos --cluster), with exact counts afterwards.
 
-The stack runs with the local ClickHouse cluster (2 shards x 2 replicas, ZooKeeper), 2
-ingest, 3 consumers (one group) and 2 api instances (scripts/up --cluster --ingest 2
---consumers 3 --api 2). Events flow through both ingests the whole time (about 1000/s), and
+The stack runs with the local ClickHouse cluster (2 shards x 2 replicas, ZooKeeper), three
+Kafka brokers (nisshi processes over one storage), 2 ingest, 3 consumers (one group) and 2
+api instances (scripts/up --cluster --ingest 2 --consumers 3 --api 2). Events flow through both ingests the whole time (about 1000/s), and
 new users are assigned through both apis (each assignment answered 200 is recorded; a third
 of those users then buys, through one of the ingests). Meanwhile, one after the other:
   1. a rolling restart of every instance: SIGTERM, scripts/up (starts it, waits ready), next
   2. one consumer killed with SIGKILL, restarted
   3. one ClickHouse replica (ch4) killed with SIGKILL, restarted
   4. both replicas of shard 2 (ch3, ch4) stopped for 30 s: inserts fail, the consumers retry
-  5. the Kafka broker killed with SIGKILL for 10 s, restarted on its storage
+  5. the Kafka broker the first ingest produces through killed with SIGKILL for 10 s (three
+     nisshi brokers share one storage: the producers fail over to the other two)
   6. 200 simultaneous first assignments of one user, split over the two apis
 Then: every acknowledged event is on the cluster, once (rows after merges = distinct ids,
 replicas of a shard equal); every user answered 200 has one assignment row and exposures of
@@ -140,12 +141,33 @@ def shard_down(load):
     log(f"shard 2 back; ingest answered {during} meanwhile, the consumers retried {failures:.0f} inserts")
 
 
+BROKERS = {"kafka": 9092, "kafka-2": 9102, "kafka-3": 9112}
+
+
+def producer_broker(process):
+    """The broker (of BROKERS) a process of ours has a connection to, from `ss`."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if f"pid={process}," in line:
+            peer = int(line.split()[3].rsplit(":", 1)[1])
+            for name, port in BROKERS.items():
+                if port == peer:
+                    return name
+    return None
+
+
 def broker_down(load):
-    kill("kafka", "the Kafka broker")
+    """SIGKILL of the broker the first ingest produces through; the others serve the same
+    storage, and the producers fail over to them (every broker is in kafka.brokers)."""
+    name = eventually("ingest connected to a broker", 30, lambda: producer_broker(pid("ingest")))
+    before = dict(load.statuses)
+    kill(name, "the Kafka broker ingest produces through")
     time.sleep(10)  # the outage itself
+    during = {k: load.statuses.get(k, 0) - before.get(k, 0) for k in load.statuses}
+    assert during.get(202, 0) > 0, f"ingest keeps acknowledging through the other brokers: {during}"
     up()
     wait_accepting(load)
-    log("broker back on its storage; ingest accepts again")
+    log(f"{name} back; while it was down ingest answered {during}")
 
 
 def racing_assignments(experiment):
@@ -274,7 +296,7 @@ def main():
     log(f"PASS in {time.time() - started:.0f} s: {len(acked)} acknowledged events all on the cluster, lost 0; "
         f"{len(ids)} distinct ids ({len(ids) - len(acked)} more from answers lost in faults), rows after merges "
         f"{counts[0]} + {counts[2]} (shards) = distinct ids, double-counted 0; {restarts} rolling restarts, "
-        f"1 consumer SIGKILL, 1 replica SIGKILL, 1 shard down 30 s, 1 broker SIGKILL; {assigned} assigned users "
+        f"1 consumer SIGKILL, 1 replica SIGKILL, 1 shard down 30 s, 1 of 3 brokers SIGKILL; {assigned} assigned users "
         f"with one assignment and matching exposures; results equal on one server (users per query {users})")
     print("chaos --cluster: 1 passed, 0 failed")
 

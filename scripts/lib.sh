@@ -244,13 +244,14 @@ start_postgres() {
 psql_admin() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
 
 # The Postgres connection budget: every api instance may open postgres.max_connections
-# (its pool); together they must leave room (RESERVED) for migrations, tests and admins.
+# (its pool) and one more (the rollup sealer's own connection, which holds its lock);
+# together they must leave room (RESERVED) for migrations, tests and admins.
 PG_MAX_CONNECTIONS=300
 PG_RESERVED_CONNECTIONS=40
 check_postgres_budget() { # check_postgres_budget <api instances>
   local pool=${ABTEST_POSTGRES__MAX_CONNECTIONS:-32}
-  local need=$(($1 * pool)) room=$((PG_MAX_CONNECTIONS - PG_RESERVED_CONNECTIONS))
-  ((need <= room)) || die "Postgres connection budget: $1 api instances x postgres.max_connections $pool = $need connections, but the local Postgres allows $room (max_connections $PG_MAX_CONNECTIONS, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
+  local need=$(($1 * (pool + 1))) room=$((PG_MAX_CONNECTIONS - PG_RESERVED_CONNECTIONS))
+  ((need <= room)) || die "Postgres connection budget: $1 api instances x (postgres.max_connections $pool + 1 for the sealer) = $need connections, but the local Postgres allows $room (max_connections $PG_MAX_CONNECTIONS, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
 }
 
 stop_postgres() {
@@ -368,21 +369,35 @@ ensure_nisshi() {
     || die "could not build nisshi: $RUN/nisshi-install.log"
 }
 
-kafka_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
-
-start_kafka() {
-  running kafka nisshi && kafka_ready && return
-  ensure_nisshi
-  mkdir -p "$RUN/kafka"
-  log "starting the Kafka broker (nisshi, data in .run/kafka) on 127.0.0.1:$KAFKA_PORT"
-  # A short initial rebalance delay: tests and restarts start consumer groups often.
-  RUST_LOG=${STACK_KAFKA_LOG:-warn} spawn kafka "$(nisshi_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite:///$RUN/kafka/broker.db" \
-    --group-initial-rebalance-delay 500ms
-  wait_for "Kafka broker" 60 kafka_ready
+# The stack's brokers: one, or with STACK_CLUSTER=1 three (kafka, kafka-2, kafka-3 on
+# KAFKA_PORT, +10, +20). nisshi is a stateless broker over its storage: the three share
+# .run/kafka/broker.db and each answers for every partition, so a client fails over to any
+# broker in its bootstrap list. There is no Kafka replication (one copy, in the storage):
+# README "Scaling out".
+kafka_brokers() { if ((${STACK_CLUSTER:-0})); then echo 3; else echo 1; fi; }
+kafka_addresses() { # host:port of every broker of the stack, comma-separated
+  local i out=()
+  for ((i = 1; i <= $(kafka_brokers); i++)); do out+=("$(instance_addr "127.0.0.1:$KAFKA_PORT" "$i")"); done
+  (IFS=,; echo "${out[*]}")
 }
 
-stop_kafka() { stop_pid kafka nisshi; }
+start_kafka() {
+  local i name addr
+  for ((i = 1; i <= $(kafka_brokers); i++)); do
+    name=$(instance_name kafka "$i") addr=$(instance_addr "127.0.0.1:$KAFKA_PORT" "$i")
+    running "$name" nisshi && port_open "${addr##*:}" && continue
+    ensure_nisshi
+    mkdir -p "$RUN/kafka"
+    log "starting the Kafka broker $name (nisshi, data in .run/kafka) on $addr"
+    # A short initial rebalance delay: tests and restarts start consumer groups often.
+    RUST_LOG=${STACK_KAFKA_LOG:-warn} spawn "$name" "$(nisshi_bin)" broker --listener-url "tcp://$addr" \
+      --advertised-listener-url "tcp://$addr" --storage-engine "sqlite:///$RUN/kafka/broker.db" \
+      --group-initial-rebalance-delay 500ms
+    wait_for "Kafka broker $name" 60 port_open "${addr##*:}"
+  done
+}
+
+stop_kafka() { local i; for i in 1 2 3; do stop_pid "$(instance_name kafka "$i")" nisshi; done; }
 
 # --- secured brokers: more nisshi processes with TLS and/or SCRAM users (scripts/test) ---
 # nisshi 0.8.1 has native TLS (--cert/--key) and SCRAM-SHA-256/512 users (`nisshi user
@@ -478,7 +493,7 @@ source "$ROOT/scripts/cluster.sh"
 
 # Environment of our binaries on the local stack.
 stack_env() {
-  echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
+  echo "ABTEST_KAFKA__BROKERS=${ABTEST_KAFKA__BROKERS:-$(kafka_addresses)}"
   echo "ABTEST_KAFKA__TOPIC_PARTITIONS=${ABTEST_KAFKA__TOPIC_PARTITIONS:-${STACK_KAFKA_PARTITIONS:-6}}"
   # Short sessions locally so that a restarted consumer gets its partitions back quickly
   # (production keeps 45 s).
@@ -489,6 +504,9 @@ stack_env() {
     echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$(node_http 1)}"
     echo "ABTEST_CLICKHOUSE__CLUSTER=$CLUSTER_NAME"
     echo "ABTEST_ROLLUP__ENABLED=false"
+    # What a replicated Kafka would be given (nisshi stores both, enforces neither).
+    echo "ABTEST_KAFKA__TOPIC_REPLICATION=3"
+    echo "ABTEST_KAFKA__TOPIC_MIN_INSYNC_REPLICAS=2"
   else
     echo "ABTEST_CLICKHOUSE__URL=${ABTEST_CLICKHOUSE__URL:-http://127.0.0.1:$CH_HTTP_PORT}"
   fi
