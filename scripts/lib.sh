@@ -383,6 +383,7 @@ kafka_addresses() { # host:port of every broker of the stack, comma-separated
 
 start_kafka() {
   local i name addr
+  for ((i = $(kafka_brokers) + 1; i <= 3; i++)); do stop_pid "$(instance_name kafka "$i")" nisshi; done
   for ((i = 1; i <= $(kafka_brokers); i++)); do
     name=$(instance_name kafka "$i") addr=$(instance_addr "127.0.0.1:$KAFKA_PORT" "$i")
     running "$name" nisshi && port_open "${addr##*:}" && continue
