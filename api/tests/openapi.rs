@@ -193,7 +193,14 @@ fn response_schemas_are_exactly_what_serde_writes() {
     assert_eq!(schema(&doc, "Significance")["enum"], json!(["sequential", "fixed_horizon"]));
     assert_eq!(
         schema(&doc, "WarningCode")["enum"],
-        json!(["sample_ratio_mismatch", "zero_conversions", "small_sample"])
+        json!([
+            "sample_ratio_mismatch",
+            "zero_conversions",
+            "small_sample",
+            "non_positive_baseline",
+            "no_variance",
+            "inconsistent_counts"
+        ])
     );
     let experiment = &schema(&doc, "Experiment")["properties"];
     assert_eq!(

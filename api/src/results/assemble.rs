@@ -121,19 +121,28 @@ impl<'a> Arms<'a> {
             allocation_percent: v.allocation_percent,
             users: s.users,
             converted_users: s.converted_users,
-            conversion_rate: (s.users > 0).then(|| s.converted_users as f64 / s.users as f64),
+            conversion_rate: (s.users > 0 && s.consistent()).then(|| s.converted_users as f64 / s.users as f64),
             events: s.events,
             value: self.question.value_property.is_some().then(|| ValueSummary {
                 sum: stats::finite(s.value_sum),
                 mean: s.moments().mean(),
                 std_dev: s.moments().variance().map(f64::sqrt),
             }),
-            comparison: (i > 0).then(|| self.comparison(s)),
+            // Counts that contradict each other are reported (a warning), never computed.
+            comparison: (i > 0 && s.consistent() && self.stats[0].consistent()).then(|| self.comparison(s)),
         }
     }
 }
 
 impl VariantStats {
+    /// Counts that can be true together: converted and pre-converted users among the
+    /// users, users converted in both periods among each.
+    fn consistent(&self) -> bool {
+        self.converted_users <= self.users
+            && self.pre_converted_users <= self.users
+            && self.converted_both <= self.converted_users.min(self.pre_converted_users)
+    }
+
     fn proportion(&self) -> Proportion {
         Proportion { n: self.users, x: self.converted_users }
     }
@@ -249,9 +258,37 @@ mod tests {
     }
 
     #[test]
-    fn more_converted_than_exposed_users_cannot_underflow() {
+    fn inconsistent_counts_are_reported_not_computed() {
         let e = Experiment::test(&[5000, 5000]);
         let odd = assemble(&e, vec![stats("v0", 3, 5), stats("v1", 10, 2)], question(Correction::Holm), window());
         assert!(odd.warnings.iter().any(|w| w.code == WarningCode::SmallSample));
+        assert!(odd.warnings.iter().any(|w| w.code == WarningCode::InconsistentCounts && w.message.contains("`v0`")));
+        assert_eq!(odd.variants[0].conversion_rate, None, "5 of 3 users is no rate");
+        assert!(odd.variants[1].comparison.is_none(), "nothing is compared with an inconsistent control");
+        assert_eq!(odd.variants[1].conversion_rate, Some(0.2));
+    }
+
+    #[test]
+    fn constant_arms_and_a_non_positive_baseline_are_named() {
+        let e = Experiment::test(&[5000, 5000]);
+        let nobody = assemble(&e, vec![stats("v0", 100, 0), stats("v1", 100, 0)], question(Correction::Holm), window());
+        let codes: Vec<_> = nobody.warnings.iter().map(|w| w.code).collect();
+        assert!(codes.contains(&WarningCode::NoVariance), "{codes:?}");
+        let conversion = &nobody.variants[1].comparison.as_ref().expect("compared").conversion;
+        assert_eq!((conversion.absolute_ci, conversion.relative_ci), (None, None));
+        let mut control = stats("v0", 100, 50);
+        (control.value_sum, control.value_sum_sq) = (-1000.0, 100.0 * 109.0);
+        let mut treatment = stats("v1", 100, 50);
+        (treatment.value_sum, treatment.value_sum_sq) = (-500.0, 100.0 * 34.0);
+        let mut q = question(Correction::Holm);
+        q.value_property = Some("amount".into());
+        let negative = assemble(&e, vec![control, treatment], q, window());
+        assert!(
+            negative.warnings.iter().any(|w| w.code == WarningCode::NonPositiveBaseline),
+            "{:?}",
+            negative.warnings
+        );
+        let value = negative.variants[1].comparison.as_ref().and_then(|c| c.value.as_ref()).expect("value compared");
+        assert_eq!((value.relative_lift, value.bayesian.is_none()), (None, true));
     }
 }

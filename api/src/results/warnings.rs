@@ -11,6 +11,12 @@ pub enum WarningCode {
     SampleRatioMismatch,
     ZeroConversions,
     SmallSample,
+    /// The control's mean value is 0 or negative: no relative numbers for the value metric.
+    NonPositiveBaseline,
+    /// A treatment and the control are both constant on a metric: no interval, no test.
+    NoVariance,
+    /// A variant's counts contradict each other (more converted than exposed users).
+    InconsistentCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -34,7 +40,17 @@ pub(super) fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
             ),
         });
     }
+    out.extend(value_warnings(variants));
     for v in variants {
+        if v.converted_users > v.users {
+            out.push(Warning {
+                code: WarningCode::InconsistentCounts,
+                message: format!(
+                    "variant `{}` has more converted users ({}) than users ({}): its numbers are not computed (the stored rows disagree; please report it)",
+                    v.name, v.converted_users, v.users
+                ),
+            });
+        }
         if v.users > 0 && v.converted_users == 0 {
             out.push(Warning {
                 code: WarningCode::ZeroConversions,
@@ -50,6 +66,41 @@ pub(super) fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
                     v.name, v.users, v.converted_users
                 ),
             });
+        }
+    }
+    out
+}
+
+/// The control's value mean is not positive, or a treatment and the control are both
+/// constant (conversion 0 % or 100 % in both, or a value with no spread in both).
+fn value_warnings(variants: &[VariantResult]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let Some((control, treatments)) = variants.split_first() else { return out };
+    if !treatments.is_empty() && control.value.as_ref().and_then(|v| v.mean).is_some_and(|m| m <= 0.0) {
+        out.push(Warning {
+            code: WarningCode::NonPositiveBaseline,
+            message: format!(
+                "the control `{}` has a mean value of 0 or less: relative lifts, relative intervals and chance to beat are not defined for the value (the absolute numbers are)",
+                control.name
+            ),
+        });
+    }
+    let constant_rate = |v: &VariantResult| v.users > 0 && (v.converted_users == 0 || v.converted_users == v.users);
+    let constant_value = |v: &VariantResult| v.value.as_ref().and_then(|s| s.std_dev) == Some(0.0);
+    for t in treatments {
+        for (metric, constant) in [
+            ("conversion", constant_rate(control) && constant_rate(t)),
+            ("value", constant_value(control) && constant_value(t)),
+        ] {
+            if constant {
+                out.push(Warning {
+                    code: WarningCode::NoVariance,
+                    message: format!(
+                        "variant `{}` and the control `{}` are both constant on {metric}: no interval and no test until they vary",
+                        t.name, control.name
+                    ),
+                });
+            }
         }
     }
     out

@@ -100,13 +100,13 @@ fn relative_variance(a: &Adjusted, b: &Adjusted, var_a: f64, var_b: f64) -> f64 
 
 /// The CUPED-adjusted relative lift of `treatment` over `control` with the pooled
 /// `theta` (see [`theta`]); `None` when there is nothing to compare (fewer than two users,
-/// a zero control mean, no variance).
+/// a control mean that is not positive, no variance).
 pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> Option<Cuped> {
     if control.n < 2 || treatment.n < 2 {
         return None;
     }
     let (a, b) = (adjust(control, theta), adjust(treatment, theta));
-    if a.mean == 0.0 || a.unadjusted_mean == 0.0 || a.variance <= 0.0 || b.variance <= 0.0 {
+    if a.mean == 0.0 || a.unadjusted_mean <= 0.0 || a.variance <= 0.0 || b.variance <= 0.0 {
         return None;
     }
     let var = relative_variance(&a, &b, a.variance, b.variance);

@@ -73,9 +73,11 @@ pub fn compare_means(control: Moments, treatment: Moments, analysis: &Analysis) 
             Err(_) => (None, None),
         }
     } else {
-        (None, Some([diff, diff]))
+        (None, None)
     };
-    let relative = (m1 != 0.0).then(|| Estimate { value: m2 / m1 - 1.0, variance: ratio_variance(m1, s1, m2, s2) });
+    // A relative lift needs a positive baseline: against a control mean of -10, a treatment
+    // of -5 is better, yet -5 / -10 - 1 reads -50 %.
+    let relative = (m1 > 0.0).then(|| Estimate { value: m2 / m1 - 1.0, variance: ratio_variance(m1, s1, m2, s2) });
     Comparison {
         absolute_lift: Some(diff),
         absolute_ci,
@@ -141,5 +143,33 @@ mod tests {
         assert_eq!(one_user.p_value, None);
         let json = serde_json::to_string(&none).expect("serialises");
         assert!(!json.contains("NaN"), "{json}");
+    }
+
+    #[test]
+    fn no_interval_without_variance() {
+        let a = Analysis::fixed(0.05);
+        for (c, t) in [(0, 0), (10, 10)] {
+            let r = compare_proportions(Proportion { n: 10, x: c }, Proportion { n: 10, x: t }, &a);
+            assert_eq!((r.absolute_ci, r.relative_ci), (None, None), "{c}/10 vs {t}/10");
+            assert!(r.sequential.as_ref().is_none_or(|s| s.absolute_ci.is_none()), "{c}/10 vs {t}/10");
+        }
+        let constant =
+            compare_means(Moments { n: 5, sum: 5.0, sum_sq: 5.0 }, Moments { n: 5, sum: 10.0, sum_sq: 20.0 }, &a);
+        assert_eq!(constant.absolute_lift, Some(1.0));
+        assert_eq!((constant.absolute_ci, constant.p_value), (None, None));
+    }
+
+    #[test]
+    fn a_non_positive_control_mean_has_no_relative_numbers() {
+        let a = Analysis::fixed(0.05);
+        let control = Moments { n: 100, sum: -1000.0, sum_sq: 100.0 * 109.0 };
+        let treatment = Moments { n: 100, sum: -500.0, sum_sq: 100.0 * 34.0 };
+        let r = compare_means(control, treatment, &a);
+        assert_eq!((r.relative_lift, r.relative_ci), (None, None));
+        assert!(r.bayesian.is_none(), "no chance to beat without a relative scale: {:?}", r.bayesian);
+        assert!(r.sequential.as_ref().is_some_and(|s| s.relative_ci.is_none()));
+        assert_eq!(r.absolute_lift, Some(5.0));
+        assert!(r.p_value.is_some_and(|p| p < 1e-6), "the absolute test still decides");
+        assert_eq!(r.power.as_ref().and_then(|p| p.mde_relative), None);
     }
 }

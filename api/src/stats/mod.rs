@@ -140,6 +140,10 @@ pub(crate) fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// `center ± half_width`; none without a positive, finite half width: an interval needs a
+/// positive standard error (0/n against 0/n, or constant arms, have none: `[0, 0]` would
+/// claim a certainty the data do not give).
 pub(crate) fn interval(center: f64, half_width: f64) -> Option<[f64; 2]> {
-    (center.is_finite() && half_width.is_finite()).then_some([center - half_width, center + half_width])
+    (center.is_finite() && half_width.is_finite() && half_width > 0.0)
+        .then_some([center - half_width, center + half_width])
 }

@@ -48,7 +48,7 @@ fn power_at(d: f64, se: f64, boundary: f64) -> f64 {
 
 /// Minimum detectable relative lift with `n_c` and `n_t` users.
 pub fn mde(base: Baseline, n_c: f64, n_t: f64, alpha: f64, test: Test) -> Option<f64> {
-    if !(base.mean != 0.0 && base.variance > 0.0 && n_c > 0.0 && n_t > 0.0) {
+    if !(base.mean > 0.0 && base.variance > 0.0 && n_c > 0.0 && n_t > 0.0) {
         return None;
     }
     let se2 = base.variance / (base.mean * base.mean) * (1.0 / n_c + 1.0 / n_t);
