@@ -10,7 +10,7 @@ Conversion: statsmodels' proportions_ztest (pooled) for the p-value, a Wald inte
 the difference, and the delta method for the relative lift. Value: scipy's Welch t-test
 on per-user samples rebuilt from the same sufficient statistics. SRM: scipy's chisquare.
 Sequential: gbstats SequentialTwoSidedTTest. Bayesian: gbstats EffectBayesianABTest with
-a proper N(0, 0.3^2) prior on the relative lift. CUPED: gbstats RegressionAdjustedStatistic
+a flat (improper) prior on the relative lift. CUPED: gbstats RegressionAdjustedStatistic
 with TwoSidedTTest. Power: statsmodels NormalIndPower (fixed horizon); for the sequential
 test, gbstats' confidence-sequence width and scipy's brentq.
 """
@@ -29,7 +29,8 @@ from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, G
 from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
 from gbstats.models.statistics import ProportionStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
 
-PRIOR = GaussianPrior(mean=0, variance=0.3**2, proper=True)
+# The api's default: a flat (improper) prior on the relative lift, gbstats' default too.
+PRIOR = GaussianPrior(mean=0, variance=0.3**2, proper=False)
 
 
 def proportions(n1, x1, n2, x2, alpha):

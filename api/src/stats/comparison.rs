@@ -61,7 +61,7 @@ impl Comparison {
         a: &Analysis,
     ) -> Self {
         self.sequential = Some(sequential::analyse(absolute, relative, n_c + n_t, a.alpha, a.sequential_tuning));
-        self.bayesian = relative.and_then(|r| bayesian::analyse(r, a.alpha));
+        self.bayesian = relative.and_then(|r| bayesian::analyse(r, a.alpha, None));
         let test = a.power_test();
         self.power = Some(Power {
             mde_relative: power::mde(baseline, n_c, n_t, a.alpha, test),
