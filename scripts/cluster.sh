@@ -59,6 +59,7 @@ CFG
 
 node_config() { # node_config <i>: config.xml and users.xml of node i
   local n=$1 dir="$CLUSTER_DIR/ch$1" s r
+  ch_server_dirs "$dir"
   {
     cat <<XML
 <?xml version="1.0"?>

@@ -270,10 +270,11 @@ stop_postgres() {
 ch_ready() { curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"; }
 
 # The config.xml lines every ClickHouse server of ours shares (this one and the cluster's,
-# scripts/cluster.sh): its directories under <dir>, users, limits, UTC.
+# scripts/cluster.sh): its directories under <dir> (ch_server_dirs makes them), users,
+# limits, UTC.
+ch_server_dirs() { mkdir -p "$1/data" "$1/tmp" "$1/user_files" "$1/format_schemas"; }
 ch_server_xml() { # ch_server_xml <dir>
   local dir=$1
-  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   cat <<XML
     <path>$dir/data/</path>
     <tmp_path>$dir/tmp/</tmp_path>
@@ -297,6 +298,7 @@ start_clickhouse() {
     stop_pid clickhouse clickhouse
   fi
   local dir="$RUN/clickhouse"
+  ch_server_dirs "$dir"
   cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
