@@ -174,7 +174,7 @@ async fn every_statement_answers_the_same_on_18_16_and_a_current_release() {
         "{va} vs {vb}"
     );
     for c in [&a, &b] {
-        merge_duplicates(c, "").await;
+        merge_duplicates(std::slice::from_ref(c), std::slice::from_ref(c), "events").await;
     }
     same_answers(&a, &b).await;
 }
@@ -187,17 +187,15 @@ async fn every_statement_answers_the_same_on_one_server_and_a_cluster() {
     let (cluster, nodes) = cluster();
     let _drop = Dropped(vec![single.clone(), cluster.clone()]);
     let (a, b) = (load(&single).await, load(&cluster).await);
-    merge_duplicates(&a, "").await;
+    merge_duplicates(std::slice::from_ref(&a), std::slice::from_ref(&a), "events").await;
     let node = |i: usize| {
         common::clickhouse::client(&ClickHouseConfig { url: nodes[i].clone(), ..cluster.clone() }).expect("client")
     };
-    // One replica of each shard merges; the other gets the merge through the replication log.
-    for i in [0, 2] {
-        merge_duplicates(&node(i), "_local").await;
-    }
+    let replicas: Vec<clickhouse::Client> = (0..nodes.len()).map(node).collect();
+    // One replica of each shard merges, the other gets the merge through the replication log.
+    merge_duplicates(&[replicas[0].clone(), replicas[2].clone()], &replicas, "events_local").await;
     for (i, url) in nodes.iter().enumerate() {
         let c = node(i);
-        c.query("SYSTEM SYNC REPLICA events_local").execute().await.expect("sync events");
         c.query("SYSTEM SYNC REPLICA exposures_local").execute().await.expect("sync exposures");
         let (shard, total) = ((i / 2) as u64, 2u64);
         for table in ["events_local", "exposures_local"] {
@@ -224,10 +222,35 @@ async fn every_statement_answers_the_same_on_one_server_and_a_cluster() {
 }
 
 /// Event types count rows, not distinct ids ("a replayed event may count twice"), so they
-/// are compared once merges have collapsed the duplicates: `OPTIMIZE ... FINAL` of the
-/// events table (`suffix` "_local": a shard's replicated table).
-async fn merge_duplicates(c: &clickhouse::Client, suffix: &str) {
-    c.query(&format!("OPTIMIZE TABLE events{suffix} FINAL")).execute().await.expect("optimize");
+/// are compared once merges have collapsed the duplicates: `OPTIMIZE ... FINAL` of `table`
+/// on `mergers` until every event id is one row on each of `replicas` (on a cluster, after
+/// `SYNC REPLICA`). A merge asked for while parts are busy (being merged, or fetched by the
+/// other replica) can be skipped, so it is asked again, within a deadline.
+async fn merge_duplicates(mergers: &[clickhouse::Client], replicas: &[clickhouse::Client], table: &str) {
+    let replicated = table.ends_with("_local");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        for c in mergers {
+            c.query(&format!("OPTIMIZE TABLE {table} FINAL")).execute().await.expect("optimize");
+        }
+        let mut merged = true;
+        for c in replicas {
+            if replicated {
+                c.query(&format!("SYSTEM SYNC REPLICA {table}")).execute().await.expect("sync");
+            }
+            let once: u8 = c
+                .query(&format!("SELECT count() = uniqExact(event_id) FROM {table}"))
+                .fetch_one()
+                .await
+                .expect("count");
+            merged &= once == 1;
+        }
+        if merged {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "duplicates of {table} still unmerged after 90 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every read statement gives the same answer on `a` and on `b`.
