@@ -110,6 +110,7 @@ class Load:
     def __init__(self, senders=2, ingests=(INGEST,)):
         self.ingests = ingests
         self.acked, self.statuses, self.slow = set(), {}, []
+        self.by_ingest = {i: {} for i in ingests}  # the statuses of each ingest
         self.lock, self.stop_flag = threading.Lock(), threading.Event()
         self.threads = [threading.Thread(target=self.run, args=(ingests[i % len(ingests)],), daemon=True)
                         for i in range(senders)]
@@ -126,6 +127,7 @@ class Load:
             elapsed = time.time() - started
             with self.lock:
                 self.statuses[status] = self.statuses.get(status, 0) + 1
+                self.by_ingest[ingest][status] = self.by_ingest[ingest].get(status, 0) + 1
                 if status == 202:
                     self.acked.update(ids)
                 elif status == 503 and elapsed > ACK_TIMEOUT + 2:

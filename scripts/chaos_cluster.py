@@ -15,9 +15,9 @@ of those users then buys, through one of the ingests). Meanwhile, one after the 
   6. 200 simultaneous first assignments of one user, split over the two apis
 Then: every acknowledged event is on the cluster, once (rows after merges = distinct ids,
 replicas of a shard equal); every user answered 200 has one assignment row and exposures of
-exactly that variant; and the results the api computes on the cluster equal those an api
+exactly that variant (one row after merges, the same in Postgres); and the results the api computes on the cluster equal those an api
 computes on one server (ClickHouse 18.16, single-node DDL) from a copy of the same rows.
-Needs only the Python standard library.
+Needs the Python standard library and `ss` (iproute2).
 """
 import json
 import os
@@ -32,12 +32,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chaos import (  # noqa: E402
     RUN, ROOT, RUN_TYPE, Load, alive, eventually, log, metric, pid, request, up, wait_accepting)
 
-INGESTS = ["http://127.0.0.1:9001", "http://127.0.0.1:9011"]
-APIS = ["http://127.0.0.1:9000", "http://127.0.0.1:9010"]
+
+
+def instances(variable, default, count):
+    """The addresses of instance 1..count (scripts/up: the first one's port + 10 x (i - 1))."""
+    port = int(os.environ.get(variable, default).rsplit(":", 1)[1])
+    return [f"http://127.0.0.1:{port + 10 * i}" for i in range(count)]
+
+
+INGESTS = instances("ABTEST_INGEST__LISTEN", "127.0.0.1:9001", 2)
+APIS = instances("ABTEST_API__LISTEN", "127.0.0.1:9000", 2)
+CONSUMERS = instances("ABTEST_CONSUMER__LISTEN", "127.0.0.1:9002", 3)
 INSTANCES = ["ingest", "ingest-2", "consumer", "consumer-2", "consumer-3", "api", "api-2"]
-CONSUMERS = ["http://127.0.0.1:9002", "http://127.0.0.1:9012", "http://127.0.0.1:9022"]
-NODES = [f"http://127.0.0.1:{8130 + i}" for i in (1, 2, 3, 4)]
+NODES = [f"http://127.0.0.1:{int(os.environ.get('STACK_CLUSTER_HTTP_BASE', '8130')) + i}" for i in (1, 2, 3, 4)]
 SINGLE = "http://127.0.0.1:" + os.environ.get("STACK_CLICKHOUSE_HTTP_PORT", "8123")
+KAFKA_PORT = int(os.environ.get("STACK_KAFKA_PORT", "9092"))
+BROKERS = {"kafka": KAFKA_PORT, "kafka-2": KAFKA_PORT + 10, "kafka-3": KAFKA_PORT + 20}
 BUY = RUN_TYPE + "_buy"
 COPY_API = "127.0.0.1:9099"
 
@@ -130,10 +140,12 @@ def shard_down(load):
     failures = insert_failures()
     for n in (3, 4):
         lib(f"stop_pid ch{n} ch{n}/config.xml")
-    before = dict(load.statuses)
+    with load.lock:
+        before = dict(load.statuses)
     log("both replicas of shard 2 stopped (SIGTERM) for 30 s")
     time.sleep(30)  # the outage itself, not a synchronisation
-    during = {k: load.statuses.get(k, 0) - before.get(k, 0) for k in load.statuses}
+    with load.lock:
+        during = {k: v - before.get(k, 0) for k, v in load.statuses.items()}
     assert during.get(202, 0) > 0, f"ingest keeps accepting while a shard is down: {during}"
     failures = insert_failures() - failures
     assert failures >= 1, "the consumers' inserts failed and were retried while the shard was down"
@@ -141,33 +153,35 @@ def shard_down(load):
     log(f"shard 2 back; ingest answered {during} meanwhile, the consumers retried {failures:.0f} inserts")
 
 
-BROKERS = {"kafka": 9092, "kafka-2": 9102, "kafka-3": 9112}
-
-
 def producer_broker(process):
-    """The broker (of BROKERS) a process of ours has a connection to, from `ss`."""
+    """The broker (of BROKERS) the process has the most connections to, from `ss`
+    (iproute2): its producer's; a metadata connection to another broker may sit beside it."""
     out = subprocess.run(["ss", "-tnpH", "state", "established"], check=True, capture_output=True, text=True).stdout
+    counts = {}
     for line in out.splitlines():
         if f"pid={process}," in line:
             peer = int(line.split()[3].rsplit(":", 1)[1])
             for name, port in BROKERS.items():
                 if port == peer:
-                    return name
-    return None
+                    counts[name] = counts.get(name, 0) + 1
+    return max(counts, key=counts.get) if counts else None
 
 
 def broker_down(load):
     """SIGKILL of the broker the first ingest produces through; the others serve the same
-    storage, and the producers fail over to them (every broker is in kafka.brokers)."""
+    storage, and the producers fail over to them (every broker is in kafka.brokers). The
+    first ingest itself must keep acknowledging."""
     name = eventually("ingest connected to a broker", 30, lambda: producer_broker(pid("ingest")))
-    before = dict(load.statuses)
-    kill(name, "the Kafka broker ingest produces through")
+    with load.lock:
+        before = dict(load.by_ingest[INGESTS[0]])
+    kill(name, "the Kafka broker the first ingest produces through")
     time.sleep(10)  # the outage itself
-    during = {k: load.statuses.get(k, 0) - before.get(k, 0) for k in load.statuses}
-    assert during.get(202, 0) > 0, f"ingest keeps acknowledging through the other brokers: {during}"
+    with load.lock:
+        during = {k: v - before.get(k, 0) for k, v in load.by_ingest[INGESTS[0]].items()}
+    assert during.get(202, 0) > 0, f"the first ingest keeps acknowledging through the other brokers: {during}"
     up()
     wait_accepting(load)
-    log(f"{name} back; while it was down ingest answered {during}")
+    log(f"{name} back; while it was down the first ingest answered {during}")
 
 
 def racing_assignments(experiment):
@@ -187,34 +201,58 @@ def racing_assignments(experiment):
     return user, bodies[0]["variant"]
 
 
-def merged_once(ids_total):
-    """Rows after merges (one replica per shard merges, the other follows) = distinct ids,
-    and both replicas of each shard hold the same rows."""
-    for n in (1, 3):
-        sql(NODES[n - 1], "OPTIMIZE TABLE events_local FINAL")
-    counts = []
-    for node in NODES:
-        sql(node, "SYSTEM SYNC REPLICA events_local")
-        counts.append(int(sql(node, f"SELECT count() FROM events_local WHERE type IN ('{RUN_TYPE}', '{BUY}')")))
-    assert counts[0] == counts[1] and counts[2] == counts[3], f"replicas differ: {counts}"
-    assert counts[0] + counts[2] == ids_total, f"rows after merges {counts} for {ids_total} distinct ids"
-    return counts
+def merged_once(experiment):
+    """Merges until each event id of the run is one row on every replica (one replica per
+    shard merges, the other follows through the replication log; a merge asked for while
+    parts are still fetched is skipped, so it is asked again), then checks both replicas of
+    each shard hold the same rows and the shards' rows = the distinct ids seen through the
+    Distributed table. Returns the rows per node."""
+    ours = f"type IN ('{RUN_TYPE}', '{BUY}')"
+
+    def once():
+        for n in (1, 3):
+            sql(NODES[n - 1], "OPTIMIZE TABLE events_local FINAL")
+            sql(NODES[n - 1], "OPTIMIZE TABLE exposures_local FINAL")
+        rows = []
+        for node in NODES:
+            sql(node, "SYSTEM SYNC REPLICA events_local")
+            sql(node, "SYSTEM SYNC REPLICA exposures_local")
+            count, distinct = sql(node, f"SELECT count(), uniqExact(event_id) FROM events_local WHERE {ours}").split()
+            exposures = sql(node, f"SELECT count() = uniqExact(user_id) FROM exposures_local WHERE experiment_id = {experiment}")
+            if count != distinct or exposures != "1":
+                return None
+            rows.append(int(count))
+        return rows
+    rows = eventually("every event once on every replica", 180, once)
+    assert rows[0] == rows[1] and rows[2] == rows[3], f"replicas differ: {rows}"
+    distinct = int(sql(NODES[0], f"SELECT uniqExact(event_id) FROM events WHERE {ours}"))
+    assert rows[0] + rows[2] == distinct, f"rows after merges {rows} for {distinct} distinct ids"
+    return rows
+
+
+def exposures_arrived(experiment, variants):
+    def seen():
+        rows = sql(NODES[0], f"SELECT user_id FROM exposures WHERE experiment_id = {experiment} GROUP BY user_id FORMAT TSV")
+        return set(rows.split()) >= set(variants)
+    eventually("an exposure of every assigned user", 180, seen)
 
 
 def exposures_match(experiment, variants):
-    def seen():
-        rows = sql(NODES[0], f"SELECT user_id, any(variant), uniqExact(variant) FROM exposures "
-                             f"WHERE experiment_id = {experiment} GROUP BY user_id FORMAT TSV")
-        got = {u: (v, int(k)) for u, v, k in (line.split("\t") for line in rows.splitlines() if line)}
-        return got if all(u in got for u in variants) else None
-    got = eventually("an exposure of every assigned user", 180, seen)
-    wrong = [(u, v, got[u]) for u, v in variants.items() if got[u] != (v, 1)]
-    assert not wrong, f"exposures that disagree with the 200 answered: {wrong[:5]}"
-    psql = ["psql", "-X", "-qtA", "-h", "127.0.0.1", "-p", os.environ.get("STACK_POSTGRES_PORT", "5433"),
+    """After merges: every user answered 200 has exactly one exposure row, of the variant
+    answered, and one assignment row in Postgres, of that variant."""
+    rows = sql(NODES[0], f"SELECT user_id, any(variant), count() FROM exposures "
+                         f"WHERE experiment_id = {experiment} GROUP BY user_id FORMAT TSV")
+    got = {u: (v, int(k)) for u, v, k in (line.split("\t") for line in rows.splitlines() if line)}
+    wrong = [(u, v, got.get(u)) for u, v in variants.items() if got.get(u) != (v, 1)]
+    assert not wrong, f"exposures that are not one row of the variant answered: {wrong[:5]}"
+    psql = ["psql", "-X", "-qtAF", "\t", "-h", "127.0.0.1", "-p", os.environ.get("STACK_POSTGRES_PORT", "5433"),
             "-U", "abtest", "-d", "abtest", "-c",
-            f"SELECT count(*), count(DISTINCT user_id) FROM assignments WHERE experiment_id = {experiment}"]
-    rows, users = subprocess.run(psql, check=True, capture_output=True, text=True).stdout.strip().split("|")
-    assert rows == users and int(users) >= len(variants), f"assignment rows {rows} for {users} users"
+            f"SELECT a.user_id, v.name FROM assignments a JOIN variants v ON v.id = a.variant_id "
+            f"WHERE a.experiment_id = {experiment}"]
+    out = subprocess.run(psql, check=True, capture_output=True, text=True).stdout
+    stored = dict(line.split("\t") for line in out.splitlines() if line)
+    wrong = [(u, v, stored.get(u)) for u, v in variants.items() if stored.get(u) != v]
+    assert not wrong, f"assignment rows that disagree with the 200 answered: {wrong[:5]}"
     return len(variants)
 
 
@@ -245,7 +283,7 @@ def results_on_one_server(experiment):
             copy = "http://" + COPY_API
             eventually("the copy's api", 60, lambda: request("GET", copy + "/readyz", key=None)[0] == 200)
             compared = []
-            for query in [f"event_type={BUY}", f"event_type={BUY}&value_property=amount", f"event_type={RUN_TYPE}"]:
+            for query in [f"event_type={BUY}", f"event_type={BUY}&value_property=amount&cuped_days=0"]:
                 answers = []
                 for base in (APIS[0], copy):
                     status, body, _ = request("GET", f"{base}/experiments/{experiment}/results?{query}")
@@ -258,7 +296,11 @@ def results_on_one_server(experiment):
             return compared
         finally:
             server.terminate()
-            server.wait(60)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     finally:
         sql(SINGLE, f"DROP DATABASE IF EXISTS {db}", database="default")
 
@@ -290,14 +332,16 @@ def main():
         ids = set(rows.split())
         return ids if acked <= ids else None
     ids = eventually("every acknowledged event on the cluster", 600, found)
-    counts = merged_once(len(ids))
+    exposures_arrived(experiment, variants)
+    counts = merged_once(experiment)
     assigned = exposures_match(experiment, variants)
     users = results_on_one_server(experiment)
     log(f"PASS in {time.time() - started:.0f} s: {len(acked)} acknowledged events all on the cluster, lost 0; "
-        f"{len(ids)} distinct ids ({len(ids) - len(acked)} more from answers lost in faults), rows after merges "
-        f"{counts[0]} + {counts[2]} (shards) = distinct ids, double-counted 0; {restarts} rolling restarts, "
+        f"{counts[0] + counts[2]} distinct ids ({counts[0] + counts[2] - len(acked)} more from answers lost in faults), "
+        f"rows after merges {counts[0]} + {counts[2]} (shards) = distinct ids, double-counted 0; {restarts} rolling restarts, "
         f"1 consumer SIGKILL, 1 replica SIGKILL, 1 shard down 30 s, 1 of 3 brokers SIGKILL; {assigned} assigned users "
-        f"with one assignment and matching exposures; results equal on one server (users per query {users})")
+        f"with one assignment row and one exposure row of the variant answered; results equal on one server "
+        f"(users per query {users})")
     print("chaos --cluster: 1 passed, 0 failed")
 
 

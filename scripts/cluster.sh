@@ -15,7 +15,8 @@ CLUSTER_IS_BASE=${STACK_CLUSTER_INTERSERVER_BASE:-9130}
 ZK_PORT=${STACK_ZOOKEEPER_PORT:-12181}
 CLUSTER_DIR="$RUN/chcluster"
 # What the cluster needs beyond ensure_packages' list.
-CLUSTER_PACKAGES=(zookeeper libslf4j-java default-jre-headless)
+# iproute2: `ss`, with which scripts/chaos_cluster.py finds the broker ingest produces through.
+CLUSTER_PACKAGES=(zookeeper libslf4j-java default-jre-headless iproute2)
 
 node_http() { echo $((CLUSTER_HTTP_BASE + $1)); }
 # chq <node> <sql>: a statement on node i over HTTP; prints the answer, fails on an error.
@@ -28,7 +29,10 @@ zk_ready() { # `ruok` answers before the server serves; `srvr` reports a Mode on
 }
 
 start_zookeeper() {
-  running zookeeper QuorumPeerMain && zk_ready && return
+  if running zookeeper QuorumPeerMain; then # ours is up: wait for it (never start a second one)
+    wait_for "ZooKeeper" 60 zk_ready
+    return
+  fi
   local dir="$CLUSTER_DIR/zk"
   mkdir -p "$dir/data"
   # tickTime 500 ms: sessions of 1-10 s; ClickHouse asks for 3 s (a killed node's replicas
@@ -112,6 +116,8 @@ node_writable() { [[ $(chq "$1" "SELECT count() FROM system.replicas WHERE is_re
 spawn_node() { # spawn_node <i>: start node i when it is down (no wait)
   running "ch$1" "ch$1/config.xml" && return
   node_config "$1"
+  # wait_node reads only what this start logs
+  wc -l <"$RUN/ch$1.err.log" 2>/dev/null >"$RUN/ch$1.err.mark" || echo 0 >"$RUN/ch$1.err.mark"
   log "starting ClickHouse node ch$1 (shard $((($1 + 1) / 2))) on 127.0.0.1:$(node_http "$1")"
   spawn "ch$1" clickhouse-server --config-file="$CLUSTER_DIR/ch$1/config.xml"
 }
@@ -124,7 +130,8 @@ wait_node() { # wait_node <i>: until node i serves and its tables are writable
   local n=$1 deadline=$((SECONDS + 90)) restored=0
   until node_ready "$n" && node_writable "$n"; do
     if ! running "ch$n" "ch$n/config.xml"; then
-      if ((!restored)) && grep -q "doesn't look like the set of parts in ZooKeeper" "$RUN/ch$n.err.log" 2>/dev/null; then
+      if ((!restored)) && tail -n +$(($(cat "$RUN/ch$n.err.mark" 2>/dev/null || echo 0) + 1)) "$RUN/ch$n.err.log" 2>/dev/null |
+        grep -q "doesn't look like the set of parts in ZooKeeper"; then
         log "ch$n refused its parts after a kill: restarting once with force_restore_data"
         mkdir -p "$CLUSTER_DIR/ch$n/data/flags" && touch "$CLUSTER_DIR/ch$n/data/flags/force_restore_data"
         restored=1

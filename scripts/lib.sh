@@ -221,12 +221,12 @@ start_postgres() {
   pg_tls_files "$dir/data"
   if pg_ready && [[ -f "$dir/data/postmaster.pid" ]]; then
     head -1 "$dir/data/postmaster.pid" >"$RUN/postgres.pid"
-    if [[ "$(psql_admin -tAc 'SHOW ssl')" == "on" ]]; then
+    if [[ "$(psql_admin -tAc 'SHOW ssl') $(psql_admin -tAc 'SHOW max_connections')" == "on $PG_MAX_CONNECTIONS" ]]; then
       psql_admin -tAc 'SELECT pg_reload_conf()' >/dev/null # pg_hba.conf and certificates
       pg_roles
       return
     fi
-    log "restarting Postgres with TLS (ssl=on)"
+    log "restarting Postgres with TLS (ssl=on) and max_connections=$PG_MAX_CONNECTIONS"
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
   fi
   log "starting Postgres on 127.0.0.1:$PG_PORT (TLS on)"
@@ -246,12 +246,13 @@ psql_admin() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@
 # The Postgres connection budget: every api instance may open postgres.max_connections
 # (its pool) and one more (the rollup sealer's own connection, which holds its lock);
 # together they must leave room (RESERVED) for migrations, tests and admins.
-PG_MAX_CONNECTIONS=300
+PG_MAX_CONNECTIONS=320
 PG_RESERVED_CONNECTIONS=40
-check_postgres_budget() { # check_postgres_budget <api instances>
-  local pool=${ABTEST_POSTGRES__MAX_CONNECTIONS:-32}
-  local need=$(($1 * (pool + 1))) room=$((PG_MAX_CONNECTIONS - PG_RESERVED_CONNECTIONS))
-  ((need <= room)) || die "Postgres connection budget: $1 api instances x (postgres.max_connections $pool + 1 for the sealer) = $need connections, but the local Postgres allows $room (max_connections $PG_MAX_CONNECTIONS, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
+check_postgres_budget() { # check_postgres_budget <api instances>: against the running server
+  local pool=${ABTEST_POSTGRES__MAX_CONNECTIONS:-32} max
+  max=$(psql_admin -tAc 'SHOW max_connections')
+  local need=$(($1 * (pool + 1))) room=$((max - PG_RESERVED_CONNECTIONS))
+  ((need <= room)) || die "Postgres connection budget: $1 api instances x (postgres.max_connections $pool + 1 for the sealer) = $need connections, but the local Postgres allows $room (max_connections $max, $PG_RESERVED_CONNECTIONS reserved): lower ABTEST_POSTGRES__MAX_CONNECTIONS or the instances"
 }
 
 stop_postgres() {
@@ -388,7 +389,10 @@ start_kafka() {
   for ((i = $(kafka_brokers) + 1; i <= 3; i++)); do stop_pid "$(instance_name kafka "$i")" nisshi; done
   for ((i = 1; i <= $(kafka_brokers); i++)); do
     name=$(instance_name kafka "$i") addr=$(instance_addr "127.0.0.1:$KAFKA_PORT" "$i")
-    running "$name" nisshi && port_open "${addr##*:}" && continue
+    if running "$name" nisshi; then # ours is up: wait for it (never start a second one)
+      wait_for "Kafka broker $name" 60 port_open "${addr##*:}"
+      continue
+    fi
     ensure_nisshi
     mkdir -p "$RUN/kafka"
     log "starting the Kafka broker $name (nisshi, data in .run/kafka) on $addr"

@@ -191,25 +191,37 @@ fn the_proxy_sends_each_published_port_to_the_service_that_listens_there() {
 }
 
 /// docker-compose.yml with docker-compose.cluster.yml over it, merged as compose merges an
-/// override file: mappings key by key (environment, depends_on), anything else replaced.
+/// override file: mappings key by key (environment, depends_on, ...), `volumes` by mount
+/// target (the override's wins), other sequences (`ports`, ...) appended, scalars and
+/// `command` replaced.
 fn cluster_compose() -> Value {
-    fn merge(base: &mut Value, over: &Value) {
+    fn target(volume: &Value) -> String {
+        scalar(volume).split(':').nth(1).unwrap_or_default().to_owned()
+    }
+    fn merge(key: &str, base: &mut Value, over: &Value) {
         match (base, over) {
             (Value::Mapping(b), Value::Mapping(o)) => {
                 for (k, v) in o {
                     match b.get_mut(k) {
-                        Some(existing) => merge(existing, v),
+                        Some(existing) => merge(k.as_str().unwrap_or_default(), existing, v),
                         None => {
                             b.insert(k.clone(), v.clone());
                         }
                     }
                 }
             }
+            (Value::Sequence(b), Value::Sequence(o)) if key == "volumes" => {
+                b.retain(|mine| !o.iter().any(|theirs| target(theirs) == target(mine)));
+                b.extend(o.iter().cloned());
+            }
+            (Value::Sequence(b), Value::Sequence(o)) if key != "command" && key != "entrypoint" => {
+                b.extend(o.iter().filter(|v| !b.contains(v)).cloned().collect::<Vec<_>>());
+            }
             (b, o) => *b = o.clone(),
         }
     }
     let mut base = compose();
-    merge(&mut base["services"], &compose_file("docker-compose.cluster.yml")["services"]);
+    merge("services", &mut base["services"], &compose_file("docker-compose.cluster.yml")["services"]);
     base
 }
 
@@ -266,7 +278,11 @@ fn the_cluster_file_is_three_brokers_and_two_shards_of_two_replicas_that_the_ser
         assert_eq!(env["CLICKHOUSE_SHARD"], format!("0{}", i / 2 + 1), "{node} in shard {}", i / 2 + 1);
         macros.insert((env["CLICKHOUSE_SHARD"].clone(), env["CLICKHOUSE_REPLICA"].clone()));
         assert_eq!(svc["hostname"], Value::from(node.as_str()), "{node}: replicas fetch parts by hostname");
-        assert!(format!("{:?}", svc["volumes"]).contains("clickhouse-cluster.xml"), "{node}");
+        let volumes = format!("{:?}", svc["volumes"]);
+        assert!(
+            volumes.contains("clickhouse-cluster.xml") && volumes.contains(":/var/lib/clickhouse"),
+            "{node}: {volumes}"
+        );
     }
     assert_eq!(macros.len(), 4, "each node a distinct (shard, replica)");
     for name in ["init", "ingest", "consumer", "api"] {

@@ -1,5 +1,6 @@
--- The schema on a ClickHouse cluster (`clickhouse.cluster`): the tables of
--- clickhouse/001..005 (006's rollup runs on one server only, README "Scaling out") as
+-- The schema on a ClickHouse cluster (`clickhouse.cluster`): events and exposures as
+-- clickhouse/001..006 leave them (006's rollup tables excepted: the rollup runs on one
+-- server only, README "Scaling out") as
 -- replicated tables per shard (`*_local`), behind `Distributed` tables with the names the
 -- queries use. Both are sharded by cityHash64(user_id): a user's exposures and events share
 -- a shard, so every per-user GROUP BY and every copy of an event (same user) meet on one

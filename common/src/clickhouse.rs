@@ -230,10 +230,17 @@ const ROW_ERRORS: &[u32] = &[
 /// Network errors, timeouts, too many parts, memory limits, read-only replicas, missing
 /// tables or credentials (an operator fixes those) are transient; errors about the data
 /// of rows are not. Like Vector's ClickHouse sink, retry only what can succeed later.
+///
+/// On a cluster an error can come from another server: a shard that went away while the
+/// server we write through forwarded rows to it answers, e.g., code 33 "while receiving
+/// packet from" it. Those name the network, not our rows, and are transient.
 pub fn classify(e: &Error) -> Failure {
+    let from_another_server =
+        |text: &str| ["while receiving packet from", "NetException"].iter().any(|m| text.contains(m));
     match e {
         Error::Network(_) | Error::TimedOut => Failure::Transient,
         Error::SchemaMismatch(_) | Error::NotEnoughData => Failure::Rows,
+        Error::BadResponse(text) if from_another_server(text) => Failure::Transient,
         _ => match error_code(e) {
             Some(code) if ROW_ERRORS.contains(&code) => Failure::Rows,
             _ => Failure::Transient,
@@ -315,5 +322,12 @@ mod tests {
         assert_eq!(classify(&bad("Code: 60. DB::Exception: Table abtest.events doesn't exist")), Failure::Transient);
         assert_eq!(classify(&Error::TimedOut), Failure::Transient);
         assert_eq!(classify(&bad("502 Bad Gateway")), Failure::Transient);
+        // A shard gone while the server we write through forwarded rows to it (18.16's texts).
+        let reset = bad("Code: 210, e.displayText() = DB::NetException: Connection reset by peer, while reading from socket (127.0.0.1:19233): while receiving packet from 127.0.0.1:19233: Insertion status: Wrote 1 blocks and 2452 rows on shard 0 replica 0");
+        assert_eq!(classify(&reset), Failure::Transient);
+        let cut = bad("Code: 33, e.displayText() = DB::Exception: Cannot read all data. Bytes read: 0. Bytes expected: 8.: while receiving packet from 127.0.0.1:19234, e.what() = DB::Exception");
+        assert_eq!((error_code(&cut), classify(&cut)), (Some(33), Failure::Transient));
+        let short_row = bad("Code: 33, e.displayText() = DB::Exception: Cannot read all data. Bytes read: 3. Bytes expected: 8., e.what() = DB::Exception");
+        assert_eq!(classify(&short_row), Failure::Rows);
     }
 }

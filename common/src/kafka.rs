@@ -114,7 +114,8 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<(), KafkaError> {
 }
 
 /// Creates the `(name, partitions)` topics that do not exist yet, with the configured
-/// replication factor and `min.insync.replicas`.
+/// replication factor and `min.insync.replicas`. Existing topics are left as they are; one
+/// whose replication differs from the configured one is logged (a warning).
 pub async fn ensure_topics(cfg: &KafkaConfig, wanted: &[(&str, i32)]) -> Result<(), KafkaError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let mut client = base(cfg);
@@ -122,6 +123,17 @@ pub async fn ensure_topics(cfg: &KafkaConfig, wanted: &[(&str, i32)]) -> Result<
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = client.create()?;
     let existing: Vec<String> = {
         let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
+        for topic in metadata.topics().iter().filter(|t| wanted.iter().any(|(name, _)| *name == t.name())) {
+            let replicas = topic.partitions().first().map_or(0, |p| p.replicas().len());
+            if replicas != cfg.topic_replication as usize {
+                tracing::warn!(
+                    topic = topic.name(),
+                    replicas,
+                    configured = cfg.topic_replication,
+                    "the topic exists with another replication factor than kafka.topic_replication: left as it is"
+                );
+            }
+        }
         metadata.topics().iter().map(|t| t.name().to_owned()).collect()
     };
     let min_insync = cfg.topic_min_insync_replicas.to_string();

@@ -33,7 +33,7 @@ pub fn assemble(
     let mut variants: Vec<VariantResult> = (0..experiment.variants.len()).map(|i| arms.variant(i)).collect();
     correct(&mut variants, &question, &arms.analysis);
     let srm = arms.srm();
-    let warnings = warnings(&srm, &variants);
+    let warnings = warnings(&srm, &variants, &arms.inconsistent());
     ExperimentResults {
         experiment_id: experiment.id,
         value_property: question.value_property.clone(),
@@ -84,6 +84,19 @@ impl<'a> Arms<'a> {
             |metric: fn(&VariantStats) -> Paired| stats::cuped::theta(&stats.iter().map(metric).collect::<Vec<_>>());
         let thetas = [theta(VariantStats::conversion_pairs), theta(VariantStats::value_pairs)];
         Self { experiment, stats, analysis, question, thetas }
+    }
+
+    /// What contradicts itself in each variant's counts (see [`VariantStats::consistent`]).
+    fn inconsistent(&self) -> Vec<String> {
+        (self.experiment.variants.iter().zip(&self.stats))
+            .filter(|(_, s)| !s.consistent())
+            .map(|(v, s)| {
+                format!(
+                    "variant `{}` has {} users, {} converted, {} converted before exposure, {} converted in both",
+                    v.name, s.users, s.converted_users, s.pre_converted_users, s.converted_both
+                )
+            })
+            .collect()
     }
 
     fn srm(&self) -> Srm {
@@ -266,6 +279,13 @@ mod tests {
         assert_eq!(odd.variants[0].conversion_rate, None, "5 of 3 users is no rate");
         assert!(odd.variants[1].comparison.is_none(), "nothing is compared with an inconsistent control");
         assert_eq!(odd.variants[1].conversion_rate, Some(0.2));
+        // Pre-exposure counts are checked too.
+        let mut pre = stats("v1", 10, 2);
+        pre.pre_converted_users = 11;
+        let odd = assemble(&e, vec![stats("v0", 10, 5), pre], question(Correction::Holm), window());
+        let inconsistent: Vec<_> = odd.warnings.iter().filter(|w| w.code == WarningCode::InconsistentCounts).collect();
+        assert!(inconsistent.len() == 1 && inconsistent[0].message.contains("`v1`"), "{inconsistent:?}");
+        assert!(odd.variants[1].comparison.is_none() && odd.variants[1].conversion_rate.is_none());
     }
 
     #[test]

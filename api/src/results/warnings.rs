@@ -29,7 +29,8 @@ pub struct Warning {
 /// least this many converted and this many unconverted users (the usual n·p ≥ 5 rule).
 const MIN_OUTCOMES: u64 = 5;
 
-pub(super) fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
+/// `inconsistent`: what is wrong with each variant whose counts contradict each other.
+pub(super) fn warnings(srm: &Srm, variants: &[VariantResult], inconsistent: &[String]) -> Vec<Warning> {
     let mut out = Vec::new();
     if srm.mismatch {
         out.push(Warning {
@@ -40,17 +41,14 @@ pub(super) fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
             ),
         });
     }
+    out.extend(inconsistent.iter().map(|what| Warning {
+        code: WarningCode::InconsistentCounts,
+        message: format!(
+            "{what}: these counts cannot all be true, so its rate and its comparisons are not computed (the stored rows disagree; please report it)"
+        ),
+    }));
     out.extend(value_warnings(variants));
     for v in variants {
-        if v.converted_users > v.users {
-            out.push(Warning {
-                code: WarningCode::InconsistentCounts,
-                message: format!(
-                    "variant `{}` has more converted users ({}) than users ({}): its numbers are not computed (the stored rows disagree; please report it)",
-                    v.name, v.converted_users, v.users
-                ),
-            });
-        }
         if v.users > 0 && v.converted_users == 0 {
             out.push(Warning {
                 code: WarningCode::ZeroConversions,
@@ -72,7 +70,8 @@ pub(super) fn warnings(srm: &Srm, variants: &[VariantResult]) -> Vec<Warning> {
 }
 
 /// The control's value mean is not positive, or a treatment and the control are both
-/// constant (conversion 0 % or 100 % in both, or a value with no spread in both).
+/// constant (each at 0 % or 100 % conversion, or a value with no spread in both): no
+/// interval then (and no test either when they are equal).
 fn value_warnings(variants: &[VariantResult]) -> Vec<Warning> {
     let mut out = Vec::new();
     let Some((control, treatments)) = variants.split_first() else { return out };
@@ -96,7 +95,7 @@ fn value_warnings(variants: &[VariantResult]) -> Vec<Warning> {
                 out.push(Warning {
                     code: WarningCode::NoVariance,
                     message: format!(
-                        "variant `{}` and the control `{}` are both constant on {metric}: no interval and no test until they vary",
+                        "variant `{}` and the control `{}` are both constant on {metric}: no interval until they vary (and no test while they are equal)",
                         t.name, control.name
                     ),
                 });

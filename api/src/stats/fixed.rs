@@ -157,6 +157,12 @@ mod tests {
             compare_means(Moments { n: 5, sum: 5.0, sum_sq: 5.0 }, Moments { n: 5, sum: 10.0, sum_sq: 20.0 }, &a);
         assert_eq!(constant.absolute_lift, Some(1.0));
         assert_eq!((constant.absolute_ci, constant.p_value), (None, None));
+        // Constant values that binary cannot hold exactly: the sums leave rounding noise.
+        let sums = |n: u64, v: f64| (0..n).fold((0.0, 0.0), |(s, q), _| (s + v, q + v * v));
+        let ((s1, q1), (s2, q2)) = (sums(1000, 0.1), sums(1000, 9.99));
+        let noisy =
+            compare_means(Moments { n: 1000, sum: s1, sum_sq: q1 }, Moments { n: 1000, sum: s2, sum_sq: q2 }, &a);
+        assert_eq!((noisy.absolute_ci, noisy.p_value), (None, None), "{noisy:?}");
     }
 
     #[test]

@@ -59,13 +59,21 @@ impl Moments {
     }
 }
 
-/// Sample variance from a count, a sum and a sum of squares (n - 1 in the denominator,
-/// never negative from rounding); 0 below two observations.
+/// Sample variance from a count, a sum and a sum of squares (n - 1 in the denominator);
+/// 0 below two observations. `sum_sq - sum²/n` cancels: for values that are all equal but
+/// not exact in binary (0.1) it leaves rounding noise instead of 0, which would read as
+/// near-certainty. A variance below 1e-12 of the squared mean is below what these sums
+/// can resolve in f64 (about 1e-16 relative each), and counts as 0.
 pub fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
-    if n > 1.0 {
-        ((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0)
-    } else {
+    if n <= 1.0 {
+        return 0.0;
+    }
+    let mean = sum / n;
+    let variance = (sum_sq - sum * mean) / (n - 1.0);
+    if variance <= 1e-12 * mean * mean {
         0.0
+    } else {
+        variance
     }
 }
 
