@@ -332,13 +332,19 @@ def main():
     log(f"PASS: {found} of {len(acked)} acknowledged events in ClickHouse, none lost; "
         f"{distinct} distinct ids ({distinct - found} more from 503'd requests that reached Kafka anyway), "
         f"{final} rows after merges")
-    print("chaos: 1 passed, 0 failed")
 
 
-if __name__ == "__main__":
+
+def run(main, name):
+    """Runs a fault script's main: one line of result, exit 1 on a failed check."""
     try:
         main()
     except AssertionError as e:
         log(f"FAIL: {e}")
-        print("chaos: 0 passed, 1 failed")
+        print(f"{name}: 0 passed, 1 failed")
         sys.exit(1)
+    print(f"{name}: 1 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    run(main, "chaos")
