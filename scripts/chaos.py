@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from urllib.parse import quote
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, ".run")
@@ -58,10 +59,13 @@ def request(method, url, body=None, key=KEY, timeout=15):
         return e.code, e.read(), {k.lower(): v for k, v in e.headers.items()}
 
 
-def ch(sql):
-    status, body, _ = request("POST", CH + "/?database=abtest", sql.encode(), key=None, timeout=60)
-    assert status == 200, f"ClickHouse {status}: {body[:300]!r}: {sql[:200]}"
-    return body.decode().strip()
+def ch(sql, base=CH, database="abtest", body=None):
+    """A statement on the ClickHouse at `base` (over HTTP); with `body`, the statement goes
+    in the URL and `body` is its data (an INSERT's rows)."""
+    url = f"{base}/?database={database}" + ("" if body is None else "&query=" + quote(sql))
+    status, answer, _ = request("POST", url, sql.encode() if body is None else body, key=None, timeout=120)
+    assert status == 200, f"ClickHouse {status}: {answer[:300]!r}: {sql[:200]}"
+    return answer.decode().strip()
 
 
 def eventually(what, timeout, check):
@@ -225,19 +229,26 @@ def poison():
     log("poison message went to the DLQ")
 
 
-def racing_assignments(experiment):
+def race_first_assignments(apis, experiment, user):
+    """200 simultaneous first assignments of one user, request i through apis[i % len]:
+    every one answered 200, with one variant, exactly one of them new. Returns the variant."""
     results = []
-    def one():
-        results.append(request("GET", f"{API}/experiments/{experiment}/assignment/racer"))
-    threads = [threading.Thread(target=one) for _ in range(200)]
+    def one(i):
+        results.append(request("GET", f"{apis[i % len(apis)]}/experiments/{experiment}/assignment/{user}"))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     bodies = [json.loads(b) for s, b, _ in results if s == 200]
     assert len(bodies) == 200, [s for s, _, _ in results if s != 200][:5]
-    assert len({b["variant"] for b in bodies}) == 1
-    assert sum(1 for b in bodies if b["new"]) == 1
+    assert len({b["variant"] for b in bodies}) == 1, bodies[:3]
+    assert sum(1 for b in bodies if b["new"]) == 1, bodies[:3]
+    return bodies[0]["variant"]
+
+
+def racing_assignments(experiment):
+    race_first_assignments([API], experiment, "racer")
     eventually("one exposure in ClickHouse", 60,
                lambda: ch(f"SELECT count() FROM exposures FINAL WHERE experiment_id = {experiment} AND user_id = 'racer'") == "1")
     rows = subprocess.run(["psql", "-X", "-qtA", "-h", "127.0.0.1", "-p", os.environ.get("STACK_POSTGRES_PORT", "5433"), "-U", "abtest", "-d", "abtest",

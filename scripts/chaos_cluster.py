@@ -26,11 +26,11 @@ import sys
 import threading
 import time
 import uuid
-from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chaos import (  # noqa: E402
-    RUN, ROOT, RUN_TYPE, Load, alive, eventually, log, metric, pid, request, run, up, wait_accepting)
+    RUN, ROOT, RUN_TYPE, Load, alive, ch, eventually, log, metric, pid, race_first_assignments, request, run, up,
+    wait_accepting)
 
 
 
@@ -53,11 +53,8 @@ COPY_API = "127.0.0.1:9099"
 
 
 def sql(base, query, database="abtest", body=None):
-    data = query.encode() if body is None else body
-    url = f"{base}/?database={database}" + ("" if body is None else "&query=" + quote(query))
-    status, answer, _ = request("POST", url, data, key=None, timeout=120)
-    assert status == 200, f"{base}: {status}: {answer[:300]!r}: {query[:200]}"
-    return answer.decode().strip()
+    """chaos.ch on the server at `base` (a node of the cluster, or the single server)."""
+    return ch(query, base, database, body)
 
 
 def lib(command):
@@ -185,20 +182,10 @@ def broker_down(load):
 
 
 def racing_assignments(experiment):
-    results, user = [], f"racer-{RUN_TYPE[6:]}"
-
-    def one(i):
-        results.append(request("GET", f"{APIS[i % 2]}/experiments/{experiment}/assignment/{user}"))
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    bodies = [json.loads(b) for s, b, _ in results if s == 200]
-    assert len(bodies) == 200, [s for s, _, _ in results if s != 200][:5]
-    assert len({b["variant"] for b in bodies}) == 1 and sum(1 for b in bodies if b["new"]) == 1, bodies[:3]
+    user = f"racer-{RUN_TYPE[6:]}"
+    variant = race_first_assignments(APIS, experiment, user)
     log("200 simultaneous first assignments over 2 apis: one variant, one new")
-    return user, bodies[0]["variant"]
+    return user, variant
 
 
 def merged_once(experiment):
