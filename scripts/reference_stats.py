@@ -6,10 +6,11 @@ and GrowthBook's published stats engine (gbstats: sequential, Bayesian, CUPED).
     python3 scripts/reference_stats.py > api/tests/data/reference_stats.json
     python3 scripts/reference_stats.py --users < per_user_data.json   # used by api/tests
 
-Conversion: statsmodels' proportions_ztest (pooled) for the p-value, a Wald interval of
-the difference, and the delta method for the relative lift. Value: scipy's Welch t-test
-on per-user samples rebuilt from the same sufficient statistics. SRM: scipy's chisquare.
-Sequential: gbstats SequentialTwoSidedTTest. Bayesian: gbstats EffectBayesianABTest with
+Fixed horizon (conversion and value): gbstats TwoSidedTTest on the relative lift, checked
+here against the same test written with scipy (delta method, Student t with Welch's degrees
+of freedom); the absolute interval is the relative one times the control mean. A value
+whose control mean is 0 or below: scipy's Welch t-test on the difference. SRM: scipy's
+chisquare. Sequential: gbstats SequentialTwoSidedTTest on the relative lift. Bayesian: gbstats EffectBayesianABTest with
 a flat (improper) prior on the relative lift. CUPED: gbstats RegressionAdjustedStatistic
 with TwoSidedTTest. Power: statsmodels NormalIndPower (fixed horizon); for the sequential
 test, gbstats' confidence-sequence width and scipy's brentq.
@@ -23,7 +24,6 @@ from scipy import stats
 from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportions_ztest
 
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
 from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
@@ -33,32 +33,52 @@ from gbstats.models.statistics import ProportionStatistic, RegressionAdjustedSta
 PRIOR = GaussianPrior(mean=0, variance=0.3**2, proper=False)
 
 
+def relative_t_test(m1, s1, n1, m2, s2, n2, alpha):
+    """The relative lift m2/m1 - 1 tested with scipy alone: delta-method variance from each
+    arm's variance of the mean (s = var/n), Student t with Welch's degrees of freedom."""
+    rel = m2 / m1 - 1
+    se = math.sqrt(s2 / m1**2 + m2**2 * s1 / m1**4)
+    dof = (s1 + s2) ** 2 / (s1**2 / (n1 - 1) + s2**2 / (n2 - 1))
+    half = stats.t.ppf(1 - alpha / 2, dof) * se
+    return float(2 * stats.t.sf(abs(rel) / se, dof)), rel, [rel - half, rel + half]
+
+
+def fixed(a, b, alpha):
+    """The fixed-horizon test of b against a: gbstats TwoSidedTTest on the relative lift,
+    checked against the same test written with scipy; the absolute interval is the
+    relative one times the control mean."""
+    sa, sb = gb_stat(a), gb_stat(b)
+    m1, m2 = sa.mean, sb.mean
+    if m1 <= 0:
+        raise ValueError("use welch() for a control mean of 0 or below")
+    r = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=alpha, difference_type="relative")).compute_result()
+    p, rel, ci = relative_t_test(m1, sa.variance / sa.n, sa.n, m2, sb.variance / sb.n, sb.n, alpha)
+    assert abs(p - r.p_value) <= 1e-9 + 1e-7 * p, (p, r.p_value)
+    assert all(abs(x - y) <= 1e-9 + 1e-7 * abs(y) for x, y in zip(ci, r.ci)), (ci, r.ci)
+    return dict(alpha=alpha, p_value=float(r.p_value), relative_lift=float(r.expected),
+                relative_ci=[float(x) for x in r.ci], absolute_ci=[float(m1 * x) for x in r.ci])
+
+
 def proportions(n1, x1, n2, x2, alpha):
-    _, p = proportions_ztest([x2, x1], [n2, n1])
-    p1, p2 = x1 / n1, x2 / n2
-    v1, v2 = p1 * (1 - p1) / n1, p2 * (1 - p2) / n2
-    z = stats.norm.ppf(1 - alpha / 2)
-    d = p2 - p1
-    rel = p2 / p1 - 1
-    rel_se = math.sqrt(v2 / p1**2 + p2**2 * v1 / p1**4)
-    return dict(n1=n1, x1=x1, n2=n2, x2=x2, alpha=alpha, p_value=float(p),
-                absolute_ci=[d - z * math.sqrt(v1 + v2), d + z * math.sqrt(v1 + v2)],
-                relative_lift=rel, relative_ci=[rel - z * rel_se, rel + z * rel_se])
+    return dict(n1=n1, x1=x1, n2=n2, x2=x2, **fixed(dict(n=n1, x=x1), dict(n=n2, x=x2), alpha))
+
+
+def sample_sums(v):
+    v = np.asarray(v, float)
+    return dict(n=len(v), sum=float(v.sum()), sum_sq=float((v * v).sum()))
 
 
 def means(a, b, alpha):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    res = stats.ttest_ind(b, a, equal_var=False)
+    """Per-user samples; a control mean of 0 or below is tested on the absolute scale with
+    scipy's Welch t-test (no relative lift)."""
+    sa, sb = sample_sums(a), sample_sums(b)
+    arms = dict(n1=sa["n"], sum1=sa["sum"], sum_sq1=sa["sum_sq"], n2=sb["n"], sum2=sb["sum"], sum_sq2=sb["sum_sq"])
+    if np.mean(a) > 0:
+        return dict(**arms, **fixed(sa, sb, alpha))
+    res = stats.ttest_ind(np.asarray(b, float), np.asarray(a, float), equal_var=False)
     ci = res.confidence_interval(confidence_level=1 - alpha)
-    m1, m2 = a.mean(), b.mean()
-    s1, s2 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    z = stats.norm.ppf(1 - alpha / 2)
-    rel = m2 / m1 - 1
-    rel_se = math.sqrt(s2 / m1**2 + m2**2 * s1 / m1**4)
-    return dict(n1=len(a), sum1=float(a.sum()), sum_sq1=float((a * a).sum()),
-                n2=len(b), sum2=float(b.sum()), sum_sq2=float((b * b).sum()), alpha=alpha,
-                p_value=float(res.pvalue), absolute_ci=[float(ci.low), float(ci.high)],
-                relative_lift=rel, relative_ci=[rel - z * rel_se, rel + z * rel_se])
+    return dict(**arms, alpha=alpha, p_value=float(res.pvalue), absolute_ci=[float(ci.low), float(ci.high)],
+                relative_lift=None, relative_ci=None)
 
 
 def srm(observed, weights):
@@ -84,11 +104,12 @@ def gb_views(a, b, alpha, tuning):
     """Sequential and Bayesian views of treatment b against control a."""
     seq = lambda kind: SequentialTwoSidedTTest(gb_stat(a), gb_stat(b), SequentialConfig(
         alpha=alpha, difference_type=kind, sequential_tuning_parameter=tuning)).compute_result()
-    absolute, relative = seq("absolute"), seq("relative")
+    relative = seq("relative")
+    m1 = gb_stat(a).mean
     bayes = EffectBayesianABTest(gb_stat(a), gb_stat(b), EffectBayesianConfig(
         alpha=alpha, difference_type="relative", prior_type="relative", prior_effect=PRIOR)).compute_result()
     return dict(control=a, treatment=b, alpha=alpha, tuning=tuning,
-                sequential=dict(p_value=float(absolute.p_value), absolute_ci=[float(x) for x in absolute.ci],
+                sequential=dict(p_value=float(relative.p_value), absolute_ci=[float(m1 * x) for x in relative.ci],
                                 relative_ci=[float(x) for x in relative.ci]),
                 bayesian=dict(chance_to_beat_control=float(bayes.chance_to_win), expected_loss=float(bayes.risk[1]),
                               credible_interval=[float(x) for x in bayes.ci]))
@@ -177,8 +198,7 @@ def from_users(spec):
         val = means(c["values"], t["values"], alpha)
         conv_views = gb_views(dict(n=len(c["converted"]), x=sum(c["converted"])),
                               dict(n=len(t["converted"]), x=sum(t["converted"])), alpha, tuning)
-        sums = lambda v: dict(n=len(v), sum=float(np.sum(v)), sum_sq=float(np.sum(np.square(v))))
-        val_views = gb_views(sums(c["values"]), sums(t["values"]), alpha, tuning)
+        val_views = gb_views(sample_sums(c["values"]), sample_sums(t["values"]), alpha, tuning)
         conv.update(sequential=conv_views["sequential"], bayesian=conv_views["bayesian"])
         val.update(sequential=val_views["sequential"], bayesian=val_views["bayesian"])
         if "pre_converted" in c:
@@ -234,12 +254,17 @@ def main():
             proportions(200, 30, 180, 22, 0.01),
             proportions(123456, 4567, 120001, 4890, 0.10),
             proportions(50, 1, 60, 9, 0.05),
+            # the review's case: a pooled z-test read p = 0.049 beside a relative interval
+            # of [-7.9 %, +91.9 %]
+            proportions(1000, 50, 1000, 71, 0.05),
         ],
         "means": [
             means(rng.exponential(5.0, 800), rng.exponential(5.5, 820), 0.05),
             means(rng.normal(10, 3, 50), rng.normal(10.5, 6, 70), 0.05),
             means(np.concatenate([np.zeros(900), rng.gamma(2.0, 25.0, 100)]),
                   np.concatenate([np.zeros(880), rng.gamma(2.0, 26.0, 120)]), 0.01),
+            # net refunds: a negative control mean, tested on the absolute scale
+            means(-rng.gamma(2.0, 5.0, 300), -rng.gamma(2.0, 4.0, 310), 0.05),
         ],
         "corrections": [
             corrections([0.01, 0.04, 0.03, 0.2]),
@@ -256,6 +281,8 @@ def main():
             gb_views(dict(n=50, x=1), dict(n=60, x=9), 0.05, 100),
             gb_views(dict(n=800, sum=4000.0, sum_sq=52000.0), dict(n=820, sum=4510.0, sum_sq=61000.0), 0.05, 5000),
             gb_views(dict(n=20000, sum=51234.5, sum_sq=912345.0), dict(n=19800, sum=50999.0, sum_sq=905000.0), 0.05, 20000),
+            # the review's sequential case: p = 0.048 (absolute) beside a relative CS containing 0
+            gb_views(dict(n=1000, x=100), dict(n=1000, x=146), 0.05, 5000),
         ],
         "cuped": cuped_cases(rng),
         "cuped_theta_three_variants": pooled_theta(rng),

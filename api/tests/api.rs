@@ -351,6 +351,15 @@ async fn results_of_a_simulated_experiment_are_exact_and_match_scipy() {
         assert!(reduction > 0.05, "{metric}: history predicts the metric, CUPED must reduce variance ({reduction})");
         let significant = ours[metric]["sequential"]["adjusted_p_value"].as_f64().expect("p") < 0.05;
         assert_eq!(ours[metric]["significant"], significant, "{metric}: sequential significance by default");
+        // The decision is the sequential test on the relative scale (one treatment: unadjusted).
+        let decision = &ours[metric]["decision"];
+        assert_eq!((&decision["test"], &decision["scale"]), (&json!("sequential"), &json!("relative")), "{metric}");
+        assert_eq!(decision["significant"], ours[metric]["significant"], "{metric}");
+        close(&decision["p_value"], &theirs[metric]["sequential"]["p_value"], &format!("{metric} decision p"));
+        for field in ["relative_ci", "absolute_ci"] {
+            let pair = &theirs[metric]["sequential"][field];
+            (0..2).for_each(|i| close(&decision[field][i], &pair[i], &format!("{metric} decision {field}[{i}]")));
+        }
     }
     assert_eq!(results["significance"], "sequential");
     assert_eq!(results["cuped_days"], 14);
@@ -588,6 +597,8 @@ async fn openapi_and_docs_are_served_without_a_key() {
     let schemas = &doc["components"]["schemas"];
     for (schema, field) in [
         ("Comparison", "sequential"),
+        ("Comparison", "decision"),
+        ("Decision", "adjusted_p_value"),
         ("Comparison", "bayesian"),
         ("Comparison", "cuped"),
         ("Comparison", "power"),

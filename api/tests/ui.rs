@@ -463,54 +463,50 @@ async fn drive(
         assert_eq!(row["users"], int(&v["users"]), "{name} users");
         assert_eq!(row["conversions"], int(&v["converted_users"]), "{name} conversions");
         assert_eq!(row["rate"], rate(&v["conversion_rate"]), "{name} rate");
-        assert_eq!(row["lift"], or_dash(lift(&c["relative_lift"])), "{name} lift");
-        assert_eq!(row["ci"], or_dash(range(&c["relative_ci"])), "{name} interval");
-        assert_eq!(row["p"], or_dash(p_value(&c["p_value"])), "{name} p");
-        assert_eq!(row["adjusted-p"], or_dash(p_value(&c["adjusted_p_value"])), "{name} adjusted p");
-        let significant = if c["significant"].as_bool().unwrap_or(false) { "Yes" } else { "No" };
-        assert_eq!(row["significant"], or_dash(significant.into()), "{name} significant");
         assert_eq!(row["value-mean"], decimal2(&v["value"]["mean"]), "{name} mean value");
-        let value = &v["comparison"]["value"];
-        let value_lift = format!("{} ({})", lift(&value["relative_lift"]), range(&value["relative_ci"]));
-        assert_eq!(row["value-lift"], or_dash(value_lift), "{name} value lift");
-        // The sequential and Bayesian statistics.
-        let sequential = &c["sequential"];
-        assert_eq!(row["sequential-ci"], or_dash(range(&sequential["relative_ci"])), "{name} sequential");
-        assert_eq!(row["sequential-p"], or_dash(p_value(&sequential["adjusted_p_value"])), "{name} sequential p");
+        // Each metric's columns are its decision: one test, one scale, at the adjusted level.
+        for (prefix, metric) in [("", "conversion"), ("value-", "value")] {
+            let m = &v["comparison"][metric];
+            let d = &m["decision"];
+            assert!(!treatment || d["scale"] == "relative", "{name} {metric}: {d}");
+            let cell = |field: &str| &row[&format!("{prefix}{field}")];
+            assert_eq!(cell("lift"), &or_dash(lift(&m["relative_lift"])), "{name} {metric} lift");
+            assert_eq!(cell("ci"), &or_dash(range(&d["relative_ci"])), "{name} {metric} interval");
+            assert_eq!(cell("p"), &or_dash(p_value(&d["p_value"])), "{name} {metric} p");
+            assert_eq!(cell("adjusted-p"), &or_dash(p_value(&d["adjusted_p_value"])), "{name} {metric} adjusted p");
+            let significant = if m["significant"].as_bool().unwrap_or(false) { "Yes" } else { "No" };
+            assert_eq!(cell("significant"), &or_dash(significant.into()), "{name} {metric} significant");
+            if treatment {
+                let excludes_zero =
+                    d["relative_ci"][0].as_f64() > Some(0.0) || d["relative_ci"][1].as_f64() < Some(0.0);
+                assert_eq!(m["significant"].as_bool(), Some(excludes_zero), "{name} {metric}: {d}");
+            }
+        }
         assert_eq!(row["chance"], or_dash(chance(&c["bayesian"]["chance_to_beat_control"])), "{name} chance");
     }
     assert_eq!(js(browser, "return document.getElementById('srm-warning').hidden").await, true, "no SRM here");
 
     // The charts: the very numbers of the JSON API, drawn.
     let treatments: Vec<&Value> = variants.iter().filter(|v| !v["comparison"].is_null()).collect();
-    let lift_chart = chart(browser, "lift-chart").await;
-    assert_eq!(lift_chart["labels"], json!(treatments.iter().map(|v| v["name"].clone()).collect::<Vec<_>>()));
-    let intervals: Vec<Value> = treatments
-        .iter()
-        .map(|v| {
-            json!([
-                pct(&v["comparison"]["conversion"]["relative_ci"][0]),
-                pct(&v["comparison"]["conversion"]["relative_ci"][1])
-            ])
-        })
-        .collect();
-    assert_eq!(lift_chart["datasets"][0]["type"], "bar");
-    same(&lift_chart["datasets"][0]["data"], &json!(intervals), "interval bars");
-    let points: Vec<Value> = treatments
-        .iter()
-        .map(|v| json!({"x": pct(&v["comparison"]["conversion"]["relative_lift"]), "y": v["name"]}))
-        .collect();
-    assert_eq!(lift_chart["datasets"][1]["type"], "scatter");
-    same(&lift_chart["datasets"][1]["data"], &json!(points), "point estimates");
-    let sequential: Vec<Value> = treatments
-        .iter()
-        .map(|v| {
-            let ci = &v["comparison"]["conversion"]["sequential"]["relative_ci"];
-            json!([pct(&ci[0]), pct(&ci[1])])
-        })
-        .collect();
-    assert_eq!(lift_chart["datasets"][2]["type"], "bar");
-    same(&lift_chart["datasets"][2]["data"], &json!(sequential), "always-valid interval bars");
+    for (id, metric) in [("lift-chart", "conversion"), ("value-lift-chart", "value")] {
+        let lift_chart = chart(browser, id).await;
+        assert_eq!(lift_chart["labels"], json!(treatments.iter().map(|v| v["name"].clone()).collect::<Vec<_>>()));
+        let intervals: Vec<Value> = treatments
+            .iter()
+            .map(|v| {
+                let ci = &v["comparison"][metric]["decision"]["relative_ci"];
+                json!([pct(&ci[0]), pct(&ci[1])])
+            })
+            .collect();
+        assert_eq!(lift_chart["datasets"][0]["type"], "bar");
+        same(&lift_chart["datasets"][0]["data"], &json!(intervals), &format!("{metric} interval bars"));
+        let points: Vec<Value> = treatments
+            .iter()
+            .map(|v| json!({"x": pct(&v["comparison"][metric]["relative_lift"]), "y": v["name"]}))
+            .collect();
+        assert_eq!(lift_chart["datasets"][1]["type"], "scatter");
+        same(&lift_chart["datasets"][1]["data"], &json!(points), &format!("{metric} point estimates"));
+    }
     for (id, field, scale) in
         [("users-chart", "cumulative_users", 1.0), ("rate-chart", "cumulative_conversion_rate", 100.0)]
     {

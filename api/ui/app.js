@@ -25,6 +25,8 @@
     p: (p) => (p == null ? DASH : p < 0.001 ? "< 0.001" : decimal3.format(p)),
     chance: (x) => (x == null ? DASH : percent1.format(x)),
     money: (x) => (x == null ? DASH : decimal2.format(x)),
+    // The decision's interval: relative, or in the metric's units without a positive control mean.
+    decisionRange: (d) => (d == null ? DASH : d.scale === "relative" ? fmt.range(d.relative_ci, fmt.lift) : fmt.range(d.absolute_ci, fmt.money)),
     date: (s) => (s ? s.slice(0, 10) : DASH),
   };
 
@@ -201,49 +203,55 @@
     $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC${segment}`;
 
     const comparisons = r.variants.map((v) => v.comparison && v.comparison.conversion).filter(Boolean);
-    const hasSequential = comparisons.some((c) => c.sequential);
     const hasBayes = comparisons.some((c) => c.bayesian);
     const hasValue = r.value_property != null;
     const level = `${Math.round((1 - r.alpha) * 100)}%`;
+    const testName = r.significance === "fixed_horizon" ? "fixed-horizon" : "always-valid";
+    // Every number of a metric's columns comes from its decision: one test, one scale.
+    const metricColumns = (prefix, metric) => {
+      const d = (v) => { const c = v.comparison && v.comparison[metric]; return c ? c.decision : undefined; };
+      const cell = (f) => (v) => (v.comparison && v.comparison[metric] ? f(v.comparison[metric], d(v)) : DASH);
+      return [
+        [`${prefix}lift`, "Lift", cell((c) => fmt.lift(c.relative_lift)), "num"],
+        [`${prefix}ci`, `${level} interval (${testName})`, cell((c, d) => fmt.decisionRange(d)), "num"],
+        [`${prefix}p`, "p-value", cell((c, d) => fmt.p(d && d.p_value)), "num"],
+        [`${prefix}adjusted-p`, `Adjusted p (${r.correction})`, cell((c, d) => fmt.p(d && d.adjusted_p_value)), "num"],
+        [`${prefix}significant`, "Significant", cell((c) => (c.significant ? "Yes" : "No"))],
+      ];
+    };
     const columns = [
       ["variant", "Variant", (v) => (v.name === r.control && v.name !== "control" ? `${v.name} (control)` : v.name)],
       ["users", "Users", (v) => fmt.int(v.users), "num"],
       ["conversions", "Conversions", (v) => fmt.int(v.converted_users), "num"],
       ["rate", "Conversion rate", (v) => fmt.rate(v.conversion_rate), "num"],
-      ["lift", "Lift", (v, c) => (c ? fmt.lift(c.relative_lift) : DASH), "num"],
-      ["ci", `${level} interval`, (v, c) => (c ? fmt.range(c.relative_ci, fmt.lift) : DASH), "num"],
-      ["p", "p-value", (v, c) => (c ? fmt.p(c.p_value) : DASH), "num"],
-      ["adjusted-p", `Adjusted p (${r.correction})`, (v, c) => (c ? fmt.p(c.adjusted_p_value) : DASH), "num"],
-      ["significant", "Significant", (v, c) => (c ? (c.significant ? "Yes" : "No") : DASH)],
+      ...metricColumns("", "conversion"),
     ];
-    if (hasSequential) {
-      columns.push(["sequential-ci", "Always-valid interval", (v, c) => (c && c.sequential ? fmt.range(c.sequential.relative_ci, fmt.lift) : DASH), "num"]);
-      columns.push(["sequential-p", `Always-valid p (${r.correction})`, (v, c) => (c && c.sequential ? fmt.p(c.sequential.adjusted_p_value) : DASH), "num"]);
-    }
     if (hasBayes) {
-      columns.push(["chance", "Chance to beat control", (v, c) => (c && c.bayesian ? fmt.chance(c.bayesian.chance_to_beat_control) : DASH), "num"]);
+      columns.push(["chance", "Chance to beat control", (v) => { const c = v.comparison && v.comparison.conversion; return c && c.bayesian ? fmt.chance(c.bayesian.chance_to_beat_control) : DASH; }, "num"]);
     }
     if (hasValue) {
       columns.push(["value-mean", `Mean ${r.value_property}`, (v) => (v.value ? fmt.money(v.value.mean) : DASH), "num"]);
-      columns.push(["value-lift", `${r.value_property} lift`, (v) => {
-        const c = v.comparison && v.comparison.value;
-        return c ? `${fmt.lift(c.relative_lift)} (${fmt.range(c.relative_ci, fmt.lift)})` : DASH;
-      }, "num"]);
+      columns.push(...metricColumns("value-", "value").map(([f, title, g, cls]) => [f, `${r.value_property}: ${title.toLowerCase()}`, g, cls]));
     }
     const table = $("results-table");
     table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
     table.tBodies[0].replaceChildren(...r.variants.map((v) => {
       const c = v.comparison && v.comparison.conversion;
-      const row = el("tr", { "data-variant": v.name, class: c && c.significant ? (c.relative_lift > 0 ? "win" : "loss") : "" },
-        ...columns.map(([field, , f, cls]) => el("td", { class: cls || "", "data-field": field }, f(v, c))));
+      const up = c && (c.relative_lift != null ? c.relative_lift > 0 : c.absolute_lift > 0);
+      const row = el("tr", { "data-variant": v.name, class: c && c.significant ? (up ? "win" : "loss") : "" },
+        ...columns.map(([field, , f, cls]) => el("td", { class: cls || "", "data-field": field }, f(v))));
       return row;
     }));
     $("results-note").textContent =
-      `Lift and intervals are relative to ${r.control}. Significant: the ` +
-      (r.significance === "fixed_horizon" ? "fixed-horizon" : "always-valid (sequential)") +
-      ` p-value, adjusted (${r.correction}), below ${r.alpha} (the experiment's setting).` +
-      (hasSequential ? " Always-valid intervals stay correct however often you look." : "");
-    drawLift(r, hasSequential);
+      `Lift is relative to ${r.control}. Each metric is decided by one test, the experiment's ` +
+      `${testName} test on the relative lift: its p-value, adjusted (${r.correction}), below ${r.alpha} is ` +
+      `"Significant", and its ${level} interval is widened to the adjusted level, so the interval excludes 0 ` +
+      `exactly when the row says Yes. A control mean of 0 or below has no relative lift: the interval is then ` +
+      `the difference in the metric's units.` +
+      (r.significance === "fixed_horizon" ? "" : " Always-valid intervals stay correct however often you look.");
+    drawLift("lift-chart", r, "conversion", `Relative lift of ${r.event_type} conversion vs ${r.control} (%)`);
+    $("value-lift-card").hidden = !hasValue;
+    if (hasValue) drawLift("value-lift-chart", r, "value", `Relative lift of mean ${r.value_property} vs ${r.control} (%)`);
   }
 
   function chart(id, config) {
@@ -253,36 +261,31 @@
     $(id).dataset.ready = "true";
   }
 
-  // A forest plot: per treatment the interval as a floating bar and the estimate as a point.
-  function drawLift(r, hasSequential) {
-    const treatments = r.variants.filter((v) => v.comparison);
+  // A forest plot of one metric: per treatment the decision's interval (relative, at the
+  // adjusted level) as a floating bar and the lift as a point.
+  function drawLift(id, r, metric, title) {
+    const treatments = r.variants.filter((v) => v.comparison && v.comparison[metric]);
     const pct = (x) => (x == null ? null : x * 100);
     const bar = (ci) => (ci == null || ci[0] == null || ci[1] == null ? null : ci.map(pct));
+    const decision = (v) => v.comparison[metric].decision;
     const datasets = [
       {
-        type: "bar", label: `${Math.round((1 - r.alpha) * 100)}% interval`,
-        data: treatments.map((v) => bar(v.comparison.conversion.relative_ci)),
+        type: "bar", label: `${Math.round((1 - r.alpha) * 100)}% interval (adjusted, ${r.correction})`,
+        data: treatments.map((v) => (decision(v) ? bar(decision(v).relative_ci) : null)),
         backgroundColor: "rgba(37, 99, 235, 0.35)", borderColor: "#2563eb", borderWidth: 1, barPercentage: 0.35,
       },
       {
         type: "scatter", label: "Lift",
-        data: treatments.map((v) => ({ x: pct(v.comparison.conversion.relative_lift), y: v.name })),
+        data: treatments.map((v) => ({ x: pct(v.comparison[metric].relative_lift), y: v.name })),
         backgroundColor: "#111827", pointRadius: 6, pointStyle: "rectRot",
       },
     ];
-    if (hasSequential) {
-      datasets.push({
-        type: "bar", label: "Always-valid interval",
-        data: treatments.map((v) => (v.comparison.conversion.sequential ? bar(v.comparison.conversion.sequential.relative_ci) : null)),
-        backgroundColor: "rgba(234, 88, 12, 0.25)", borderColor: "#ea580c", borderWidth: 1, barPercentage: 0.35,
-      });
-    }
-    chart("lift-chart", {
+    chart(id, {
       data: { labels: treatments.map((v) => v.name), datasets },
       options: {
         indexAxis: "y",
         scales: {
-          x: { title: { display: true, text: `Relative lift of ${r.event_type} conversion vs ${r.control} (%)` }, ticks: { callback: (x) => `${x}%` } },
+          x: { title: { display: true, text: title }, ticks: { callback: (x) => `${x}%` } },
           y: { type: "category", labels: treatments.map((v) => v.name) },
         },
         plugins: {

@@ -31,7 +31,7 @@ pub fn assemble(
 ) -> ExperimentResults {
     let arms = Arms::new(experiment, rows, &question, &window);
     let mut variants: Vec<VariantResult> = (0..experiment.variants.len()).map(|i| arms.variant(i)).collect();
-    correct(&mut variants, &question, &arms.analysis);
+    correct(&mut variants, &question);
     let srm = arms.srm();
     let warnings = warnings(&srm, &variants, &arms.inconsistent());
     ExperimentResults {
@@ -54,7 +54,7 @@ pub fn assemble(
 }
 
 /// Adjusts each metric's comparisons as a family (conversion and value separately).
-fn correct(variants: &mut [VariantResult], question: &Question, analysis: &Analysis) {
+fn correct(variants: &mut [VariantResult], question: &Question) {
     let mut conversions: Vec<&mut Comparison> = Vec::new();
     let mut values: Vec<&mut Comparison> = Vec::new();
     for comparison in variants.iter_mut().filter_map(|v| v.comparison.as_mut()) {
@@ -63,8 +63,8 @@ fn correct(variants: &mut [VariantResult], question: &Question, analysis: &Analy
             values.push(value);
         }
     }
-    stats::apply_correction(&mut conversions, question.correction, analysis);
-    stats::apply_correction(&mut values, question.correction, analysis);
+    stats::apply_correction(&mut conversions, question.correction);
+    stats::apply_correction(&mut values, question.correction);
 }
 
 impl<'a> Arms<'a> {
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn several_treatments_are_each_compared_with_the_control_and_corrected() {
         let e = Experiment::test(&[3334, 3333, 3333]);
-        let rows = vec![stats("v0", 1000, 100), stats("v1", 1000, 128), stats("v2", 1000, 131)];
+        let rows = vec![stats("v0", 1000, 100), stats("v1", 1000, 135), stats("v2", 1000, 138)];
         let none = assemble(&e, rows.clone(), question(Correction::None), window());
         let holm = assemble(&e, rows.clone(), question(Correction::Holm), window());
         let p = |r: &ExperimentResults, i: usize| {

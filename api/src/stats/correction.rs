@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analysis, Comparison};
+use super::Comparison;
 
 /// How p-values of several treatments against one control are adjusted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -45,9 +45,9 @@ pub fn adjust_p_values(p: &[f64], correction: Correction) -> Vec<f64> {
 }
 
 /// Adjusts the p-values of a family of comparisons in place and re-decides significance
-/// on the adjusted values. Comparisons without a p-value take no part.
+/// on the adjusted values (widening the decision's intervals to match). Comparisons without a p-value take no part.
 /// Fixed-horizon and sequential p-values are adjusted as two separate families.
-pub fn apply_correction(family: &mut [&mut Comparison], correction: Correction, analysis: &Analysis) {
+pub fn apply_correction(family: &mut [&mut Comparison], correction: Correction) {
     let tested: Vec<usize> = (0..family.len()).filter(|&i| family[i].p_value.is_some()).collect();
     let p: Vec<f64> = tested.iter().filter_map(|&i| family[i].p_value).collect();
     for (&i, adjusted) in tested.iter().zip(adjust_p_values(&p, correction)) {
@@ -62,14 +62,22 @@ pub fn apply_correction(family: &mut [&mut Comparison], correction: Correction, 
         }
     }
     for c in family.iter_mut() {
-        c.significant = c.deciding_p_value(analysis.significance).is_some_and(|p| p < analysis.alpha);
+        let adjusted = c.deciding_adjusted_p_value();
+        if let (Some(d), Some(p)) = (c.decision.as_mut(), adjusted) {
+            d.adjust(p);
+        }
+        c.significant = c.decision.as_ref().is_some_and(|d| d.significant);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::reference::{close, reference};
+    use crate::stats::{
+        compare_proportions,
+        reference::{close, reference},
+        Analysis, Proportion,
+    };
 
     #[test]
     fn corrections_match_statsmodels_multipletests() {
@@ -88,16 +96,20 @@ mod tests {
 
     #[test]
     fn corrected_significance_follows_the_adjusted_p_value() {
-        let with_p = |p: Option<f64>| Comparison {
-            p_value: p,
-            adjusted_p_value: p,
-            significant: p.is_some_and(|p| p < 0.05),
-            ..Comparison::empty()
-        };
-        let (mut a, mut b, mut c) = (with_p(Some(0.03)), with_p(None), with_p(Some(0.04)));
-        apply_correction(&mut [&mut a, &mut b, &mut c], Correction::Holm, &Analysis::fixed(0.05));
-        assert_eq!((a.adjusted_p_value, c.adjusted_p_value), (Some(0.06), Some(0.06)));
-        assert!(!a.significant && !c.significant, "0.03 and 0.04 are not significant as a family of two");
-        assert_eq!((b.adjusted_p_value, b.significant), (None, false));
+        let analysis = Analysis::fixed(0.05);
+        let control = Proportion { n: 2000, x: 200 };
+        let with = |x| compare_proportions(control, Proportion { n: 2000, x }, &analysis);
+        let (mut a, mut b, mut c) =
+            (with(248), compare_proportions(control, Proportion { n: 0, x: 0 }, &analysis), with(244));
+        let alone = (a.p_value.expect("p"), c.p_value.expect("p"));
+        assert!(a.significant && c.significant && alone.0 < alone.1, "each alone: {alone:?}");
+        apply_correction(&mut [&mut a, &mut b, &mut c], Correction::Holm);
+        // Holm over two tests: the smaller p doubled, the larger no smaller than that.
+        let holm = (2.0 * alone.0, alone.1.max(2.0 * alone.0));
+        assert_eq!((a.adjusted_p_value, c.adjusted_p_value), (Some(holm.0), Some(holm.1)));
+        assert!(!a.significant && !c.significant, "{alone:?} are not significant as a family of two");
+        let d = a.decision.as_ref().expect("decision");
+        assert!(d.relative_ci.is_some_and(|[lo, _]| lo < 0.0), "the interval widens with the p-value: {d:?}");
+        assert_eq!((b.adjusted_p_value, b.significant, b.decision.is_none()), (None, false, true));
     }
 }

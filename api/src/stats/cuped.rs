@@ -8,7 +8,7 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::{interval, sample_variance};
+use super::{decision::welch_dof, interval, sample_variance, t_quantile};
 
 /// Per-variant sufficient statistics of the metric `y` (after exposure) and its
 /// covariate `x` (the same metric in the window before exposure; 0 without history).
@@ -113,7 +113,7 @@ pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> 
     let unadjusted = relative_variance(&a, &b, a.unadjusted_variance, b.unadjusted_variance);
     let lift = (b.mean - a.mean) / a.unadjusted_mean;
     let (sa, sb) = (a.variance / a.n, b.variance / b.n);
-    let dof = (sa + sb).powi(2) / (sa * sa / (a.n - 1.0) + sb * sb / (b.n - 1.0));
+    let dof = welch_dof(sa, a.n, sb, b.n);
     let t = StudentsT::new(0.0, 1.0, dof).ok();
     let se = var.sqrt();
     // Values beyond f64's range (a property of 1e308) overflow: no number rather than null.
@@ -122,7 +122,7 @@ pub fn analyse(control: &Paired, treatment: &Paired, theta: f64, alpha: f64) -> 
     }
     Some(Cuped {
         relative_lift: lift,
-        relative_ci: t.as_ref().and_then(|t| interval(lift, t.inverse_cdf(1.0 - alpha / 2.0) * se)),
+        relative_ci: t.as_ref().and_then(|t| interval(lift, t_quantile(t, 1.0 - alpha / 2.0) * se)),
         p_value: t.as_ref().map(|t| (2.0 * t.sf((lift / se).abs())).min(1.0)),
         variance_reduction: if unadjusted > 0.0 { 1.0 - var / unadjusted } else { 0.0 },
         theta,

@@ -1,101 +1,30 @@
-//! The fixed-horizon tests: two-proportion z-test and Welch's t-test, with intervals of the
-//! absolute and the relative (delta method) lift.
+//! The comparisons of a conversion rate and of a per-user mean: each arm's mean and the
+//! variance of that mean, then [`Comparison::new`] (the tests are in [`super::decision`]).
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use super::{comparison::Arm, power, Analysis, Comparison, Moments, Proportion};
 
-use super::{
-    finite, interval, power, two_sided_normal_p, z_critical, Analysis, Comparison, Estimate, Moments, Proportion,
-};
-
-/// Delta-method variance of `t/c - 1` for independent estimates `t` and `c`.
-fn ratio_variance(c: f64, var_c: f64, t: f64, var_t: f64) -> f64 {
-    var_t / (c * c) + t * t * var_c / c.powi(4)
-}
-
-/// Two-proportion z-test (pooled variance for the p-value, as statsmodels'
-/// `proportions_ztest`), Wald interval of the difference, delta-method interval of the
-/// relative lift.
+/// Conversion rates: the variance of a rate is `p(1 − p)/n` (gbstats' `ProportionStatistic`).
 pub fn compare_proportions(control: Proportion, treatment: Proportion, analysis: &Analysis) -> Comparison {
-    if control.n == 0 || treatment.n == 0 {
+    if control.n == 0 || treatment.n == 0 || control.x > control.n || treatment.x > treatment.n {
         return Comparison::empty();
     }
-    let alpha = analysis.alpha;
-    let (n1, n2) = (control.n as f64, treatment.n as f64);
-    let (p1, p2) = (control.x as f64 / n1, treatment.x as f64 / n2);
-    let diff = p2 - p1;
-    let z_crit = z_critical(alpha);
-    let (var1, var2) = (p1 * (1.0 - p1) / n1, p2 * (1.0 - p2) / n2);
-    let pooled = (control.x + treatment.x) as f64 / (n1 + n2);
-    let se_pooled = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    let p_value = if se_pooled > 0.0 { Some(two_sided_normal_p(diff / se_pooled)) } else { None };
-    let relative = (p1 > 0.0).then(|| Estimate { value: p2 / p1 - 1.0, variance: ratio_variance(p1, var1, p2, var2) });
-    Comparison {
-        absolute_lift: Some(diff),
-        absolute_ci: interval(diff, z_crit * (var1 + var2).sqrt()),
-        relative_lift: relative.and_then(|r| finite(r.value)),
-        relative_ci: relative.and_then(|r| interval(r.value, z_crit * r.variance.sqrt())),
-        significant: false,
-        adjusted_p_value: p_value,
-        p_value,
-        ..Comparison::empty()
-    }
-    .extended(
-        Estimate { value: diff, variance: var1 + var2 },
-        relative,
-        power::Baseline { mean: p1, variance: p1 * (1.0 - p1) },
-        n1,
-        n2,
-        analysis,
-    )
+    let arm = |p: Proportion| {
+        let (n, rate) = (p.n as f64, p.x as f64 / p.n as f64);
+        Arm { mean: rate, variance_of_mean: rate * (1.0 - rate) / n, n }
+    };
+    let c = arm(control);
+    let baseline = power::Baseline { mean: c.mean, variance: c.mean * (1.0 - c.mean) };
+    Comparison::new(c, arm(treatment), baseline, analysis)
 }
 
-/// Welch's t-test on the means (scipy's `ttest_ind(equal_var=False)`), the interval of
-/// the difference with Welch-Satterthwaite degrees of freedom, and a delta-method
-/// (normal) interval of the relative lift.
+/// Per-user means: the sample variance (n − 1) over n (gbstats' `SampleMeanStatistic`);
+/// on the absolute scale this is Welch's t-test (scipy's `ttest_ind(equal_var=False)`).
 pub fn compare_means(control: Moments, treatment: Moments, analysis: &Analysis) -> Comparison {
-    let alpha = analysis.alpha;
-    let (Some(m1), Some(m2), Some(v1), Some(v2)) =
-        (control.mean(), treatment.mean(), control.variance(), treatment.variance())
-    else {
+    let arm = |m: Moments| Some(Arm { mean: m.mean()?, variance_of_mean: m.variance()? / m.n as f64, n: m.n as f64 });
+    let (Some(c), Some(t), Some(variance)) = (arm(control), arm(treatment), control.variance()) else {
         return Comparison::empty();
     };
-    let (n1, n2) = (control.n as f64, treatment.n as f64);
-    let (s1, s2) = (v1 / n1, v2 / n2);
-    let se = (s1 + s2).sqrt();
-    let diff = m2 - m1;
-    let (p_value, absolute_ci) = if se > 0.0 {
-        let df = (s1 + s2).powi(2) / (s1 * s1 / (n1 - 1.0) + s2 * s2 / (n2 - 1.0));
-        match StudentsT::new(0.0, 1.0, df) {
-            Ok(t) => {
-                let p = (2.0 * t.sf((diff / se).abs())).min(1.0);
-                (Some(p), interval(diff, t.inverse_cdf(1.0 - alpha / 2.0) * se))
-            }
-            Err(_) => (None, None),
-        }
-    } else {
-        (None, None)
-    };
-    // A relative lift needs a positive baseline: against a control mean of -10, a treatment
-    // of -5 is better, yet -5 / -10 - 1 reads -50 %.
-    let relative = (m1 > 0.0).then(|| Estimate { value: m2 / m1 - 1.0, variance: ratio_variance(m1, s1, m2, s2) });
-    Comparison {
-        absolute_lift: Some(diff),
-        absolute_ci,
-        relative_lift: relative.and_then(|r| finite(r.value)),
-        relative_ci: relative.and_then(|r| interval(r.value, z_critical(alpha) * r.variance.sqrt())),
-        significant: false,
-        adjusted_p_value: p_value,
-        p_value,
-        ..Comparison::empty()
-    }
-    .extended(
-        Estimate { value: diff, variance: s1 + s2 },
-        relative,
-        power::Baseline { mean: m1, variance: v1 },
-        n1,
-        n2,
-        analysis,
-    )
+    Comparison::new(c, t, power::Baseline { mean: c.mean, variance }, analysis)
 }
 
 #[cfg(test)]
@@ -104,7 +33,7 @@ mod tests {
     use crate::stats::reference::{check_fixed, reference};
 
     #[test]
-    fn proportions_match_statsmodels() {
+    fn proportions_match_gbstats_relative_t_test() {
         let cases = reference().proportions;
         assert!(cases.len() >= 4);
         for c in cases {
@@ -116,14 +45,15 @@ mod tests {
     }
 
     #[test]
-    fn means_match_scipy_welch() {
+    fn means_match_gbstats_and_scipy_welch_below_a_positive_control() {
         let cases = reference().means;
         assert!(cases.len() >= 3);
         for c in cases {
             let control = Moments { n: c.n1, sum: c.sum1, sum_sq: c.sum_sq1 };
             let treatment = Moments { n: c.n2, sum: c.sum2, sum_sq: c.sum_sq2 };
             let r = compare_means(control, treatment, &Analysis::fixed(c.expected.alpha));
-            check_fixed(&r, &c.expected, "welch");
+            check_fixed(&r, &c.expected, "means");
+            assert_eq!(r.significant, c.expected.p_value < c.expected.alpha);
         }
     }
 
@@ -176,6 +106,9 @@ mod tests {
         assert!(r.sequential.as_ref().is_some_and(|s| s.relative_ci.is_none()));
         assert_eq!(r.absolute_lift, Some(5.0));
         assert!(r.p_value.is_some_and(|p| p < 1e-6), "the absolute test still decides");
+        let d = r.decision.as_ref().expect("decision");
+        assert_eq!((d.scale, d.relative_ci, r.significant), (crate::stats::Scale::Absolute, None, true));
+        assert!(d.absolute_ci.is_some_and(|[lo, _]| lo > 0.0), "{d:?}");
         assert_eq!(r.power.as_ref().and_then(|p| p.mde_relative), None);
     }
 }

@@ -6,20 +6,30 @@
 
 use serde::Serialize;
 
-use super::{interval, Estimate};
+use super::decision::Test;
 
-/// Confidence sequence and always-valid p-value of one comparison.
+/// Confidence sequence and always-valid p-value of one comparison, on the scale of its
+/// decision (relative unless the control mean is 0 or below; see [`super::decision`]):
+/// `p_value < alpha` exactly when the intervals exclude 0.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Sequential {
-    /// Always-valid p-value of "no difference" (from the absolute difference, so
-    /// `p_value < alpha` exactly when `absolute_ci` excludes 0).
+    /// Always-valid p-value of "no difference".
     pub p_value: Option<f64>,
     /// `p_value` adjusted for several treatments, like the fixed-horizon one.
     pub adjusted_p_value: Option<f64>,
+    /// The relative interval times the control mean (the metric's units).
     #[schema(min_items = 2, max_items = 2)]
     pub absolute_ci: Option<[f64; 2]>,
     #[schema(min_items = 2, max_items = 2)]
     pub relative_ci: Option<[f64; 2]>,
+}
+
+impl Sequential {
+    pub(crate) fn of(test: &Test) -> Self {
+        let p = test.p_value();
+        let [relative_ci, absolute_ci] = test.intervals(p);
+        Sequential { p_value: Some(p), adjusted_p_value: Some(p), absolute_ci, relative_ci }
+    }
 }
 
 /// `rho` of eq. 161 (the CS is tightest around `tuning` total units; GrowthBook's
@@ -47,12 +57,14 @@ pub fn p_value(estimate: f64, variance: f64, n: f64, alpha: f64, tuning: f64) ->
     log_inverse_e.exp().min(1.0)
 }
 
-/// Sequential inference for an absolute and a relative estimate over `n` units in total.
-pub fn analyse(absolute: Estimate, relative: Option<Estimate>, n: f64, alpha: f64, tuning: f64) -> Sequential {
-    let usable = |e: &Estimate| e.variance > 0.0 && e.variance.is_finite() && e.value.is_finite() && n > 0.0;
-    let ci = |e: Estimate| usable(&e).then(|| interval(e.value, half_width(e.variance, n, alpha, tuning))).flatten();
-    let p = usable(&absolute).then(|| p_value(absolute.value, absolute.variance, n, alpha, tuning));
-    Sequential { p_value: p, adjusted_p_value: p, absolute_ci: ci(absolute), relative_ci: relative.and_then(ci) }
+/// The variance at which `estimate` would have the always-valid p-value `p` (eq. 155
+/// solved for the variance): the confidence sequence of that variance touches 0 exactly
+/// at `p = alpha`.
+pub fn variance_at_p_value(estimate: f64, n: f64, alpha: f64, tuning: f64, p: f64) -> f64 {
+    let rho2 = rho(alpha, tuning).powi(2);
+    let tr2p1 = n * rho2 + 1.0;
+    let st2 = 2.0 * tr2p1 * (tr2p1.ln() / 2.0 - p.ln()) / rho2;
+    estimate * estimate * n / st2
 }
 
 #[cfg(test)]
@@ -83,6 +95,9 @@ mod tests {
                 c.sequential.p_value < c.alpha,
                 "case {i}: significance follows the sequential p"
             );
+            let d = r.decision.as_ref().expect("decision");
+            close(d.p_value, c.sequential.p_value, &format!("case {i} decision p"));
+            close_pair(d.relative_ci.expect("ci"), c.sequential.relative_ci, &format!("case {i} decision ci"));
             let b = r.bayesian.as_ref().expect("bayesian");
             close(b.chance_to_beat_control, c.bayesian.chance_to_beat_control, &format!("case {i} chance to beat"));
             close(b.expected_loss, c.bayesian.expected_loss, &format!("case {i} expected loss"));
