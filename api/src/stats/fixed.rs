@@ -71,6 +71,8 @@ mod tests {
         let one_user =
             compare_means(Moments { n: 1, sum: 3.0, sum_sq: 9.0 }, Moments { n: 5, sum: 5.0, sum_sq: 5.0 }, &a);
         assert_eq!(one_user.p_value, None);
+        let impossible = compare_proportions(Proportion { n: 3, x: 5 }, Proportion { n: 10, x: 1 }, &a);
+        assert_eq!((impossible.p_value, impossible.absolute_lift, impossible.decision), (None, None, None));
         let json = serde_json::to_string(&none).expect("serialises");
         assert!(!json.contains("NaN"), "{json}");
     }

@@ -234,6 +234,10 @@ async fn from_rollup(
         match read::variant_stats(ch, q, sealed_to, clock.now, k).await {
             Ok(rows) => return Ok((rows, Source::Rollup { sealed_to })),
             Err(StorageError::ClickHouse(e)) if common::clickhouse::error_code(&e) == Some(395) => continue,
+            Err(e @ StorageError::Inconsistent(_)) => {
+                tracing::error!(error = %e, "rollup inconsistent; raw results");
+                return Err(RawReason::Unusable);
+            }
             Err(e) => {
                 tracing::warn!(error = %server::error::Chain(&e), "rollup results failed; raw results");
                 return Err(RawReason::Failed);

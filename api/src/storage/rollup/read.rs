@@ -21,6 +21,7 @@ use clickhouse::Client;
 
 use super::{counted_exposure, named, Arg, Result};
 use crate::storage::clickhouse::{StatsQuery, VariantStats};
+use crate::storage::StorageError;
 
 /// Users with events first available in the tail.
 macro_rules! tail_event_users {
@@ -50,13 +51,13 @@ pub const ROLLUP_RESULTS_SQL: &str = concat!(
     "
 SELECT
     variant,
-    toUInt64(sum(s)) AS users,
-    toUInt64(sum(s * (n > 0))) AS converted_users,
-    toUInt64(sum(s * n)) AS events,
+    toInt64(sum(s)) AS users,
+    toInt64(sum(s * (n > 0))) AS converted_users,
+    toInt64(sum(s * n)) AS events,
     sum(s * y) AS value_sum,
     sum(s * y * y) AS value_sum_sq,
-    toUInt64(sum(s * (npre > 0))) AS pre_converted_users,
-    toUInt64(sum(s * (npre > 0 AND n > 0))) AS converted_both,
+    toInt64(sum(s * (npre > 0))) AS pre_converted_users,
+    toInt64(sum(s * (npre > 0 AND n > 0))) AS converted_both,
     sum(s * x) AS pre_value_sum,
     sum(s * x * x) AS pre_value_sum_sq,
     sum(s * x * y) AS value_pre_value
@@ -196,5 +197,65 @@ pub async fn variant_stats(
         ("CD", Arg::U32(q.cuped_seconds / 86_400)),
         ("CS", Arg::U32(q.cuped_seconds)),
     ];
-    Ok(named(ch, ROLLUP_RESULTS_SQL, &args)?.fetch_all::<VariantStats>().await?)
+    let rows = named(ch, ROLLUP_RESULTS_SQL, &args)?.fetch_all::<SignedStats>().await?;
+    rows.into_iter().map(VariantStats::try_from).collect()
+}
+
+/// A variant's row as the signed sums give it: a count below 0 means a sealed state's
+/// +1/-1 pair is broken (read unsigned it would wrap to ~1.8e19).
+#[derive(Debug, Clone, Default, clickhouse::Row, serde::Deserialize)]
+pub struct SignedStats {
+    pub variant: String,
+    pub users: i64,
+    pub converted_users: i64,
+    pub events: i64,
+    pub value_sum: f64,
+    pub value_sum_sq: f64,
+    pub pre_converted_users: i64,
+    pub converted_both: i64,
+    pub pre_value_sum: f64,
+    pub pre_value_sum_sq: f64,
+    pub value_pre_value: f64,
+}
+
+impl TryFrom<SignedStats> for VariantStats {
+    type Error = StorageError;
+
+    fn try_from(s: SignedStats) -> Result<Self> {
+        let count = |name: &str, n: i64| {
+            u64::try_from(n).map_err(|_| {
+                StorageError::Inconsistent(format!("the rollup's {name} of variant `{}` sums to {n}", s.variant))
+            })
+        };
+        Ok(VariantStats {
+            users: count("users", s.users)?,
+            converted_users: count("converted users", s.converted_users)?,
+            events: count("events", s.events)?,
+            pre_converted_users: count("pre-exposure converted users", s.pre_converted_users)?,
+            converted_both: count("users converted in both periods", s.converted_both)?,
+            value_sum: s.value_sum,
+            value_sum_sq: s.value_sum_sq,
+            pre_value_sum: s.pre_value_sum,
+            pre_value_sum_sq: s.pre_value_sum_sq,
+            value_pre_value: s.value_pre_value,
+            variant: s.variant,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_signed_count_is_inconsistent() {
+        let ok = SignedStats { variant: "a".into(), users: 3, converted_users: 1, events: 2, ..Default::default() };
+        let stats = VariantStats::try_from(ok.clone()).expect("consistent");
+        assert_eq!((stats.users, stats.converted_users, stats.events), (3, 1, 2));
+        let broken = SignedStats { converted_both: -1, ..ok };
+        match VariantStats::try_from(broken) {
+            Err(StorageError::Inconsistent(m)) => assert!(m.contains("variant `a`") && m.contains("-1"), "{m}"),
+            other => panic!("a negative count must not read as a number: {other:?}"),
+        }
+    }
 }
