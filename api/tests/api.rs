@@ -455,6 +455,71 @@ async fn last_day_excludes_older_data_and_events_before_exposure_never_count() {
     api.stop().await;
 }
 
+/// A value property is a JSON number at the top level of `properties` (or at an explicit
+/// pointer): a nested key of the same name, a string and a missing key are no value.
+/// Rows stored before clickhouse/007 (no leaves) keep the old rule.
+#[tokio::test]
+async fn a_value_is_a_json_number_at_the_property_pointer() {
+    use consumer::rows::{self, Rows, Source, EVENTS};
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+    let now = chrono::Utc::now().timestamp();
+    let ch = env.clickhouse();
+    ch.query(&format!(
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) \
+         VALUES ({id}, 'buyer-a', 'a', {t}), ({id}, 'buyer-b', 'b', {t})",
+        t = now - 3600
+    ))
+    .execute()
+    .await
+    .expect("exposures");
+    let mut events = Rows::default();
+    for (user, properties) in [
+        ("buyer-a", r#"{"items":[{"order_value":3}],"order_value":10,"item":{"price":4.5}}"#),
+        ("buyer-a", r#"{"order_value":"12.5"}"#),
+        ("buyer-a", r#"{"order_value":true,"item":{"price":1}}"#),
+        ("buyer-a", r#"{}"#),
+    ] {
+        let properties = serde_json::value::RawValue::from_string(properties.to_owned()).expect("json");
+        let event = common::event::EventEnvelope {
+            v: 1,
+            event_id: uuid::Uuid::new_v4(),
+            user_id: user.into(),
+            event_type: "purchase".into(),
+            timestamp_ms: (now - 60) * 1000,
+            received_at_ms: (now - 60) * 1000,
+            properties: &properties,
+        };
+        events.push_event(&event, Source { partition: 0, offset: 0 });
+    }
+    rows::insert(&ch, EVENTS, events.bytes(0..events.len()), Duration::from_secs(30)).await.expect("events");
+    // A row as stored before clickhouse/007: no leaves, read with visitParamExtractFloat.
+    ch.query(&format!(
+        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) \
+         VALUES ('{}', 'buyer-b', 'purchase', {t}, {t}, '{{\"cart\":{{\"order_value\":3}}}}')",
+        uuid::Uuid::new_v4(),
+        t = now - 60
+    ))
+    .execute()
+    .await
+    .expect("old event");
+    for (property, a, b) in [("order_value", 10.0, 3.0), ("/item/price", 5.5, 0.0), ("/items/0/order_value", 3.0, 0.0)]
+    {
+        let (status, r) =
+            c.get(&format!("/experiments/{id}/results?event_type=purchase&value_property={property}")).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        let sums: Vec<f64> = (0..2).map(|i| r["variants"][i]["value"]["sum"].as_f64().expect("sum")).collect();
+        assert_eq!(sums, [a, b], "{property}: {r}");
+        assert_eq!(r["variants"][0]["events"], 4, "every event counts as a conversion event");
+    }
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion_day() {
     let (env, api, c) = setup().await;

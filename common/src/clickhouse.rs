@@ -30,11 +30,14 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "004_exposure_attributes.sql", include_str!("../../clickhouse/004_exposure_attributes.sql")),
     (5, "005_exposures_inserted_at.sql", include_str!("../../clickhouse/005_exposures_inserted_at.sql")),
     (6, "006_rollup.sql", include_str!("../../clickhouse/006_rollup.sql")),
+    (7, "007_event_properties.sql", include_str!("../../clickhouse/007_event_properties.sql")),
 ];
 
 /// The schema on a cluster (`clickhouse.cluster`), a history of its own: `clickhouse/cluster/`.
-pub const CLUSTER_MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "cluster/001_schema.sql", include_str!("../../clickhouse/cluster/001_schema.sql"))];
+pub const CLUSTER_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "cluster/001_schema.sql", include_str!("../../clickhouse/cluster/001_schema.sql")),
+    (2, "cluster/002_event_properties.sql", include_str!("../../clickhouse/cluster/002_event_properties.sql")),
+];
 
 const VERSIONS_COLUMNS: &str = "(version UInt32, name String, applied_at DateTime DEFAULT now())";
 

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 mod incoming;
+pub mod properties;
 
 pub use incoming::*;
 

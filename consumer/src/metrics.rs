@@ -10,6 +10,7 @@ pub struct ConsumerMetrics {
     pub insert_seconds: Histogram,
     pub insert_failures: IntCounterVec,
     pub dlq_messages: IntCounter,
+    pub property_leaves_dropped: IntCounter,
     pub dlq_failures: IntCounter,
     pub commits: IntCounter,
     pub commit_failures: IntCounter,
@@ -49,6 +50,11 @@ impl ConsumerMetrics {
                 r,
                 "abtest_consumer_dlq_messages_total",
                 "Messages sent to the DLQ topic (undecodable, or refused by ClickHouse)",
+            ),
+            property_leaves_dropped: m::counter(
+                r,
+                "abtest_consumer_property_leaves_dropped_total",
+                "Scalar leaves of event properties beyond the 256 stored per event (not queryable by pointer)",
             ),
             dlq_failures: m::counter(
                 r,

@@ -201,7 +201,10 @@ impl Pipeline {
         let source = Source { partition: msg.partition(), offset: msg.offset() };
         let stream = if msg.topic() == self.config.kafka.topics.events { Stream::Events } else { Stream::Exposures };
         let decoded: Result<(), DecodeError> = match stream {
-            Stream::Events => EventEnvelope::decode(payload).map(|e| batch.events.push_event(&e, source)),
+            Stream::Events => EventEnvelope::decode(payload).map(|e| {
+                let dropped = batch.events.push_event(&e, source);
+                self.metrics.property_leaves_dropped.inc_by(dropped as u64);
+            }),
             Stream::Exposures => ExposureEnvelope::decode(payload).map(|e| batch.exposures.push_exposure(&e, source)),
         };
         match decoded {

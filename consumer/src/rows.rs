@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use common::event::{compact_json_into, EventEnvelope, ExposureEnvelope};
+use common::event::{compact_json_into, properties, EventEnvelope, ExposureEnvelope};
 
 /// Where a row came from: enough to fetch its message again (for the DLQ) and to commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +25,12 @@ pub struct Table {
     pub columns: &'static str,
 }
 
-/// `clickhouse/001_events.sql`.
-pub const EVENTS: Table =
-    Table { name: "events", columns: "event_id, user_id, type, timestamp, received_at, properties" };
+/// `clickhouse/001_events.sql` and the properties' leaves of `007_event_properties.sql`.
+pub const EVENTS: Table = Table {
+    name: "events",
+    columns: "event_id, user_id, type, timestamp, received_at, properties, prop_keys, prop_values, num_keys, \
+              num_values, props_v",
+};
 /// `clickhouse/003_exposures_earliest_wins.sql` (its `earliness` column is computed by
 /// ClickHouse) and `004_exposure_attributes.sql`.
 pub const EXPOSURES: Table = Table {
@@ -70,7 +73,9 @@ impl Rows {
         self.sources.push(source);
     }
 
-    pub fn push_event(&mut self, e: &EventEnvelope<'_>, source: Source) {
+    /// Appends the event's row; returns how many leaves of its properties were dropped
+    /// beyond [`properties::MAX_LEAVES`].
+    pub fn push_event(&mut self, e: &EventEnvelope<'_>, source: Source) -> usize {
         self.begin(source);
         let (high, low) = e.event_id.as_u64_pair();
         self.buf.extend_from_slice(&high.to_le_bytes());
@@ -82,6 +87,26 @@ impl Rows {
         self.scratch.clear();
         compact_json_into(e.properties.get(), &mut self.scratch);
         put_str(&mut self.buf, &self.scratch);
+        let (leaves, dropped) = properties::leaves(e.properties.get());
+        put_leb128(&mut self.buf, leaves.len());
+        for leaf in &leaves {
+            put_str(&mut self.buf, leaf.pointer.as_bytes());
+        }
+        put_leb128(&mut self.buf, leaves.len());
+        for leaf in &leaves {
+            put_str(&mut self.buf, leaf.text.as_bytes());
+        }
+        let numbers = || leaves.iter().filter_map(|l| Some((&l.pointer, l.number?)));
+        put_leb128(&mut self.buf, numbers().count());
+        for (pointer, _) in numbers() {
+            put_str(&mut self.buf, pointer.as_bytes());
+        }
+        put_leb128(&mut self.buf, numbers().count());
+        for (_, number) in numbers() {
+            self.buf.extend_from_slice(&number.to_le_bytes());
+        }
+        self.buf.push(1); // props_v: the leaves are there
+        dropped
     }
 
     pub fn push_exposure(&mut self, e: &ExposureEnvelope<'_>, source: Source) {
@@ -177,6 +202,13 @@ mod tests {
         expected.extend(2000u32.to_le_bytes());
         expected.push(11);
         expected.extend(br#"{"a":[1,2]}"#);
+        expected.extend([2, 4, b'/', b'a', b'/', b'0', 4, b'/', b'a', b'/', b'1']); // prop_keys
+        expected.extend([2, 1, b'1', 1, b'2']); // prop_values
+        expected.extend([2, 4, b'/', b'a', b'/', b'0', 4, b'/', b'a', b'/', b'1']); // num_keys
+        expected.push(2); // num_values
+        expected.extend(1.0f64.to_le_bytes());
+        expected.extend(2.0f64.to_le_bytes());
+        expected.push(1); // props_v
         assert_eq!(rows.bytes(0..1), expected.as_slice());
         assert_eq!(rows.bytes(1..2), expected.as_slice());
         assert_eq!(rows.bytes(0..2).len(), 2 * expected.len());

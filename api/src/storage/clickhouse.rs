@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use clickhouse::{query::Query, Client, Row};
+use common::event::properties;
 use serde::Deserialize;
 
 use super::StorageError;
@@ -40,6 +41,24 @@ macro_rules! counted_exposure {
     };
 }
 pub(crate) use counted_exposure;
+
+/// An event's value for a value property, in every statement that reads one: the JSON
+/// number at the property's pointer (`$ptr`, see `common::event::properties`), 0 when
+/// there is none; rows stored before `clickhouse/007` (`props_v = 0`) by the old rule,
+/// `visitParamExtractFloat` of the key (`$prop`, bound as a literal: the function needs a
+/// constant), the first occurrence at any depth.
+macro_rules! event_value {
+    ($ptr:literal, $prop:literal) => {
+        concat!(
+            "if(props_v = 1, num_values[indexOf(num_keys, ",
+            $ptr,
+            ")], visitParamExtractFloat(properties, ",
+            $prop,
+            "))"
+        )
+    };
+}
+pub(crate) use event_value;
 
 /// The exposure rows of the results and time series statements, bound by [`exposed`]:
 /// the experiment's, in the window, counted, and of the segment (with `''` for the
@@ -102,7 +121,9 @@ FROM
     "
         UNION ALL
         SELECT toUInt8(1) AS src, user_id, toDateTime(0) AS exposed_at, '' AS ex_variant, event_id,
-            timestamp AS ts, visitParamExtractFloat(properties, ?) AS v
+            timestamp AS ts, ",
+    event_value!("?", "?"),
+    " AS v
         FROM events
         WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
     ) AS rows
@@ -135,6 +156,7 @@ fn exposed(query: Query, experiment_id: i64, from: u32, to: u32, segment: (&str,
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
     let query = ch.query(RESULTS_SQL).bind(q.cuped_seconds).bind(q.cuped_seconds);
     Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment)
+        .bind(properties::pointer(q.value_property))
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))

@@ -36,7 +36,7 @@ use super::{
 type Result<T> = std::result::Result<T, StorageError>;
 
 /// The condition an exposure row meets to count: the raw query's, one definition.
-pub(crate) use super::clickhouse::counted_exposure;
+pub(crate) use super::clickhouse::{counted_exposure, event_value};
 
 /// A bound value of a named parameter.
 #[derive(Debug, Clone, Copy, Serialize)]

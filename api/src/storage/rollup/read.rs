@@ -18,8 +18,9 @@
 //! was mid-round).
 
 use clickhouse::Client;
+use common::event::properties;
 
-use super::{counted_exposure, named, Arg, Result};
+use super::{counted_exposure, event_value, named, Arg, Result};
 use crate::storage::clickhouse::{StatsQuery, VariantStats};
 use crate::storage::StorageError;
 
@@ -125,7 +126,9 @@ FROM
             FROM
             (
                 SELECT user_id, event_id, argMin(timestamp, inserted_at) AS ts,
-                    argMin(visitParamExtractFloat(properties, {PROP}), inserted_at) AS v
+                    argMin(",
+    event_value!("{PTR}", "{PROP}"),
+    ", inserted_at) AS v
                 FROM events_recent
                 WHERE type = {TYPE} AND inserted_at >= toDateTime({SLK}) AND inserted_at < toDateTime({Q})
                   AND greatest(inserted_at, timestamp) >= toDateTime({SL}) AND user_id != ''
@@ -185,10 +188,12 @@ pub async fn variant_stats(
     now: u32,
     k: u32,
 ) -> Result<Vec<VariantStats>> {
+    let pointer = properties::pointer(q.value_property);
     let args = [
         ("E", Arg::U64(u64::try_from(q.experiment_id).unwrap_or_default())),
         ("TYPE", Arg::Str(q.event_type)),
         ("PROP", Arg::Str(q.value_property)),
+        ("PTR", Arg::Str(&pointer)),
         ("SL", Arg::U32(sealed_to)),
         ("SLK", Arg::U32(sealed_to.saturating_sub(k))),
         ("Q", Arg::U32(now)),

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use clickhouse::Client;
 
-use super::{counted_exposure, named, Arg, Result};
+use common::event::properties;
+
+use super::{counted_exposure, event_value, named, Arg, Result};
 
 /// One block, one part: the interval's rows and its marker commit together.
 const ONE_PART: &str =
@@ -102,30 +104,39 @@ pub async fn drop_temporaries(session: &Client) -> Result<()> {
 /// The interval's events, each once, with the availability of the first copy read. Copies
 /// available before S0 have inserted_at >= S0 - K (timestamp <= inserted_at + K), so this
 /// range holds every copy that matters; copies share user, timestamp and event id.
-const IV_G_RECENT: &str = "
+const IV_G_RECENT: &str = concat!(
+    "
 CREATE TEMPORARY TABLE iv_g ENGINE = Memory AS
 SELECT user_id, event_id, argMin(timestamp, inserted_at) AS ts,
-    argMin(visitParamExtractFloat(properties, {PROP}), inserted_at) AS v,
+    argMin(",
+    event_value!("{PTR}", "{PROP}"),
+    ", inserted_at) AS v,
     min(greatest(inserted_at, timestamp)) AS avail
 FROM events_recent
 WHERE type = {TYPE} AND inserted_at >= toDateTime({S0_K}) AND inserted_at < toDateTime({S1})
   AND greatest(inserted_at, timestamp) < toDateTime({S1}) AND user_id != ''
 GROUP BY user_id, event_id
-HAVING avail >= toDateTime({S0})";
+HAVING avail >= toDateTime({S0})"
+);
 
 /// The same from `events FINAL`: each event's first copy (the surviving one), whose
 /// availability falls in the interval. Filters on availability stay outside the FINAL read
 /// (a filter applied before the merge would let a later copy survive).
-const IV_G_FINAL: &str = "
+const IV_G_FINAL: &str = concat!(
+    "
 CREATE TEMPORARY TABLE iv_g ENGINE = Memory AS
-SELECT user_id, event_id, ts, visitParamExtractFloat(props, {PROP}) AS v, avail
+SELECT user_id, event_id, ts, ",
+    event_value!("{PTR}", "{PROP}"),
+    " AS v, avail
 FROM
 (
-    SELECT user_id, event_id, timestamp AS ts, properties AS props, greatest(inserted_at, timestamp) AS avail
+    SELECT user_id, event_id, timestamp AS ts, properties, num_keys, num_values, props_v,
+        greatest(inserted_at, timestamp) AS avail
     FROM events FINAL
     WHERE type = {TYPE} AND timestamp < toDateTime({S1})
 ) AS f
-WHERE avail >= toDateTime({S0}) AND avail < toDateTime({S1}) AND user_id != ''";
+WHERE avail >= toDateTime({S0}) AND avail < toDateTime({S1}) AND user_id != ''"
+);
 
 /// Less the events already sealed: an earlier copy available before S0 is in metric_log.
 /// Only events with ts < S0 can have one (avail >= ts): late events, replays and the few at
@@ -175,8 +186,10 @@ pub async fn level1(
     fence: &mut impl Fence,
 ) -> Result<()> {
     drop_temporaries(session).await?;
+    let pointer = properties::pointer(m.value_property);
     let mut a = args(m, s0, s1).to_vec();
     a.push(("S0_K", Arg::U32(s0.saturating_sub(k))));
+    a.push(("PTR", Arg::Str(&pointer)));
     let iv_g = match source {
         EventSource::Recent => IV_G_RECENT,
         EventSource::Final => IV_G_FINAL,
