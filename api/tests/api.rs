@@ -520,6 +520,115 @@ async fn a_value_is_a_json_number_at_the_property_pointer() {
     api.stop().await;
 }
 
+/// New allocations start a phase: results analyse the current phase by default, its users
+/// (first exposed in it) against its allocations, so the change raises no sample-ratio
+/// alarm; `?phase=1` gives the first. Stopping ends the phase: its results stop changing.
+#[tokio::test]
+async fn phases_analyse_their_own_users_against_their_own_allocations() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    let db = pg(&env).await;
+    for table in ["experiments SET created_at", "experiment_phases SET started_at"] {
+        let key = if table.starts_with("experiments") { "id" } else { "experiment_id" };
+        sqlx::query(&format!("UPDATE {table} = now() - interval '1 day' WHERE {key} = $1"))
+            .bind(id)
+            .execute(&db)
+            .await
+            .expect("backdate");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let ch = env.clickhouse();
+    let expose = |rows: Vec<(String, &'static str, i64)>| {
+        let values: Vec<String> = rows.iter().map(|(u, v, t)| format!("({id}, '{u}', '{v}', {t})")).collect();
+        ch.query(&format!(
+            "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute()
+    };
+    // Phase 1, 50/50: 100 users each, three hours ago.
+    let phase1: Vec<(String, &str, i64)> =
+        (0..200).map(|i| (format!("p1-{i}"), if i % 2 == 0 { "a" } else { "b" }, now - 3 * 3600)).collect();
+    expose(phase1).await.expect("phase 1 exposures");
+    let (status, _) = c
+        .patch(
+            &format!("/experiments/{id}"),
+            json!({"variants": [{"name": "a", "allocation_percent": 90}, {"name": "b", "allocation_percent": 10}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"name": "renamed, same phase"})).await;
+    assert_eq!(status, StatusCode::OK);
+    // The change happened two hours ago, for the test's clock.
+    for (phase, column) in [(2, "started_at"), (1, "ended_at")] {
+        sqlx::query(&format!(
+            "UPDATE experiment_phases SET {column} = now() - interval '2 hours' WHERE experiment_id = $1 AND phase = $2"
+        ))
+        .bind(id)
+        .bind(phase)
+        .execute(&db)
+        .await
+        .expect("backdate the phase");
+    }
+    // Phase 2, 90/10: 180 and 20 new users an hour ago, and phase-1 users seen again.
+    let mut phase2: Vec<(String, &str, i64)> =
+        (0..200).map(|i| (format!("p2-{i}"), if i < 180 { "a" } else { "b" }, now - 3600)).collect();
+    phase2.extend((0..40).map(|i| (format!("p1-{i}"), if i % 2 == 0 { "a" } else { "b" }, now - 3600)));
+    expose(phase2).await.expect("phase 2 exposures");
+
+    let users = |r: &Value| -> Vec<i64> {
+        r["variants"].as_array().expect("variants").iter().map(|v| v["users"].as_i64().expect("users")).collect()
+    };
+    let allocations = |r: &Value| -> Vec<f64> {
+        r["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| v["allocation_percent"].as_f64().expect("%"))
+            .collect()
+    };
+    let (_, current) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(
+        (current["phase"]["phase"].as_i64(), current["phase"]["reason"].as_str()),
+        (Some(2), Some("allocations_changed")),
+        "{current}"
+    );
+    assert_eq!(users(&current), [180, 20], "phase 2's own users; phase 1's seen again stay in phase 1");
+    assert_eq!(allocations(&current), [90.0, 10.0]);
+    assert_eq!(current["srm"]["mismatch"], false, "{}", current["srm"]);
+    let (_, first) = c.get(&format!("/experiments/{id}/results?event_type=purchase&phase=1")).await;
+    assert_eq!((users(&first), allocations(&first)), (vec![100, 100], vec![50.0, 50.0]), "{first}");
+    assert_eq!((first["srm"]["mismatch"].as_bool(), first["phase"]["reason"].as_str()), (Some(false), Some("created")));
+    assert_eq!(first["window"]["to"], first["phase"]["ended_at"], "a closed phase ends its window");
+    let (status, err) = c.get(&format!("/experiments/{id}/results?event_type=purchase&phase=3")).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("phase")), "{err}");
+    let (status, err) = c.get(&format!("/experiments/{id}/timeseries?event_type=purchase&phase=0")).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("phase")), "{err}");
+
+    // Stopped: the phase ends, later exposures do not count, the results stay put.
+    let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"status": "stopped"})).await;
+    assert_eq!(status, StatusCode::OK);
+    expose((0..30).map(|i| (format!("late-{i}"), "b", now + 120)).collect()).await.expect("late exposures");
+    let (_, stopped) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(users(&stopped), [180, 20], "{stopped}");
+    assert!(stopped["phase"]["ended_at"].is_string() && stopped["window"]["to"] == stopped["phase"]["ended_at"]);
+    let (_, again) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(
+        (users(&again), &again["window"]),
+        (users(&stopped), &stopped["window"]),
+        "a stopped experiment's results do not change"
+    );
+    // Running again starts phase 3.
+    let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"status": "running"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, restarted) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(
+        (restarted["phase"]["phase"].as_i64(), restarted["phase"]["reason"].as_str()),
+        (Some(3), Some("restarted"))
+    );
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion_day() {
     let (env, api, c) = setup().await;

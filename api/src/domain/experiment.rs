@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Phase;
 pub use super::{patch::ExperimentPatch, rollout::Rollout};
 use super::{
     rollout::{self, LayerAsk, Placement},
@@ -59,6 +60,9 @@ pub struct Experiment {
     pub sequential_tuning: f64,
     #[serde(flatten)]
     pub rollout: Rollout,
+    /// Periods with one set of allocations, in order; the last is the current one (see
+    /// `GET /experiments/{id}/results?phase=`).
+    pub phases: Vec<Phase>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -325,6 +329,7 @@ impl Experiment {
             significance: Significance::FixedHorizon,
             sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
             rollout: Rollout::default(),
+            phases: Vec::new(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

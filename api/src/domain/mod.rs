@@ -4,9 +4,11 @@
 pub mod assignment;
 pub mod experiment;
 pub mod patch;
+pub mod phase;
 pub mod rollout;
 pub mod rules;
 pub mod targeting;
 
 pub use assignment::{bucket, pick, Assignment};
 pub use experiment::{Experiment, ExperimentPatch, NewExperiment, NewVariant, Status, Variant, Violation};
+pub use phase::{Phase, PhaseReason};

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::{
     domain::Experiment,
+    domain::Phase,
     stats::{self, cuped::Paired, Analysis, Comparison, Moments, Proportion},
     storage::clickhouse::VariantStats,
 };
@@ -28,6 +29,7 @@ pub fn assemble(
     rows: Vec<VariantStats>,
     question: Question,
     window: Window,
+    phase: Phase,
 ) -> ExperimentResults {
     let arms = Arms::new(experiment, rows, &question, &window);
     let mut variants: Vec<VariantResult> = (0..experiment.variants.len()).map(|i| arms.variant(i)).collect();
@@ -39,6 +41,7 @@ pub fn assemble(
         value_property: question.value_property.clone(),
         event_type: question.event_type,
         window,
+        phase,
         control: experiment.variants[0].name.clone(),
         alpha: question.alpha,
         correction: question.correction,
@@ -221,6 +224,16 @@ mod tests {
         }
     }
 
+    fn phase() -> Phase {
+        Phase {
+            phase: 1,
+            started_at: Utc::now(),
+            ended_at: None,
+            allocations: sqlx::types::Json(Default::default()),
+            reason: crate::domain::PhaseReason::Created,
+        }
+    }
+
     fn window() -> Window {
         Window { from: Utc::now(), to: Utc::now() }
     }
@@ -229,8 +242,8 @@ mod tests {
     fn several_treatments_are_each_compared_with_the_control_and_corrected() {
         let e = Experiment::test(&[3334, 3333, 3333]);
         let rows = vec![stats("v0", 1000, 100), stats("v1", 1000, 135), stats("v2", 1000, 138)];
-        let none = assemble(&e, rows.clone(), question(Correction::None), window());
-        let holm = assemble(&e, rows.clone(), question(Correction::Holm), window());
+        let none = assemble(&e, rows.clone(), question(Correction::None), window(), phase());
+        let holm = assemble(&e, rows.clone(), question(Correction::Holm), window(), phase());
         let p = |r: &ExperimentResults, i: usize| {
             r.variants[i].comparison.as_ref().map(|c| c.conversion.clone()).expect("comparison")
         };
@@ -259,12 +272,12 @@ mod tests {
     fn warnings_name_what_is_wrong() {
         let e = Experiment::test(&[5000, 5000]);
         let q = || question(Correction::Holm);
-        let balanced = assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1000, 120)], q(), window());
+        let balanced = assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1000, 120)], q(), window(), phase());
         assert_eq!(balanced.warnings, vec![]);
-        let skewed = assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1300, 120)], q(), window());
+        let skewed = assemble(&e, vec![stats("v0", 1000, 100), stats("v1", 1300, 120)], q(), window(), phase());
         assert!(skewed.srm.mismatch);
         assert_eq!(skewed.warnings.iter().map(|w| w.code).collect::<Vec<_>>(), [WarningCode::SampleRatioMismatch]);
-        let early = assemble(&e, vec![stats("v0", 12, 0), stats("v1", 11, 3)], q(), window());
+        let early = assemble(&e, vec![stats("v0", 12, 0), stats("v1", 11, 3)], q(), window(), phase());
         let codes: Vec<_> = early.warnings.iter().map(|w| w.code).collect();
         assert_eq!(codes, [WarningCode::ZeroConversions, WarningCode::SmallSample, WarningCode::SmallSample]);
         assert!(early.warnings[0].message.contains("v0"));
@@ -273,7 +286,8 @@ mod tests {
     #[test]
     fn inconsistent_counts_are_reported_not_computed() {
         let e = Experiment::test(&[5000, 5000]);
-        let odd = assemble(&e, vec![stats("v0", 3, 5), stats("v1", 10, 2)], question(Correction::Holm), window());
+        let odd =
+            assemble(&e, vec![stats("v0", 3, 5), stats("v1", 10, 2)], question(Correction::Holm), window(), phase());
         assert!(odd.warnings.iter().any(|w| w.code == WarningCode::SmallSample));
         assert!(odd.warnings.iter().any(|w| w.code == WarningCode::InconsistentCounts && w.message.contains("`v0`")));
         assert_eq!(odd.variants[0].conversion_rate, None, "5 of 3 users is no rate");
@@ -282,7 +296,7 @@ mod tests {
         // Pre-exposure counts are checked too.
         let mut pre = stats("v1", 10, 2);
         pre.pre_converted_users = 11;
-        let odd = assemble(&e, vec![stats("v0", 10, 5), pre], question(Correction::Holm), window());
+        let odd = assemble(&e, vec![stats("v0", 10, 5), pre], question(Correction::Holm), window(), phase());
         let inconsistent: Vec<_> = odd.warnings.iter().filter(|w| w.code == WarningCode::InconsistentCounts).collect();
         assert!(inconsistent.len() == 1 && inconsistent[0].message.contains("`v1`"), "{inconsistent:?}");
         assert!(odd.variants[1].comparison.is_none() && odd.variants[1].conversion_rate.is_none());
@@ -291,7 +305,8 @@ mod tests {
     #[test]
     fn constant_arms_and_a_non_positive_baseline_are_named() {
         let e = Experiment::test(&[5000, 5000]);
-        let nobody = assemble(&e, vec![stats("v0", 100, 0), stats("v1", 100, 0)], question(Correction::Holm), window());
+        let nobody =
+            assemble(&e, vec![stats("v0", 100, 0), stats("v1", 100, 0)], question(Correction::Holm), window(), phase());
         let codes: Vec<_> = nobody.warnings.iter().map(|w| w.code).collect();
         assert!(codes.contains(&WarningCode::NoVariance), "{codes:?}");
         let conversion = &nobody.variants[1].comparison.as_ref().expect("compared").conversion;
@@ -302,7 +317,7 @@ mod tests {
         (treatment.value_sum, treatment.value_sum_sq) = (-500.0, 100.0 * 34.0);
         let mut q = question(Correction::Holm);
         q.value_property = Some("amount".into());
-        let negative = assemble(&e, vec![control, treatment], q, window());
+        let negative = assemble(&e, vec![control, treatment], q, window(), phase());
         assert!(
             negative.warnings.iter().any(|w| w.code == WarningCode::NonPositiveBaseline),
             "{:?}",

@@ -8,6 +8,8 @@ mod warnings;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::Phase;
+
 use crate::stats::{Comparison, Correction, Significance};
 
 pub use assemble::assemble;
@@ -91,6 +93,9 @@ pub struct ExperimentResults {
     pub event_type: String,
     pub value_property: Option<String>,
     pub window: Window,
+    /// The phase analysed (`?phase=`, default the current one): its users are those first
+    /// exposed in it, `srm` and `allocation_percent` are its allocations.
+    pub phase: Phase,
     /// Name of the control (the first variant).
     pub control: String,
     pub alpha: f64,

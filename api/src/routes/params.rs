@@ -106,6 +106,12 @@ param!(
     |a| a.trim().parse().ok().filter(|a| *a >= 0).ok_or("after must be a whole number, 0 or more")
 );
 
+param!(
+    /// A phase of the experiment, 1 or more.
+    PhaseNumber(i32),
+    |p| p.trim().parse().ok().filter(|p| *p >= 1).ok_or("phase must be a whole number, 1 or more")
+);
+
 pub const MAX_PROPERTY_CHARS: usize = 128;
 pub const MAX_DAYS: u32 = 3650;
 /// CUPED's default window before exposure, in days.
@@ -131,9 +137,13 @@ pub struct ResultsParams {
     /// The conversion event, e.g. `purchase`.
     #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
-    /// Only exposures and events of the last N days.
+    /// Only exposures and events of the last N days (of the phase).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
+    /// The phase to analyse (default: the current one): users first exposed in it, against
+    /// its allocations, up to its end.
+    #[param(value_type = Option<i32>, minimum = 1)]
+    pub phase: Option<PhaseNumber>,
     /// A numeric property summed per user as the value metric, e.g. `order_value`.
     #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "order_value")]
     pub value_property: Option<PropertyName>,
@@ -165,9 +175,13 @@ pub struct TimeseriesParams {
     /// The conversion event, e.g. `purchase`.
     #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
     pub event_type: EventType,
-    /// Only exposures and events of the last N days.
+    /// Only exposures and events of the last N days (of the phase).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
+    /// The phase to analyse (default: the current one): users first exposed in it, against
+    /// its allocations, up to its end.
+    #[param(value_type = Option<i32>, minimum = 1)]
+    pub phase: Option<PhaseNumber>,
     /// Only users whose exposure carried this attribute (sent with the assignment request
     /// or `POST /exposures`) with the value `attribute_value`, e.g. `country`.
     #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "country")]

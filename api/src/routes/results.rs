@@ -3,7 +3,7 @@
 use axum::{extract::State, Json};
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use server::{query::Query, ApiError};
+use server::{error::ErrorCode, query::Query, ApiError};
 
 use super::{
     not_found,
@@ -11,20 +11,48 @@ use super::{
     ExperimentId,
 };
 use crate::{
-    domain::Experiment,
+    domain::{Experiment, Phase},
     results::{self, timeseries, ExperimentResults, Question, Window},
     storage::clickhouse::{self as ch, StatsQuery},
     AppState,
 };
 
-/// The last `last_day` days up to now, or everything since the experiment was created.
-fn window(experiment: &Experiment, last_day: Option<u32>) -> Window {
-    let to = Utc::now();
+/// The phase asked for (default the current one) and the window it covers: from its start
+/// (the first phase: from the experiment's creation) to its end, now while it is open, or
+/// the experiment's scheduled stop once past; `last_day` keeps only its last days. The
+/// experiment comes back with the phase's allocations.
+fn phase_window(
+    mut experiment: Experiment,
+    asked: Option<i32>,
+    last_day: Option<u32>,
+) -> Result<(Experiment, Phase, Window), ApiError> {
+    let phases = &experiment.phases;
+    let phase = match asked {
+        None => phases.last().cloned(),
+        Some(n) => phases.iter().find(|p| p.phase == n).cloned(),
+    }
+    .ok_or_else(|| {
+        ApiError::field(
+            ErrorCode::InvalidQuery,
+            "phase",
+            format!("experiment {} has phases 1 to {}", experiment.id, phases.last().map_or(0, |p| p.phase)),
+        )
+    })?;
+    let now = Utc::now();
+    let scheduled_stop = experiment.rollout.stop_at.filter(|t| *t < now);
+    let to = [Some(now), phase.ended_at, scheduled_stop].into_iter().flatten().min().unwrap_or(now);
+    let start = if phase.phase == 1 { experiment.created_at - Duration::seconds(1) } else { phase.started_at };
     let from = match last_day {
-        Some(days) => to - Duration::days(i64::from(days)),
-        None => experiment.created_at - Duration::seconds(1),
+        Some(days) => start.max(to - Duration::days(i64::from(days))),
+        None => start,
     };
-    Window { from, to }
+    for v in &mut experiment.variants {
+        if let Some(bp) = phase.allocations.0.get(&v.name) {
+            v.allocation_bp = *bp;
+            v.allocation_percent = f64::from(*bp) / 100.0;
+        }
+    }
+    Ok((experiment, phase, Window { from, to: to.max(from) }))
 }
 
 impl From<ResultsParams> for Question {
@@ -57,10 +85,11 @@ pub async fn results(
     Query(params): Query<ResultsParams>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     let last_day = params.last_day.as_ref().map(|d| d.0);
+    let params_phase = params.phase.as_ref().map(|p| p.0);
     let segment = segment(params.attribute.clone(), params.attribute_value.clone())?;
     let question = Question { segment, ..Question::from(params) };
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-    let window = window(&experiment, last_day);
+    let (experiment, phase, window) = phase_window((*experiment).clone(), params_phase, last_day)?;
     let query = StatsQuery {
         experiment_id: experiment.id,
         event_type: &question.event_type,
@@ -71,7 +100,7 @@ pub async fn results(
         segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
     };
     let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
-    Ok(Json(results::assemble(&experiment, rows, question, window)))
+    Ok(Json(results::assemble(&experiment, rows, question, window, phase)))
 }
 
 /// Daily exposures and conversions per variant, with cumulative conversion rates.
@@ -90,7 +119,8 @@ pub async fn timeseries(
     Query(params): Query<TimeseriesParams>,
 ) -> Result<Json<timeseries::Timeseries>, ApiError> {
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-    let window = window(&experiment, params.last_day.map(|d| d.0));
+    let (experiment, _, window) =
+        phase_window((*experiment).clone(), params.phase.map(|p| p.0), params.last_day.map(|d| d.0))?;
     let (from, to) = (Window::secs(window.from), Window::secs(window.to));
     let segment = segment(params.attribute, params.attribute_value)?;
     let query = ch::DaysQuery {

@@ -61,12 +61,15 @@ macro_rules! event_value {
 pub(crate) use event_value;
 
 /// The exposure rows of the results and time series statements, bound by [`exposed`]:
-/// the experiment's, in the window, counted, and of the segment (with `''` for the
-/// attribute, everyone; else the users whose exposure carried attribute = value).
+/// the experiment's, up to the window's end, counted, and of the segment (with `''` for the
+/// attribute, everyone; else the users whose exposure carried attribute = value). Each
+/// statement keeps the users whose FIRST such exposure is in the window (a user first
+/// exposed in an earlier phase is analysed there, though a later exposure row may exist
+/// until the table merges it away).
 macro_rules! exposed_where {
     () => {
         concat!(
-            "WHERE experiment_id = ? AND exposed_at >= toDateTime(?) AND exposed_at <= toDateTime(?) AND ",
+            "WHERE experiment_id = ? AND exposed_at <= toDateTime(?) AND ",
             counted_exposure!(),
             " AND (? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
         )
@@ -128,7 +131,7 @@ FROM
         WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
     ) AS rows
     GROUP BY user_id
-    HAVING countIf(src = 0) > 0
+    HAVING countIf(src = 0) > 0 AND fe >= toDateTime(?)
 ) AS users
 GROUP BY variant"
 );
@@ -149,18 +152,19 @@ pub struct StatsQuery<'a> {
 
 /// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
 /// segment.
-fn exposed(query: Query, experiment_id: i64, from: u32, to: u32, segment: (&str, &str)) -> Query {
-    query.bind(experiment_id).bind(from).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
+fn exposed(query: Query, experiment_id: i64, to: u32, segment: (&str, &str)) -> Query {
+    query.bind(experiment_id).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
     let query = ch.query(RESULTS_SQL).bind(q.cuped_seconds).bind(q.cuped_seconds);
-    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment)
+    Ok(exposed(query, q.experiment_id, q.to, q.segment)
         .bind(properties::pointer(q.value_property))
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
         .bind(q.to)
+        .bind(q.from)
         .fetch_all::<VariantStats>()
         .await?)
 }
@@ -201,6 +205,7 @@ FROM
     exposed_where!(),
     "
         GROUP BY user_id
+        HAVING first_exposed >= toDateTime(?)
     ) AS exposed
     ANY LEFT JOIN
     (
@@ -219,6 +224,7 @@ FROM
     exposed_where!(),
     "
             GROUP BY user_id
+            HAVING exposed_first >= toDateTime(?)
         ) AS ex USING user_id
         WHERE ts >= exposed_first
         GROUP BY user_id
@@ -238,11 +244,12 @@ pub struct DaysQuery<'a> {
 }
 
 pub async fn day_stats(ch: &Client, q: &DaysQuery<'_>) -> Result<Vec<DayStats>> {
-    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.from, q.to, q.segment)
+    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.to, q.segment)
+        .bind(q.from)
         .bind(q.event_type)
         .bind(q.from)
         .bind(q.to);
-    Ok(exposed(query, q.experiment_id, q.from, q.to, q.segment).fetch_all::<DayStats>().await?)
+    Ok(exposed(query, q.experiment_id, q.to, q.segment).bind(q.from).fetch_all::<DayStats>().await?)
 }
 
 #[derive(Debug, Row, Deserialize)]

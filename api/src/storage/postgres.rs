@@ -13,13 +13,14 @@ use crate::{
         experiment::{Rollout, ValidExperiment},
         rollout::Placement,
         rules::{HashKind, LayerRange},
-        Experiment, ExperimentPatch, Status, Variant,
+        Experiment, ExperimentPatch, Phase, Status, Variant,
     },
     stats::Significance,
 };
 
 mod assignments;
 mod layers;
+pub mod phases;
 
 pub use assignments::{assign, assignment, expose_forced, ExposureContext, StoredAssignment};
 pub use layers::{create_layer, free_ranges, gaps, layer, layer_members, layers};
@@ -69,7 +70,7 @@ const EXPERIMENTS: &str =
     "experiments e LEFT JOIN layers l ON l.id = e.layer_id LEFT JOIN layers hl ON hl.id = e.holdout_layer_id";
 
 impl ExperimentRow {
-    fn with_variants(self, rows: &[VariantRow]) -> Experiment {
+    fn with_variants(self, rows: &[VariantRow], phases: &[(i64, Phase)]) -> Experiment {
         let variants = rows
             .iter()
             .filter(|v| v.experiment_id == self.id)
@@ -104,6 +105,7 @@ impl ExperimentRow {
                     _ => None,
                 },
             },
+            phases: phases.iter().filter(|(e, _)| *e == self.id).map(|(_, p)| p.clone()).collect(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -127,7 +129,7 @@ pub async fn experiment(db: &PgPool, id: i64) -> Result<Option<Experiment>> {
     let Some(row) = sqlx::query_as::<_, ExperimentRow>(&sql).bind(id).fetch_optional(db).await? else {
         return Ok(None);
     };
-    Ok(Some(row.with_variants(&variants_of(db, &[id]).await?)))
+    Ok(Some(row.with_variants(&variants_of(db, &[id]).await?, &phases::of(db, &[id]).await?)))
 }
 
 /// Up to `limit` experiments with ids above `after`, in id order (two queries).
@@ -135,8 +137,8 @@ pub async fn experiments_after(db: &PgPool, after: i64, limit: i64) -> Result<Ve
     let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} WHERE e.id > $1 ORDER BY e.id LIMIT $2");
     let rows: Vec<ExperimentRow> = sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(db).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let variants = variants_of(db, &ids).await?;
-    Ok(rows.into_iter().map(|r| r.with_variants(&variants)).collect())
+    let (variants, phases) = (variants_of(db, &ids).await?, phases::of(db, &ids).await?);
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases)).collect())
 }
 
 /// Stores a new experiment with a fresh salt, in its layer if it asks for one; returns its
@@ -219,6 +221,7 @@ async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
             .execute(&mut *tx)
             .await?;
     }
+    phases::start_first(&mut tx, id).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -231,7 +234,8 @@ pub async fn all_experiments(db: &PgPool) -> Result<Vec<Experiment>> {
         sqlx::query_as("SELECT experiment_id, id, name, allocation_bp FROM variants ORDER BY experiment_id, position")
             .fetch_all(db)
             .await?;
-    Ok(rows.into_iter().map(|r| r.with_variants(&variants)).collect())
+    let phases = phases::of(db, &rows.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases)).collect())
 }
 
 /// Applies a validated patch (only the fields it names) and new allocations.
@@ -296,6 +300,7 @@ async fn apply_patch(
             .execute(&mut *tx)
             .await?;
     }
+    phases::follow(&mut tx, id).await?;
     tx.commit().await?;
     Ok(())
 }
