@@ -154,8 +154,9 @@ fn same_stats(a: &ch::VariantStats, b: &ch::VariantStats) -> bool {
     let ints = |s: &ch::VariantStats| {
         (s.variant.clone(), s.users, s.converted_users, s.events, s.pre_converted_users, s.converted_both)
     };
-    let floats =
-        |s: &ch::VariantStats| [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value];
+    let floats = |s: &ch::VariantStats| {
+        [s.events_sum_sq, s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value]
+    };
     ints(a) == ints(b) && floats(a).iter().zip(floats(b)).all(|(x, y)| close(*x, y))
 }
 
@@ -286,7 +287,16 @@ async fn same_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
     ];
     for (experiment_id, event_type, value_property, from, to, cuped_days, segment) in questions {
         let cuped_seconds = cuped_days * DAY;
-        let q = StatsQuery { experiment_id, event_type, value_property, from, to, cuped_seconds, segment };
+        let q = StatsQuery {
+            experiment_id,
+            event_type,
+            value_property,
+            from,
+            to,
+            cuped_seconds,
+            segment,
+            refine: Default::default(),
+        };
         let mut x = ch::variant_stats(a, &q).await.expect("results");
         let mut y = ch::variant_stats(b, &q).await.expect("results");
         x.sort_by(|l, r| l.variant.cmp(&r.variant));

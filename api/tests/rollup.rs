@@ -277,6 +277,7 @@ fn expected(exposures: &[Exposure], events: &[Event], q: &StatsQuery<'_>) -> Vec
         s.users += 1;
         s.converted_users += u64::from(n > 0);
         s.events += n;
+        s.events_sum_sq += (n * n) as f64;
         s.value_sum += y;
         s.value_sum_sq += y * y;
         s.pre_converted_users += u64::from(npre > 0);
@@ -376,6 +377,7 @@ impl Timeline {
                 to,
                 cuped_seconds: question.cuped_days * DAY,
                 segment: ("", ""),
+                refine: Default::default(),
             };
             let want = expected(&self.inserted.exposures, &self.inserted.events, &q);
             let what = format!(
@@ -534,6 +536,7 @@ async fn results_from_the_rollup_equal_results_from_the_raw_events() {
         to: now + HOUR,
         cuped_seconds: 14 * DAY,
         segment: ("", ""),
+        refine: Default::default(),
     };
     let s5 = s4 + HOUR;
     sealer.round_until(Some(s5)).await.expect("seal");

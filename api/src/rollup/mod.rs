@@ -64,7 +64,8 @@ impl Rollup {
         window: &Window,
         q: &StatsQuery<'_>,
     ) -> Result<Vec<VariantStats>, StorageError> {
-        let asked = self.config.enabled && window.from <= experiment.created_at && q.segment.0.is_empty();
+        let asked =
+            self.config.enabled && window.from <= experiment.created_at && q.segment.0.is_empty() && q.refine.is_none();
         if asked {
             self.register(db, q).await;
         }

@@ -98,6 +98,7 @@ pub async fn results(
         to: Window::secs(window.to),
         cuped_seconds: question.cuped_days * 86_400,
         segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
+        refine: Default::default(),
     };
     let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
     Ok(Json(results::assemble(&experiment, rows, question, window, phase)))

@@ -21,6 +21,8 @@ pub struct VariantStats {
     pub users: u64,
     pub converted_users: u64,
     pub events: u64,
+    /// Sum over users of their events squared (the per-user event count's variance).
+    pub events_sum_sq: f64,
     pub value_sum: f64,
     pub value_sum_sq: f64,
     /// Users with an event before exposure, and those of them who also converted after.
@@ -76,6 +78,50 @@ macro_rules! exposed_where {
     };
 }
 
+/// Per exposed user of the window: variant, events counted (`n`) and their value sum
+/// (`y0`), and the same before exposure for CUPED (`npre`, `x0`). Bound by
+/// [`bind_users`].
+macro_rules! users_sql {
+    () => {
+        concat!(
+            "
+    SELECT
+        user_id,
+        minIf(exposed_at, src = 0) AS fe,
+        argMinIf(ex_variant, exposed_at, src = 0) AS variant,
+        groupArrayIf(event_id, src = 1) AS ids,
+        groupArrayIf(ts, src = 1) AS tss,
+        groupArrayIf(v, src = 1) AS vs,
+        arrayEnumerateUniq(ids) AS firsts,
+        arrayMap(t -> t >= fe AND toUInt64(t) <= toUInt64(fe) + ?, tss) AS counted,
+        arrayCount((c, f) -> f = 1 AND c, counted, firsts) AS n,
+        arraySum(arrayMap((c, w, f) -> if(f = 1 AND c, w, 0.), counted, vs, firsts)) AS y0,
+        arrayCount((t, f) -> f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), tss, firsts) AS npre,
+        arraySum(arrayMap((t, w, f) -> if(f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), w, 0.), tss, vs, firsts)) AS x0
+    FROM
+    (
+        SELECT toUInt8(0) AS src, user_id, exposed_at, variant AS ex_variant,
+            toUUID('00000000-0000-0000-0000-000000000000') AS event_id, toDateTime(0) AS ts, 0. AS v
+        FROM exposures
+        ",
+            exposed_where!(),
+            "
+        UNION ALL
+        SELECT toUInt8(1) AS src, user_id, toDateTime(0) AS exposed_at, '' AS ex_variant, event_id,
+            timestamp AS ts, ",
+            event_value!("?", "?"),
+            " AS v
+        FROM events
+        WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
+          AND hasAll(arrayMap((k, w) -> concat(k, '\\0', w), prop_keys, prop_values), CAST(? AS Array(String)))
+    ) AS rows
+    GROUP BY user_id
+    HAVING countIf(src = 0) > 0 AND fe >= toDateTime(?)
+"
+        )
+    };
+}
+
 /// The raw-events query: the fallback when the rollup cannot answer (`storage::rollup`),
 /// and the reference the rollup is tested against (`api/tests/rollup.rs`). The fastest
 /// exact SQL on raw events measured on 18.16 (`bench/RESULTS.md`: about 2x the previous
@@ -93,6 +139,7 @@ SELECT
     toUInt64(count()) AS users,
     toUInt64(countIf(n > 0)) AS converted_users,
     toUInt64(sum(n)) AS events,
+    toFloat64(sum(n * n)) AS events_sum_sq,
     toFloat64(sum(y)) AS value_sum,
     toFloat64(sum(y * y)) AS value_sum_sq,
     toUInt64(countIf(npre > 0)) AS pre_converted_users,
@@ -102,39 +149,18 @@ SELECT
     toFloat64(sum(x * y)) AS value_pre_value
 FROM
 (
-    SELECT
-        user_id,
-        minIf(exposed_at, src = 0) AS fe,
-        argMinIf(ex_variant, exposed_at, src = 0) AS variant,
-        groupArrayIf(event_id, src = 1) AS ids,
-        groupArrayIf(ts, src = 1) AS tss,
-        groupArrayIf(v, src = 1) AS vs,
-        arrayEnumerateUniq(ids) AS firsts,
-        arrayCount((t, f) -> f = 1 AND t >= fe, tss, firsts) AS n,
-        arraySum(arrayMap((t, w, f) -> if(f = 1 AND t >= fe, w, 0.), tss, vs, firsts)) AS y,
-        arrayCount((t, f) -> f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), tss, firsts) AS npre,
-        arraySum(arrayMap((t, w, f) -> if(f = 1 AND t < fe AND toUInt32(t) + ? >= toUInt32(fe), w, 0.), tss, vs, firsts)) AS x
+    SELECT variant, n, npre, if(? = 1, least(y0, ?), y0) AS y, if(? = 1, least(x0, ?), x0) AS x
     FROM
-    (
-        SELECT toUInt8(0) AS src, user_id, exposed_at, variant AS ex_variant,
-            toUUID('00000000-0000-0000-0000-000000000000') AS event_id, toDateTime(0) AS ts, 0. AS v
-        FROM exposures
-        ",
-    exposed_where!(),
-    "
-        UNION ALL
-        SELECT toUInt8(1) AS src, user_id, toDateTime(0) AS exposed_at, '' AS ex_variant, event_id,
-            timestamp AS ts, ",
-    event_value!("?", "?"),
-    " AS v
-        FROM events
-        WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-    ) AS rows
-    GROUP BY user_id
-    HAVING countIf(src = 0) > 0 AND fe >= toDateTime(?)
-) AS users
+    (",
+    users_sql!(),
+    ") AS users
+) AS capped
 GROUP BY variant"
 );
+
+/// The pooled per-user value at a quantile (percentile capping of a catalog metric), over
+/// the same users and events as [`RESULTS_SQL`] before capping.
+pub const CAP_SQL: &str = concat!("SELECT toFloat64(quantileExact(?)(y0)) AS cap FROM (", users_sql!(), ") AS users");
 
 /// What [`RESULTS_SQL`] is asked: times in Unix seconds.
 pub struct StatsQuery<'a> {
@@ -148,6 +174,33 @@ pub struct StatsQuery<'a> {
     pub cuped_seconds: u32,
     /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
     pub segment: (&'a str, &'a str),
+    /// What a catalog metric adds (none for the `event_type` question).
+    pub refine: Refine<'a>,
+}
+
+/// A catalog metric's event filters, conversion window and capping; the rollup answers
+/// only questions without any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refine<'a> {
+    /// `(JSON Pointer, text)`: only events whose property at the pointer is that text.
+    pub filters: &'a [(String, String)],
+    /// Only events within this many seconds after the user's first exposure.
+    pub window_seconds: Option<u32>,
+    pub cap: Option<Cap>,
+}
+
+impl Refine<'_> {
+    pub fn is_none(&self) -> bool {
+        self.filters.is_empty() && self.window_seconds.is_none() && self.cap.is_none()
+    }
+}
+
+/// Winsorizing of per-user values (and their pre-exposure counterparts) from above.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cap {
+    Absolute(f64),
+    /// At this quantile (0 to 1) of the pooled per-user values.
+    Percentile(f64),
 }
 
 /// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
@@ -157,16 +210,34 @@ fn exposed(query: Query, experiment_id: i64, to: u32, segment: (&str, &str)) -> 
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
-    let query = ch.query(RESULTS_SQL).bind(q.cuped_seconds).bind(q.cuped_seconds);
-    Ok(exposed(query, q.experiment_id, q.to, q.segment)
+    let cap = match q.refine.cap {
+        None => None,
+        Some(Cap::Absolute(c)) => Some(c),
+        Some(Cap::Percentile(p)) => {
+            let cap = bind_users(ch.query(CAP_SQL).bind(p), q).fetch_one::<f64>().await?;
+            cap.is_finite().then_some(cap)
+        }
+    };
+    let flag = u8::from(cap.is_some());
+    let query = ch.query(RESULTS_SQL).bind(flag).bind(cap.unwrap_or(0.0)).bind(flag).bind(cap.unwrap_or(0.0));
+    Ok(bind_users(query, q).fetch_all::<VariantStats>().await?)
+}
+
+/// Binds [`users_sql`]'s parameters.
+fn bind_users(query: Query, q: &StatsQuery<'_>) -> Query {
+    let horizon = q.refine.window_seconds.map_or(1 << 40, u64::from);
+    // pointer NUL text: what each event's leaves are matched against (18.16's lambdas
+    // cannot read a row's columns while walking constant arrays)
+    let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
+    let query = query.bind(horizon).bind(q.cuped_seconds).bind(q.cuped_seconds);
+    exposed(query, q.experiment_id, q.to, q.segment)
         .bind(properties::pointer(q.value_property))
         .bind(q.value_property)
         .bind(q.event_type)
         .bind(q.from.saturating_sub(q.cuped_seconds))
         .bind(q.to)
+        .bind(filters)
         .bind(q.from)
-        .fetch_all::<VariantStats>()
-        .await?)
 }
 
 /// Per variant and day: first exposures and first conversions, as [`TIMESERIES_SQL`]

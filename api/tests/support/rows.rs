@@ -14,7 +14,7 @@ pub fn same(a: &[VariantStats], b: &[VariantStats]) -> bool {
     let key = |s: &VariantStats| {
         (
             (s.variant.clone(), s.users, s.converted_users, s.events, s.pre_converted_users, s.converted_both),
-            [s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value],
+            [s.events_sum_sq, s.value_sum, s.value_sum_sq, s.pre_value_sum, s.pre_value_sum_sq, s.value_pre_value],
         )
     };
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))

@@ -79,6 +79,7 @@ async fn measure(
         to: now + 3600,
         cuped_seconds: CUPED_DAYS * DAY,
         segment: ("", ""),
+        refine: Default::default(),
     };
     step(&format!("rollup: {reps} repetitions each (after one warm-up), rollup + tail then raw"));
     let from_rollup = || async {
