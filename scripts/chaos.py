@@ -103,7 +103,7 @@ def up():
 
 
 def metric(base, name):
-    _, body, _ = request("GET", base + "/metrics", key=None)
+    _, body, _ = request("GET", base + "/prometheus", key=None)
     return sum(float(l.rsplit(" ", 1)[1]) for l in body.decode().splitlines() if l.startswith(name))
 
 

@@ -178,6 +178,15 @@ impl ExperimentCache {
             entries.remove(&id);
         }
     }
+
+    /// After a change that may touch any experiment (a metric's definition): every entry is
+    /// loaded again on its next use, and still serves while Postgres is unavailable.
+    pub fn expire_all(&self) {
+        let expired = Instant::now().checked_sub(self.ttl).unwrap_or_else(Instant::now);
+        if let Ok(mut entries) = self.entries.write() {
+            entries.values_mut().for_each(|(at, _)| *at = expired);
+        }
+    }
 }
 
 type Key = (i64, String);

@@ -836,7 +836,7 @@ async fn assignments_made_while_kafka_is_down_reach_kafka_when_it_is_back() {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM exposure_outbox").fetch_one(&db).await.expect("count")
     };
     assert_eq!(waiting().await, 2, "both exposures wait in the outbox");
-    eventually("the backlog on /metrics", WAIT, || async {
+    eventually("the backlog on /prometheus", WAIT, || async {
         (api.metric("abtest_exposure_outbox_messages").await == 2.0).then_some(())
     })
     .await;

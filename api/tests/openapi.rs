@@ -29,7 +29,7 @@ fn response_ref(operation: &Value, status: &str) -> Option<String> {
 fn every_operation_lists_the_errors_it_can_answer() {
     let doc = doc();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 17, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+    assert_eq!(ops.len(), 21, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
     for (method, path, op) in &ops {
         let what = format!("{method} {path}");
         assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");
@@ -47,10 +47,10 @@ fn every_operation_lists_the_errors_it_can_answer() {
         assert_eq!(has_body, method == "POST" || method == "PATCH", "{what}");
         assert_eq!(response_ref(op, "413").as_deref(), has_body.then_some("PayloadTooLarge"), "{what}");
         assert_eq!(response_ref(op, "415").as_deref(), has_body.then_some("UnsupportedMediaType"), "{what}");
-        // New assignments of a paused experiment; layer ranges taken; a layer key taken.
+        // New assignments of a paused experiment; layer ranges taken; a layer or metric key taken.
         let conflict = path == "/experiments/{id}/assignment/{user_id}"
             || (path.starts_with("/experiments") && (method == "POST" || method == "PATCH"))
-            || (path == "/layers" && method == "POST");
+            || ((path == "/layers" || path == "/metrics") && method == "POST");
         assert_eq!(response_ref(op, "409").as_deref(), conflict.then_some("Conflict"), "{what}");
         let success: Vec<&String> =
             op["responses"].as_object().expect("responses").keys().filter(|s| s.starts_with('2')).collect();
@@ -164,10 +164,17 @@ fn response_schemas_are_exactly_what_serde_writes() {
         "ExposureBatchSchema",
         "ExposureSchema",
     ];
+    // The catalog's bodies refuse unknown fields (a misspelt `window_hours` must not pass
+    // unnoticed) and may leave optional ones out.
+    let closed_requests = ["NewMetric", "MetricPatch", "ExperimentMetrics", "Guardrail"];
     for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
         let Some(properties) = schema["properties"].as_object() else { continue };
         if requests.contains(&name.as_str()) {
             assert!(schema.get("additionalProperties").is_none(), "{name}: unknown fields are ignored");
+            continue;
+        }
+        if closed_requests.contains(&name.as_str()) {
+            assert_eq!(schema["additionalProperties"], false, "{name}: unknown fields are refused");
             continue;
         }
         assert_eq!(schema["additionalProperties"], false, "{name}");

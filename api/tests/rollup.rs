@@ -433,7 +433,7 @@ async fn results(http: &reqwest::Client, api: &Service, id: u64) -> Value {
 }
 
 async fn results_from(api: &Service, source: &str) -> f64 {
-    let text = reqwest::get(api.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let text = reqwest::get(api.url("/prometheus")).await.expect("metrics").text().await.expect("text");
     let prefix = format!("abtest_results_total{{source=\"{source}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }

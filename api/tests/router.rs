@@ -105,8 +105,10 @@ async fn bad_paths_and_parameters_are_400s_naming_them() {
         (format!("/experiments/1/assignment/{}", "x".repeat(257)), "user_id"),
         // Postgres text cannot hold NUL: refused before any storage (it was a 500).
         ("/experiments/1/assignment/a%00b".to_owned(), "user_id"),
-        ("/experiments/1/results".to_owned(), "event_type"),
         ("/experiments/1/results?event_type=".to_owned(), "event_type"),
+        ("/experiments/1/results?phase=0".to_owned(), "phase"),
+        ("/metrics/a%20b".to_owned(), "key"),
+        ("/metrics?archived=maybe".to_owned(), "archived"),
         (format!("/experiments/1/results?event_type=x&last_day={sql}"), "last_day"),
         ("/experiments/1/results?event_type=x&last_day=0".to_owned(), "last_day"),
         ("/experiments/1/results?event_type=x&alpha=2".to_owned(), "alpha"),

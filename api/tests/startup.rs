@@ -239,7 +239,7 @@ async fn tls_everywhere_with_secrets_from_files_and_no_secret_anywhere() {
     let refused = http.get(d.url("/experiments")).bearer_auth("wrong-key").send().await.expect("401");
     let refused_status = refused.status();
     let refused_body = refused.text().await.expect("body");
-    let metrics = http.get(d.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
+    let metrics = http.get(d.url("/prometheus")).send().await.expect("metrics").text().await.expect("metrics text");
     let serve_log = stop(server);
     assert!(status.is_success(), "POST /experiments with the key from the file: {status} {body}\n{serve_log}");
     assert_eq!(refused_status, reqwest::StatusCode::UNAUTHORIZED);
@@ -249,7 +249,7 @@ async fn tls_everywhere_with_secrets_from_files_and_no_secret_anywhere() {
     }
     for (what, text) in [
         ("the api's log", serve_log.as_str()),
-        ("/metrics", metrics.as_str()),
+        ("/prometheus", metrics.as_str()),
         ("/readyz", &ready.to_string()),
         ("a 401", refused_body.as_str()),
     ] {

@@ -183,9 +183,9 @@ impl Stack {
         }
     }
 
-    /// The sum of metric `name` (every label set) on `addr`/metrics.
+    /// The sum of metric `name` (every label set) on `addr`/prometheus.
     pub async fn metric(&self, addr: SocketAddr, name: &str) -> anyhow::Result<f64> {
-        let text = self.http.get(format!("http://{addr}/metrics")).send().await?.text().await?;
+        let text = self.http.get(format!("http://{addr}/prometheus")).send().await?.text().await?;
         Ok(common::metrics::sum_samples(&text, name))
     }
 }

@@ -81,7 +81,7 @@ impl Service {
 
     /// Sums the samples of a Prometheus metric (all label sets) from `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics")).await.expect("metrics").text().await.expect("metrics text");
+        let text = reqwest::get(self.url("/prometheus")).await.expect("metrics").text().await.expect("metrics text");
         crate::metrics::sum_samples(&text, name)
     }
 

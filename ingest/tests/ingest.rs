@@ -242,7 +242,7 @@ async fn every_validation_rule_answers_4xx_naming_the_field_and_nothing_reaches_
     }
 
     assert_eq!(env.topic_messages(&topic).await, 0, "no rejected event reached Kafka");
-    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = ingest.http.get(ingest.url("/prometheus")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("abtest_events_rejected_total{reason=\"invalid\"}"), "{metrics}");
     assert!(metrics.contains("abtest_events_rejected_total{reason=\"too_large\"}"), "{metrics}");
     // and it is still healthy
@@ -278,8 +278,8 @@ async fn broker_down_means_503_within_the_bound_and_recovery_after() {
     // The queue gauge is read on every scrape (not only when /readyz runs).
     let waiting =
         tokio::spawn(ingest.http.post(ingest.url("/events")).bearer_auth("test-key").body(event.clone()).send());
-    common::testkit::eventually("the queued event on /metrics", Duration::from_secs(10), || async {
-        let text = ingest.http.get(ingest.url("/metrics")).send().await.ok()?.text().await.ok()?;
+    common::testkit::eventually("the queued event on /prometheus", Duration::from_secs(10), || async {
+        let text = ingest.http.get(ingest.url("/prometheus")).send().await.ok()?.text().await.ok()?;
         (common::metrics::sum_samples(&text, "abtest_producer_queue_messages") >= 1.0).then_some(())
     })
     .await;
@@ -457,7 +457,7 @@ async fn request_ids_reach_kafka_headers_and_routes_are_measured() {
     let response = ingest.http.delete(ingest.url("/events")).bearer_auth("test-key").send().await.expect("send");
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.json::<Value>().await.expect("a JSON body")["error"], "method_not_allowed");
-    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics");
+    let metrics = ingest.http.get(ingest.url("/prometheus")).send().await.expect("metrics");
     assert_eq!(
         metrics.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         Some("text/plain; version=0.0.4; charset=utf-8")
@@ -553,7 +553,7 @@ async fn exposures_reach_the_exposures_topic_and_bad_ones_are_400s_naming_the_fi
     let (status, _) = ingest.post("/exposures", json!({"exposures": all}).to_string(), false).await;
     assert_eq!(status, StatusCode::ACCEPTED, "10 000 is the limit, inclusive");
     assert_eq!(env.topic_messages(&topic).await, 10_005, "no refused exposure reached Kafka");
-    let metrics = ingest.http.get(ingest.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = ingest.http.get(ingest.url("/prometheus")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("abtest_exposures_rejected_total{reason=\"invalid\"}"), "{metrics}");
     assert!(metrics.contains("abtest_exposures_rejected_total{reason=\"too_large\"} 10001"), "{metrics}");
     assert!(metrics.contains("abtest_exposures_accepted_total 10005"), "{metrics}");

@@ -35,6 +35,7 @@ pub enum ErrorCode {
     InvalidExperiment,
     InvalidAttributes,
     InvalidLayer,
+    InvalidMetric,
     Unauthorized,
     NotFound,
     MethodNotAllowed,

@@ -124,7 +124,7 @@ pub fn finish(router: Router, registry: &Registry) -> Router {
             let id = request.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default().to_owned();
             let (method, path) = (request.method(), request.uri().path());
             // Probes and scrapes (every few seconds, from machines) at debug, the rest at info.
-            if matches!(path, "/livez" | "/readyz" | "/metrics") {
+            if matches!(path, "/livez" | "/readyz" | "/prometheus") {
                 tracing::debug_span!("request", %method, %path, request_id = %id)
             } else {
                 tracing::info_span!("request", %method, %path, request_id = %id)

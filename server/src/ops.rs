@@ -77,7 +77,7 @@ pub fn router(readiness: Readiness, registry: Registry) -> Router {
     Router::new()
         .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/prometheus", get(metrics))
         .with_state(Ops { readiness, registry })
 }
 

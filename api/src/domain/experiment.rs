@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Phase;
+use super::{
+    metric::{ExperimentMetrics, Metric},
+    Phase,
+};
 pub use super::{patch::ExperimentPatch, rollout::Rollout};
 use super::{
     rollout::{self, LayerAsk, Placement},
@@ -63,6 +66,12 @@ pub struct Experiment {
     /// Periods with one set of allocations, in order; the last is the current one (see
     /// `GET /experiments/{id}/results?phase=`).
     pub phases: Vec<Phase>,
+    /// The metrics the experiment is decided on (`GET /experiments/{id}/results` without
+    /// `event_type` answers for all of them).
+    pub metrics: ExperimentMetrics,
+    /// Their definitions, in the order of `metrics`: primary, secondaries, guardrails.
+    #[serde(skip)]
+    pub metric_definitions: Vec<Metric>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -133,6 +142,9 @@ pub struct NewExperiment {
     /// A place in a layer: a share of it or an exact range.
     #[serde(default)]
     pub layer: Option<LayerAsk>,
+    /// The catalog metrics (`POST /metrics`) the experiment is decided on.
+    #[serde(default)]
+    pub metrics: Option<ExperimentMetrics>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -178,6 +190,7 @@ pub struct ValidExperiment {
     /// `Some(layer key)` for a holdout; `Some(None)` for a holdout of every experiment.
     pub holdout: Option<Option<String>>,
     pub layer: Option<(String, Placement)>,
+    pub metrics: ExperimentMetrics,
 }
 
 impl NewExperiment {
@@ -201,6 +214,8 @@ impl NewExperiment {
             Some(ask) => Some((ask.key.clone(), ask.check()?)),
             None => None,
         };
+        let metrics = self.metrics.unwrap_or_default();
+        metrics.check()?;
         Ok(ValidExperiment {
             name: self.name.trim().to_owned(),
             description: self.description,
@@ -216,6 +231,7 @@ impl NewExperiment {
             forced,
             holdout: None,
             layer,
+            metrics,
         })
     }
 }
@@ -330,6 +346,8 @@ impl Experiment {
             sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
             rollout: Rollout::default(),
             phases: Vec::new(),
+            metrics: ExperimentMetrics::default(),
+            metric_definitions: Vec::new(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

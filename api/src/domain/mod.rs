@@ -3,6 +3,7 @@
 
 pub mod assignment;
 pub mod experiment;
+pub mod metric;
 pub mod patch;
 pub mod phase;
 pub mod rollout;

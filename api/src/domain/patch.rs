@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::metric::ExperimentMetrics;
 use super::{
     experiment::{validate_description, validate_name, validate_tuning, validate_variants, violation, NewVariant},
     rollout, Experiment, Status, Violation,
@@ -59,6 +60,9 @@ pub struct ExperimentPatch {
     /// The whole new list of forced users (user id -> variant name, at most 1000).
     #[serde(default)]
     pub forced: Option<BTreeMap<String, String>>,
+    /// The experiment's metrics, replaced as a whole.
+    #[serde(default)]
+    pub metrics: Option<ExperimentMetrics>,
 }
 
 impl ExperimentPatch {
@@ -73,6 +77,9 @@ impl ExperimentPatch {
             rollout::basis_points(p, "coverage_percent", true)?;
         }
         rollout::check_conditions(self.conditions.as_ref().and_then(Option::as_ref))?;
+        if let Some(metrics) = &self.metrics {
+            metrics.check()?;
+        }
         match &self.variants {
             Some(variants) => validate_variants(variants).map(|_| ()),
             None => Ok(()),

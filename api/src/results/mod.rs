@@ -2,6 +2,7 @@
 //! per-variant statistics ClickHouse returns (pure functions, unit-tested).
 
 mod assemble;
+pub mod multi;
 pub mod timeseries;
 mod warnings;
 

@@ -3,6 +3,7 @@
 
 pub mod assignment;
 pub mod experiments;
+pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod results;
@@ -37,6 +38,8 @@ pub fn api(config: &Config, state: AppState) -> Router {
             "/experiments/{id}/assignment/{user_id}",
             get(assignment::assign).post(assignment::assign_with_attributes),
         )
+        .route("/metrics", get(metrics::list).post(metrics::create))
+        .route("/metrics/{key}", get(metrics::get).patch(metrics::patch))
         .route("/layers", get(rollout::list_layers).post(rollout::create_layer))
         .route("/layers/{key}", get(rollout::get_layer))
         .route("/holdouts", axum::routing::post(rollout::create_holdout))
@@ -74,6 +77,14 @@ impl From<StorageError> for ApiError {
                 return ApiError::field(ErrorCode::InvalidExperiment, field, message);
             }
             StorageError::LayerTaken { .. } => return ApiError::Conflict(e.to_string()),
+            StorageError::UnknownMetric { key, archived } => {
+                let message = if archived {
+                    format!("metric `{key}` is archived: unarchive it (PATCH /metrics/{key}) to use it")
+                } else {
+                    format!("metric `{key}` does not exist (create it with POST /metrics)")
+                };
+                return ApiError::field(ErrorCode::InvalidExperiment, "metrics", message);
+            }
             _ => {}
         }
         if e.is_unavailable() {

@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
     paths(
         super::experiments::create, super::experiments::list, super::experiments::get, super::experiments::patch,
         super::assignment::assign, super::assignment::assign_with_attributes,
+        super::metrics::create, super::metrics::list, super::metrics::get, super::metrics::patch,
         super::rollout::create_layer, super::rollout::list_layers, super::rollout::get_layer,
         super::rollout::create_holdout, super::rollout::sdk_config, super::results::results, super::results::timeseries, super::results::event_types,
         ingest::events::post_event, ingest::events::post_batch, ingest::exposures::post_exposures,
@@ -52,7 +53,7 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 11] = [
+const REQUEST_SCHEMAS: [&str; 15] = [
     "NewExperiment",
     "NewVariant",
     "ExperimentPatch",
@@ -64,6 +65,10 @@ const REQUEST_SCHEMAS: [&str; 11] = [
     "AssignmentRequest",
     "ExposureSchema",
     "ExposureBatchSchema",
+    "NewMetric",
+    "MetricPatch",
+    "ExperimentMetrics",
+    "Guardrail",
 ];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.

@@ -134,9 +134,10 @@ fn target_lift_schema() -> Schema {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultsParams {
-    /// The conversion event, e.g. `purchase`.
-    #[param(value_type = String, min_length = 1, max_length = 128, example = "purchase")]
-    pub event_type: EventType,
+    /// The conversion event, e.g. `purchase`; without it, every catalog metric of the
+    /// experiment (see `metrics` on the experiment).
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "purchase")]
+    pub event_type: Option<EventType>,
     /// Only exposures and events of the last N days (of the phase).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub last_day: Option<Days>,
@@ -246,9 +247,11 @@ mod tests {
             query::parse("event_type=purchase&last_day=%207&alpha=0.1&correction=bh&cuped_days=0&target_lift=-0.5")
                 .expect("valid");
         assert_eq!((ok.last_day, ok.alpha, ok.correction), (Some(Days(7)), Some(Alpha(0.1)), Some(Correction::Bh)));
+        // Without event_type: every catalog metric (the route answers 400 when there is none).
+        query::parse::<ResultsParams>("last_day=1").expect("event_type is optional");
         for (query, name) in [
-            ("last_day=1", "event_type"),
             ("event_type=", "event_type"),
+            ("phase=0", "phase"),
             ("event_type=x&last_day=0", "last_day"),
             ("event_type=x&last_day=1.5", "last_day"),
             ("event_type=x&alpha=0.6", "alpha"),

@@ -2,6 +2,7 @@
 
 use axum::{extract::State, Json};
 use chrono::{Duration, Utc};
+use common::event::properties;
 use serde::Serialize;
 use server::{error::ErrorCode, query::Query, ApiError};
 
@@ -11,9 +12,16 @@ use super::{
     ExperimentId,
 };
 use crate::{
-    domain::{Experiment, Phase},
-    results::{self, timeseries, ExperimentResults, Question, Window},
-    storage::clickhouse::{self as ch, StatsQuery},
+    domain::{
+        metric::{filter_text, Capping},
+        Experiment, Phase,
+    },
+    results::{
+        self,
+        multi::{self, MetricsResults},
+        timeseries, ExperimentResults, Question, Window,
+    },
+    storage::clickhouse::{self as ch, Cap, Refine, StatsQuery},
     AppState,
 };
 
@@ -58,7 +66,7 @@ fn phase_window(
 impl From<ResultsParams> for Question {
     fn from(p: ResultsParams) -> Self {
         Question {
-            event_type: p.event_type.0,
+            event_type: p.event_type.map(|t| t.0).unwrap_or_default(),
             value_property: p.value_property.map(|v| v.0),
             alpha: p.alpha.map_or(0.05, |a| a.0),
             correction: p.correction.unwrap_or_default(),
@@ -69,11 +77,21 @@ impl From<ResultsParams> for Question {
     }
 }
 
-/// Conversion (and optionally value) per variant, compared with the control.
+/// The answer: one event type's conversion (and value), or every catalog metric of the
+/// experiment when no `event_type` is given.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Results {
+    EventType(ExperimentResults),
+    Metrics(MetricsResults),
+}
+
+/// Conversion (and optionally value) of `event_type` per variant, compared with the control;
+/// without `event_type`, every metric of the experiment (primary, secondaries, guardrails).
 #[utoipa::path(get, path = "/experiments/{id}/results", tag = "results", operation_id = "get_results",
     params(ExperimentId, ResultsParams),
     responses(
-        (status = 200, body = ExperimentResults),
+        (status = 200, body = Results),
         (status = 400, response = server::openapi::BadRequest),
         (status = 401, response = server::openapi::Unauthorized),
         (status = 404, response = server::openapi::NotFound),
@@ -83,13 +101,16 @@ pub async fn results(
     State(state): State<AppState>,
     ExperimentId(id): ExperimentId,
     Query(params): Query<ResultsParams>,
-) -> Result<Json<ExperimentResults>, ApiError> {
+) -> Result<Json<Results>, ApiError> {
     let last_day = params.last_day.as_ref().map(|d| d.0);
     let params_phase = params.phase.as_ref().map(|p| p.0);
     let segment = segment(params.attribute.clone(), params.attribute_value.clone())?;
     let question = Question { segment, ..Question::from(params) };
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let (experiment, phase, window) = phase_window((*experiment).clone(), params_phase, last_day)?;
+    if question.event_type.is_empty() {
+        return Ok(Json(Results::Metrics(all_metrics(&state, &experiment, &question, window, phase).await?)));
+    }
     let query = StatsQuery {
         experiment_id: experiment.id,
         event_type: &question.event_type,
@@ -101,7 +122,60 @@ pub async fn results(
         refine: Default::default(),
     };
     let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
-    Ok(Json(results::assemble(&experiment, rows, question, window, phase)))
+    Ok(Json(Results::EventType(results::assemble(&experiment, rows, question, window, phase))))
+}
+
+/// Every catalog metric of the experiment: one ClickHouse statement per metric (two with
+/// percentile capping), run concurrently.
+async fn all_metrics(
+    state: &AppState,
+    experiment: &Experiment,
+    base: &Question,
+    window: Window,
+    phase: Phase,
+) -> Result<MetricsResults, ApiError> {
+    if experiment.metric_definitions.is_empty() {
+        return Err(ApiError::field(
+            ErrorCode::InvalidQuery,
+            "event_type",
+            format!(
+                "event_type is required: experiment {} has no metrics (set them with PATCH /experiments/{} {{\"metrics\": {{\"primary\": \"<metric key>\"}}}})",
+                experiment.id, experiment.id
+            ),
+        ));
+    }
+    let filters: Vec<Vec<(String, String)>> = experiment
+        .metric_definitions
+        .iter()
+        .map(|m| {
+            m.filters.iter().filter_map(|f| Some((properties::pointer(&f.property), filter_text(&f.value)?))).collect()
+        })
+        .collect();
+    let questions: Vec<Question> = experiment.metric_definitions.iter().map(|m| multi::question_of(m, base)).collect();
+    let segment = base.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str()));
+    let queries = experiment.metric_definitions.iter().zip(&filters).zip(&questions).map(|((m, filters), q)| {
+        let query = StatsQuery {
+            experiment_id: experiment.id,
+            event_type: &m.event_type,
+            value_property: m.value_property.as_deref().unwrap_or(""),
+            from: Window::secs(window.from),
+            to: Window::secs(window.to),
+            cuped_seconds: q.cuped_days * 86_400,
+            segment,
+            refine: Refine {
+                filters,
+                window_seconds: m.window_hours.map(|h| (h * 3600.0).round().min(f64::from(u32::MAX)) as u32),
+                cap: m.capping.map(|c| match c {
+                    Capping::Absolute(v) => Cap::Absolute(v),
+                    Capping::Percentile(p) => Cap::Percentile(p),
+                }),
+            },
+        };
+        let (window, experiment) = (&window, experiment);
+        async move { state.rollup.variant_stats(&state.clickhouse, &state.db, experiment, window, &query).await }
+    });
+    let per_metric = futures::future::try_join_all(queries).await?;
+    Ok(multi::assemble_all(experiment, per_metric, base, window, phase))
 }
 
 /// Daily exposures and conversions per variant, with cumulative conversion rates.

@@ -136,6 +136,7 @@ pub async fn create_holdout(
         forced: Default::default(),
         holdout: Some(new.layer),
         layer: None,
+        metrics: Default::default(),
     };
     let id = pg::create_experiment(&state.db, &valid).await?;
     state.config.invalidate();

@@ -20,6 +20,9 @@ pub enum StorageError {
     /// Stored data breaks an invariant the code relies on (a bug or a manual edit).
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
+    /// An experiment named a metric that does not exist or is archived.
+    #[error("metric `{key}` does not exist or is archived")]
+    UnknownMetric { key: String, archived: bool },
     /// A request named a layer that does not exist (`field` names where).
     #[error("layer `{key}` does not exist")]
     UnknownLayer { key: String, field: &'static str },

@@ -20,6 +20,7 @@ use crate::{
 
 mod assignments;
 mod layers;
+pub mod metrics;
 pub mod phases;
 
 pub use assignments::{assign, assignment, expose_forced, ExposureContext, StoredAssignment};
@@ -27,6 +28,8 @@ pub use layers::{create_layer, free_ranges, gaps, layer, layer_members, layers};
 use layers::{layer_id, taken};
 
 type Result<T> = std::result::Result<T, StorageError>;
+/// An experiment's use of a metric: experiment id, role, margin, definition.
+type Used = (i64, crate::domain::metric::Role, Option<f64>, crate::domain::metric::Metric);
 
 #[derive(sqlx::FromRow)]
 struct ExperimentRow {
@@ -70,7 +73,8 @@ const EXPERIMENTS: &str =
     "experiments e LEFT JOIN layers l ON l.id = e.layer_id LEFT JOIN layers hl ON hl.id = e.holdout_layer_id";
 
 impl ExperimentRow {
-    fn with_variants(self, rows: &[VariantRow], phases: &[(i64, Phase)]) -> Experiment {
+    fn with_variants(self, rows: &[VariantRow], phases: &[(i64, Phase)], used: &[Used]) -> Experiment {
+        let (metrics, metric_definitions) = metrics::for_experiment(self.id, used);
         let variants = rows
             .iter()
             .filter(|v| v.experiment_id == self.id)
@@ -106,6 +110,8 @@ impl ExperimentRow {
                 },
             },
             phases: phases.iter().filter(|(e, _)| *e == self.id).map(|(_, p)| p.clone()).collect(),
+            metrics,
+            metric_definitions,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -129,7 +135,9 @@ pub async fn experiment(db: &PgPool, id: i64) -> Result<Option<Experiment>> {
     let Some(row) = sqlx::query_as::<_, ExperimentRow>(&sql).bind(id).fetch_optional(db).await? else {
         return Ok(None);
     };
-    Ok(Some(row.with_variants(&variants_of(db, &[id]).await?, &phases::of(db, &[id]).await?)))
+    let (variants, phases, used) =
+        (variants_of(db, &[id]).await?, phases::of(db, &[id]).await?, metrics::of(db, &[id]).await?);
+    Ok(Some(row.with_variants(&variants, &phases, &used)))
 }
 
 /// Up to `limit` experiments with ids above `after`, in id order (two queries).
@@ -137,8 +145,9 @@ pub async fn experiments_after(db: &PgPool, after: i64, limit: i64) -> Result<Ve
     let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM {EXPERIMENTS} WHERE e.id > $1 ORDER BY e.id LIMIT $2");
     let rows: Vec<ExperimentRow> = sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(db).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let (variants, phases) = (variants_of(db, &ids).await?, phases::of(db, &ids).await?);
-    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases)).collect())
+    let (variants, phases, used) =
+        (variants_of(db, &ids).await?, phases::of(db, &ids).await?, metrics::of(db, &ids).await?);
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases, &used)).collect())
 }
 
 /// Stores a new experiment with a fresh salt, in its layer if it asks for one; returns its
@@ -222,6 +231,7 @@ async fn insert_experiment(db: &PgPool, new: &ValidExperiment) -> Result<i64> {
             .await?;
     }
     phases::start_first(&mut tx, id).await?;
+    metrics::set_experiment_metrics(&mut tx, id, &new.metrics).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -234,8 +244,9 @@ pub async fn all_experiments(db: &PgPool) -> Result<Vec<Experiment>> {
         sqlx::query_as("SELECT experiment_id, id, name, allocation_bp FROM variants ORDER BY experiment_id, position")
             .fetch_all(db)
             .await?;
-    let phases = phases::of(db, &rows.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
-    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases)).collect())
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let (phases, used) = (phases::of(db, &ids).await?, metrics::of(db, &ids).await?);
+    Ok(rows.into_iter().map(|r| r.with_variants(&variants, &phases, &used)).collect())
 }
 
 /// Applies a validated patch (only the fields it names) and new allocations.
@@ -301,6 +312,9 @@ async fn apply_patch(
             .await?;
     }
     phases::follow(&mut tx, id).await?;
+    if let Some(m) = &patch.metrics {
+        metrics::set_experiment_metrics(&mut tx, id, m).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

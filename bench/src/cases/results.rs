@@ -82,7 +82,7 @@ async fn compare(
 
 /// The api's results answers so far by source (`abtest_results_total{source="..."}`).
 async fn answers_by_source(s: &Stack) -> anyhow::Result<BTreeMap<String, f64>> {
-    let text = s.http.get(format!("http://{}/metrics", s.api)).send().await?.text().await?;
+    let text = s.http.get(format!("http://{}/prometheus", s.api)).send().await?.text().await?;
     let prefix = "abtest_results_total{source=\"";
     Ok(text
         .lines()

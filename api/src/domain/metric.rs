@@ -1,0 +1,461 @@
+//! The metric catalog: metrics defined once (`POST /metrics`) and referenced by experiments
+//! as primary, secondary or guardrail (docs/statistics.md "Metrics").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use utoipa::openapi::{
+    schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type},
+    RefOr,
+};
+
+use super::{
+    experiment::{validate_description, validate_name, violation},
+    rollout, Violation,
+};
+
+/// `capping`: exactly one of `absolute` (above 0) or `percentile` (between 0 and 1);
+/// `nullable` where null means none.
+fn capping_schema(nullable: bool) -> Schema {
+    let number =
+        || ObjectBuilder::new().schema_type(Type::Number).format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)));
+    let one = |name: &str, value: ObjectBuilder| -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(name, value)
+            .required(name)
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<Schema>::FreeForm(false)))
+            .into()
+    };
+    let mut any = OneOfBuilder::new()
+        .description(Some("`{\"absolute\": x}` (x > 0) or `{\"percentile\": p}` (0 < p < 1)"))
+        .item(one("absolute", number().exclusive_minimum(Some(0))))
+        .item(one("percentile", number().exclusive_minimum(Some(0)).exclusive_maximum(Some(1))));
+    if nullable {
+        any = any.item(ObjectBuilder::new().schema_type(Type::Null));
+    }
+    any.build().into()
+}
+
+pub(crate) fn capping_or_null() -> Schema {
+    capping_schema(true)
+}
+
+/// A filter's value: a string (at most 1024 characters, no NUL), a number or a boolean.
+fn filter_value_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(1024)).pattern(Some(r"^[^\u0000]*$")))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .build()
+        .into()
+}
+
+/// What a metric measures per exposed user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Share of exposed users with at least one counted event.
+    Conversion,
+    /// Per exposed user, the sum of `value_property` over counted events (without one: the
+    /// number of counted events), averaged over all exposed users, zeros included.
+    Mean,
+}
+
+/// Which way is good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Higher,
+    Lower,
+}
+
+/// Winsorizing of each user's value from above (a `mean` metric): at an absolute value, or
+/// at a quantile of the per-user values of all variants together.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Capping {
+    /// Values above this become this (greater than 0).
+    Absolute(f64),
+    /// Values above this quantile (between 0 and 1, e.g. 0.99) become it.
+    Percentile(f64),
+}
+
+/// Only events whose property (a top-level key, or a JSON Pointer starting with `/`) has
+/// this value: a string as is, a number or a boolean as JSON writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$", example = "country")]
+    pub property: String,
+    #[schema(schema_with = filter_value_schema)]
+    pub value: Value,
+}
+
+/// A metric of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Metric {
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub event_type: String,
+    pub value_property: Option<String>,
+    pub filters: Vec<Filter>,
+    pub direction: Direction,
+    #[schema(schema_with = capping_or_null)]
+    pub capping: Option<Capping>,
+    /// Only events within this many hours after the user's first exposure; null: until the
+    /// analysis ends.
+    pub window_hours: Option<f64>,
+    /// Archived metrics stay on the experiments that use them and cannot be added to others.
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new metric.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "purchases", "name": "Purchases", "kind": "conversion", "event_type": "purchase"}))]
+pub struct NewMetric {
+    /// Unique, 1 to 64 of `A-Z a-z 0-9 _ . -`; never changes.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub key: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
+    )]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub event_type: String,
+    /// `mean` only: the numeric property summed per user (a top-level key, or a JSON
+    /// Pointer starting with `/`); without it a `mean` metric counts events per user.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub value_property: Option<String>,
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub filters: Vec<Filter>,
+    #[serde(default)]
+    pub direction: Direction,
+    /// `mean` only.
+    #[serde(default)]
+    #[schema(schema_with = capping_or_null)]
+    pub capping: Option<Capping>,
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 87600)]
+    pub window_hours: Option<f64>,
+}
+
+/// A change to a metric: any of the fields; `null` clears `description`,
+/// `value_property`, `capping` and `window_hours`. Its kind and key never change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricPatch {
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
+    )]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\u0000]*$")]
+    pub description: Option<Option<String>>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub event_type: Option<String>,
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub value_property: Option<Option<String>>,
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub filters: Option<Vec<Filter>>,
+    #[serde(default)]
+    pub direction: Option<Direction>,
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(schema_with = capping_or_null)]
+    pub capping: Option<Option<Capping>>,
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 87600)]
+    pub window_hours: Option<Option<f64>>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+}
+
+const MAX_PROPERTY_CHARS: usize = 128;
+const MAX_FILTERS: usize = 10;
+const MAX_FILTER_VALUE_CHARS: usize = 1024;
+const MAX_WINDOW_HOURS: f64 = 87_600.0;
+
+pub fn check_key(key: &str) -> Result<(), Violation> {
+    let ok = (1..=64).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(violation("key", "key must be 1 to 64 of A-Z a-z 0-9 _ . -"))
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), Violation> {
+    if value.is_empty() || value.chars().count() > max || value.contains('\0') {
+        return Err(violation(field, format!("{field} must be 1 to {max} characters, no NUL")));
+    }
+    Ok(())
+}
+
+/// The text an event's leaf must have for `value` (see `common::event::properties`).
+pub fn filter_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The whole definition, as it would be stored: every rule that involves several fields.
+#[allow(clippy::too_many_arguments)]
+fn check_definition(
+    kind: MetricKind,
+    event_type: &str,
+    value_property: Option<&str>,
+    filters: &[Filter],
+    capping: Option<Capping>,
+    window_hours: Option<f64>,
+) -> Result<(), Violation> {
+    check_text("event_type", event_type, MAX_PROPERTY_CHARS)?;
+    if let Some(p) = value_property {
+        check_text("value_property", p, MAX_PROPERTY_CHARS)?;
+    }
+    if kind == MetricKind::Conversion && value_property.is_some() {
+        return Err(violation("value_property", "a conversion metric has no value_property (use kind `mean`)"));
+    }
+    if kind == MetricKind::Conversion && capping.is_some() {
+        return Err(violation("capping", "a conversion metric is 0 or 1 per user: nothing to cap"));
+    }
+    if filters.len() > MAX_FILTERS {
+        return Err(violation("filters", format!("at most {MAX_FILTERS} filters")));
+    }
+    for f in filters {
+        check_text("filters", &f.property, MAX_PROPERTY_CHARS)?;
+        match filter_text(&f.value) {
+            Some(text) if text.chars().count() <= MAX_FILTER_VALUE_CHARS && !text.contains('\0') => {}
+            _ => {
+                return Err(violation(
+                    "filters",
+                    format!(
+                    "a filter's value is a string, number or boolean of at most {MAX_FILTER_VALUE_CHARS} characters"
+                ),
+                ))
+            }
+        }
+    }
+    match capping {
+        Some(Capping::Absolute(c)) if !(c.is_finite() && c > 0.0) => {
+            return Err(violation("capping", "capping.absolute must be a number above 0"))
+        }
+        Some(Capping::Percentile(p)) if !(p > 0.0 && p < 1.0) => {
+            return Err(violation("capping", "capping.percentile must be between 0 and 1, e.g. 0.99"))
+        }
+        _ => {}
+    }
+    if let Some(h) = window_hours {
+        if !(h.is_finite() && h > 0.0 && h <= MAX_WINDOW_HOURS) {
+            return Err(violation(
+                "window_hours",
+                format!("window_hours must be above 0 and at most {MAX_WINDOW_HOURS}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl NewMetric {
+    pub fn check(&self) -> Result<(), Violation> {
+        check_key(&self.key)?;
+        validate_name(&self.name)?;
+        validate_description(self.description.as_deref())?;
+        check_definition(
+            self.kind,
+            &self.event_type,
+            self.value_property.as_deref(),
+            &self.filters,
+            self.capping,
+            self.window_hours,
+        )
+    }
+}
+
+impl MetricPatch {
+    /// The metric `current` becomes, checked as a whole.
+    pub fn apply(&self, current: &Metric) -> Result<Metric, Violation> {
+        let mut m = current.clone();
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+            m.name = name.trim().to_owned();
+        }
+        if let Some(description) = &self.description {
+            validate_description(description.as_deref())?;
+            m.description = description.clone();
+        }
+        if let Some(t) = &self.event_type {
+            m.event_type = t.clone();
+        }
+        if let Some(p) = &self.value_property {
+            m.value_property = p.clone();
+        }
+        if let Some(f) = &self.filters {
+            m.filters = f.clone();
+        }
+        if let Some(d) = self.direction {
+            m.direction = d;
+        }
+        if let Some(c) = self.capping {
+            m.capping = c;
+        }
+        if let Some(w) = self.window_hours {
+            m.window_hours = w;
+        }
+        if let Some(a) = self.archived {
+            m.archived = a;
+        }
+        check_definition(m.kind, &m.event_type, m.value_property.as_deref(), &m.filters, m.capping, m.window_hours)?;
+        Ok(m)
+    }
+}
+
+/// A guardrail: a metric that must not get worse by more than `margin` (relative: 0.01 is
+/// 1 % of the control's mean).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrail {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub metric: String,
+    #[schema(minimum = 0, maximum = 10)]
+    pub margin: f64,
+}
+
+/// The metrics an experiment is decided on, by key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"primary": "purchases", "secondary": ["revenue"], "guardrails": [{"metric": "refunds", "margin": 0.01}]}))]
+pub struct ExperimentMetrics {
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub primary: Option<String>,
+    #[serde(default)]
+    #[schema(inline, max_items = 20, value_type = Vec<MetricKey>)]
+    pub secondary: Vec<String>,
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub guardrails: Vec<Guardrail>,
+}
+
+/// A metric's key.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+#[allow(dead_code)]
+struct MetricKey(String);
+
+/// Most metrics one experiment references.
+pub const MAX_EXPERIMENT_METRICS: usize = 20;
+
+/// How an experiment uses a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    Secondary,
+    Guardrail,
+}
+
+impl ExperimentMetrics {
+    pub fn is_empty(&self) -> bool {
+        self.primary.is_none() && self.secondary.is_empty() && self.guardrails.is_empty()
+    }
+
+    /// Every referenced key with its role and margin, in order: primary, secondaries,
+    /// guardrails.
+    pub fn entries(&self) -> Vec<(&str, Role, Option<f64>)> {
+        let primary = self.primary.iter().map(|k| (k.as_str(), Role::Primary, None));
+        let secondary = self.secondary.iter().map(|k| (k.as_str(), Role::Secondary, None));
+        let guardrails = self.guardrails.iter().map(|g| (g.metric.as_str(), Role::Guardrail, Some(g.margin)));
+        primary.chain(secondary).chain(guardrails).collect()
+    }
+
+    pub fn check(&self) -> Result<(), Violation> {
+        let entries = self.entries();
+        if entries.len() > MAX_EXPERIMENT_METRICS {
+            return Err(violation("metrics", format!("at most {MAX_EXPERIMENT_METRICS} metrics")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (key, _, margin) in &entries {
+            check_key(key).map_err(|_| violation("metrics", format!("`{key}` is not a metric key")))?;
+            if !seen.insert(*key) {
+                return Err(violation("metrics", format!("metric `{key}` is listed twice")));
+            }
+            if margin.is_some_and(|m| !(m.is_finite() && (0.0..=10.0).contains(&m))) {
+                return Err(violation("metrics", format!("the margin of guardrail `{key}` must be 0 to 10")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(kind: MetricKind) -> NewMetric {
+        serde_json::from_value(serde_json::json!({"key": "k", "name": "n", "kind": kind, "event_type": "purchase"}))
+            .expect("metric")
+    }
+
+    #[test]
+    fn definitions_are_checked_as_a_whole() {
+        assert!(new(MetricKind::Conversion).check().is_ok());
+        let field = |m: NewMetric| m.check().expect_err("invalid").field;
+        assert_eq!(field(NewMetric { key: "no spaces".into(), ..new(MetricKind::Mean) }), "key");
+        let with_value = NewMetric { value_property: Some("amount".into()), ..new(MetricKind::Conversion) };
+        assert_eq!(field(with_value), "value_property");
+        let capped = NewMetric { capping: Some(Capping::Percentile(1.5)), ..new(MetricKind::Mean) };
+        assert_eq!(field(capped), "capping");
+        let windowed = NewMetric { window_hours: Some(0.0), ..new(MetricKind::Mean) };
+        assert_eq!(field(windowed), "window_hours");
+        let filtered = NewMetric {
+            filters: vec![Filter { property: "country".into(), value: serde_json::json!({"a": 1}) }],
+            ..new(MetricKind::Mean)
+        };
+        assert_eq!(field(filtered), "filters");
+        assert_eq!(filter_text(&serde_json::json!(5)), Some("5".into()));
+        assert_eq!(filter_text(&serde_json::json!(true)), Some("true".into()));
+    }
+
+    #[test]
+    fn an_experiments_metrics_are_distinct_keys_with_sane_margins() {
+        let m = |v: serde_json::Value| serde_json::from_value::<ExperimentMetrics>(v).expect("metrics");
+        let ok =
+            m(serde_json::json!({"primary": "a", "secondary": ["b"], "guardrails": [{"metric": "c", "margin": 0.01}]}));
+        assert!(ok.check().is_ok());
+        assert_eq!(
+            ok.entries().iter().map(|e| e.1).collect::<Vec<_>>(),
+            [Role::Primary, Role::Secondary, Role::Guardrail]
+        );
+        assert!(m(serde_json::json!({"primary": "a", "secondary": ["a"]})).check().is_err());
+        assert!(m(serde_json::json!({"guardrails": [{"metric": "c", "margin": -1}]})).check().is_err());
+        assert!(serde_json::from_value::<ExperimentMetrics>(serde_json::json!({"primry": "a"})).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! The metric catalog against the real Postgres and ClickHouse: definitions with clear
+//! errors, experiments decided on several metrics, and every metric's numbers recomputed
+//! here from the data inserted.
+
+use std::{collections::HashMap, time::Duration};
+
+use consumer::rows::{self, Rows, Source, EVENTS};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+mod support;
+
+use support::*;
+
+#[tokio::test]
+async fn metrics_are_defined_once_listed_changed_and_archived_with_clear_errors() {
+    let (_env, api, c) = setup().await;
+    let purchases = json!({"key": "purchases", "name": "Purchases", "kind": "conversion", "event_type": "purchase"});
+    let (status, m) = c.post("/metrics", purchases.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        (&m["key"], &m["direction"], &m["archived"], &m["filters"]),
+        (&json!("purchases"), &json!("higher"), &json!(false), &json!([]))
+    );
+    let (status, err) = c.post("/metrics", purchases).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    for (body, field) in [
+        (json!({"key": "bad key", "name": "n", "kind": "conversion", "event_type": "t"}), "key"),
+        (
+            json!({"key": "k", "name": "n", "kind": "conversion", "event_type": "t", "value_property": "v"}),
+            "value_property",
+        ),
+        (json!({"key": "k", "name": "n", "kind": "mean", "event_type": "t", "capping": {"percentile": 2}}), "capping"),
+        (json!({"key": "k", "name": "n", "kind": "mean", "event_type": "t", "window_hours": -1}), "window_hours"),
+        (
+            json!({"key": "k", "name": "n", "kind": "mean", "event_type": "t", "filters": [{"property": "a", "value": [1]}]}),
+            "filters",
+        ),
+        (json!({"key": "k", "name": " ", "kind": "mean", "event_type": "t"}), "name"),
+    ] {
+        let (status, err) = c.post("/metrics", body.clone()).await;
+        assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {err}");
+        assert_eq!(err["error"], "invalid_metric", "{err}");
+    }
+    for body in [
+        json!({"key": "k", "name": "n", "kind": "ratio", "event_type": "t"}),
+        json!({"key": "k", "name": "n", "kind": "mean", "event_type": "t", "windw_hours": 3}),
+    ] {
+        let (status, err) = c.post("/metrics", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert!(err["message"].is_string(), "{err}");
+    }
+    let (status, revenue) = c
+        .post(
+            "/metrics",
+            json!({"key": "revenue", "name": "Revenue", "kind": "mean", "event_type": "purchase",
+                   "value_property": "order_value", "capping": {"percentile": 0.99}, "window_hours": 72,
+                   "filters": [{"property": "country", "value": "DE"}, {"property": "/app/build", "value": 42}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{revenue}");
+    assert_eq!(revenue["capping"], json!({"percentile": 0.99}));
+
+    let (_, list) = c.get("/metrics").await;
+    let keys: Vec<&str> = list["metrics"].as_array().expect("list").iter().filter_map(|m| m["key"].as_str()).collect();
+    assert_eq!(keys, ["purchases", "revenue"]);
+    let (status, err) = c.get("/metrics/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    let (status, err) = c.get("/metrics/no%20pe").await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("key")), "{err}");
+
+    let (status, changed) =
+        c.patch("/metrics/revenue", json!({"name": "Revenue (DE)", "capping": null, "direction": "higher"})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (&changed["name"], &changed["capping"], &changed["window_hours"]),
+        (&json!("Revenue (DE)"), &Value::Null, &json!(72.0))
+    );
+    let (status, err) = c.patch("/metrics/purchases", json!({"value_property": "x"})).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("value_property")), "{err}");
+    let (status, err) = c.patch("/metrics/purchases", json!({"kind": "mean"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the kind never changes: {err}");
+
+    // Archived: hidden from the list unless asked, refused on experiments.
+    let (status, _) = c.patch("/metrics/revenue", json!({"archived": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = c.get("/metrics").await;
+    assert_eq!(list["metrics"].as_array().map(Vec::len), Some(1));
+    let (_, all) = c.get("/metrics?archived=true").await;
+    assert_eq!(all["metrics"].as_array().map(Vec::len), Some(2));
+    let variants = json!([{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}]);
+    for (metrics, what) in [
+        (json!({"primary": "revenue"}), "archived"),
+        (json!({"primary": "missing"}), "create it"),
+        (json!({"primary": "purchases", "secondary": ["purchases"]}), "twice"),
+    ] {
+        let (status, err) =
+            c.post("/experiments", json!({"name": "e", "variants": variants, "metrics": metrics})).await;
+        assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("metrics")), "{err}");
+        assert!(err["message"].as_str().is_some_and(|m| m.contains(what)), "{err}");
+    }
+    let (status, e) =
+        c.post("/experiments", json!({"name": "e", "variants": variants, "metrics": {"primary": "purchases"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    assert_eq!(e["metrics"], json!({"primary": "purchases", "secondary": [], "guardrails": []}));
+    let id = e["id"].as_i64().expect("id");
+    let (status, err) = c.get(&format!("/experiments/{id}/results")).await;
+    assert_eq!(status, StatusCode::OK, "an experiment with metrics answers without event_type: {err}");
+    let (status, none) = c.post("/experiments", json!({"name": "e", "variants": variants})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, err) = c.get(&format!("/experiments/{}/results", none["id"])).await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("event_type")), "{err}");
+    api.stop().await;
+}
+
+/// What one user did: variant, country, purchases (minutes after exposure, order value)
+/// and whether they asked for a refund.
+struct User {
+    name: String,
+    variant: &'static str,
+    country: &'static str,
+    purchases: Vec<(i64, f64)>,
+    refund: bool,
+}
+
+fn users() -> Vec<User> {
+    (0..240)
+        .map(|i: i64| {
+            let variant = if i % 2 == 0 { "a" } else { "b" };
+            let bought = (i % 5) as usize + usize::from(variant == "b" && i % 3 == 0);
+            User {
+                name: format!("m-{i}"),
+                variant,
+                country: if i % 3 == 0 { "DE" } else { "FR" },
+                purchases: (0..bought)
+                    .map(|j| (50 * (j as i64 + 1), 5.0 + ((i * 37 + j as i64 * 11) % 140) as f64))
+                    .collect(),
+                refund: i % 7 == 0,
+            }
+        })
+        .collect()
+}
+
+/// Per variant `[a, b]`: exposed users and the per-user values of a metric.
+fn per_user(users: &[User], value: impl Fn(&User) -> f64) -> [Vec<f64>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for u in users {
+        out[usize::from(u.variant == "b")].push(value(u));
+    }
+    out
+}
+
+fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![0.0; p.len()];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((p.len() - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{what}: api {a} vs expected {b}");
+}
+
+#[tokio::test]
+async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
+    let (env, api, c) = setup().await;
+    for m in [
+        json!({"key": "purchases", "name": "Purchases", "kind": "conversion", "event_type": "purchase"}),
+        json!({"key": "revenue", "name": "Revenue", "kind": "mean", "event_type": "purchase", "value_property": "order_value", "capping": {"absolute": 100}}),
+        json!({"key": "revenue_p90", "name": "Revenue, p90-capped", "kind": "mean", "event_type": "purchase", "value_property": "order_value", "capping": {"percentile": 0.9}}),
+        json!({"key": "items_2h", "name": "Purchases in 2 h", "kind": "mean", "event_type": "purchase", "window_hours": 2}),
+        json!({"key": "de_buyers", "name": "Buyers in DE", "kind": "conversion", "event_type": "purchase", "filters": [{"property": "country", "value": "DE"}]}),
+        json!({"key": "refunds", "name": "Refunds", "kind": "conversion", "event_type": "refund", "direction": "lower"}),
+    ] {
+        let (status, body) = c.post("/metrics", m).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, e) = c
+        .post(
+            "/experiments",
+            json!({"name": "checkout", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}],
+                   "metrics": {"primary": "purchases", "secondary": ["revenue", "revenue_p90", "items_2h", "de_buyers"],
+                               "guardrails": [{"metric": "refunds", "margin": 0.05}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let id = e["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+
+    let users = users();
+    let fe = chrono::Utc::now().timestamp() - 5 * 3600;
+    let ch = env.clickhouse();
+    let exposures: Vec<String> = users.iter().map(|u| format!("({id}, '{}', '{}', {fe})", u.name, u.variant)).collect();
+    ch.query(&format!(
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
+        exposures.join(",")
+    ))
+    .execute()
+    .await
+    .expect("exposures");
+    let mut events = Rows::default();
+    let mut push = |user: &str, kind: &str, at: i64, properties: String| {
+        let properties = serde_json::value::RawValue::from_string(properties).expect("json");
+        let event = common::event::EventEnvelope {
+            v: 1,
+            event_id: uuid::Uuid::new_v4(),
+            user_id: user.into(),
+            event_type: kind.into(),
+            timestamp_ms: at * 1000,
+            received_at_ms: at * 1000,
+            properties: &properties,
+        };
+        events.push_event(&event, Source { partition: 0, offset: 0 });
+    };
+    for u in &users {
+        for (minutes, value) in &u.purchases {
+            push(
+                &u.name,
+                "purchase",
+                fe + minutes * 60,
+                json!({"order_value": value, "country": u.country}).to_string(),
+            );
+        }
+        if u.refund {
+            push(&u.name, "refund", fe + 600, "{}".into());
+        }
+    }
+    rows::insert(&ch, EVENTS, events.bytes(0..events.len()), Duration::from_secs(30)).await.expect("events");
+
+    let (status, r) = c.get(&format!("/experiments/{id}/results")).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let metrics: HashMap<&str, &Value> =
+        r["metrics"].as_array().expect("metrics").iter().map(|m| (m["key"].as_str().expect("key"), m)).collect();
+    let order: Vec<&str> = r["metrics"].as_array().expect("m").iter().filter_map(|m| m["key"].as_str()).collect();
+    assert_eq!(order, ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers", "refunds"]);
+    assert_eq!(r["users"], json!([120, 120]));
+
+    // Every metric's per-variant total and mean, recomputed here.
+    let pooled_p90 = {
+        let mut all: Vec<f64> = users.iter().map(|u| u.purchases.iter().map(|p| p.1).sum::<f64>()).collect();
+        all.sort_by(f64::total_cmp);
+        all[(0.9 * all.len() as f64) as usize] // quantileExact: the element at floor(level * n)
+    };
+    let expected: [(&str, [Vec<f64>; 2]); 6] = [
+        ("purchases", per_user(&users, |u| f64::from(u8::from(!u.purchases.is_empty())))),
+        ("revenue", per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>().min(100.0))),
+        ("revenue_p90", per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>().min(pooled_p90))),
+        ("items_2h", per_user(&users, |u| u.purchases.iter().filter(|p| p.0 <= 120).count() as f64)),
+        ("de_buyers", per_user(&users, |u| f64::from(u8::from(u.country == "DE" && !u.purchases.is_empty())))),
+        ("refunds", per_user(&users, |u| f64::from(u8::from(u.refund)))),
+    ];
+    for (key, per_variant) in &expected {
+        let m = metrics[key];
+        for (i, values) in per_variant.iter().enumerate() {
+            let v = &m["variants"][i];
+            let total: f64 = values.iter().sum();
+            assert_eq!(v["users"].as_u64(), Some(values.len() as u64), "{key}");
+            close(v["total"].as_f64().expect("total"), total, &format!("{key} total {i}"));
+            close(v["mean"].as_f64().expect("mean"), total / values.len() as f64, &format!("{key} mean {i}"));
+        }
+    }
+    // The window and the cap mattered: they are not the plain numbers.
+    assert!(
+        expected[3].1[0].iter().sum::<f64>()
+            < users.iter().filter(|u| u.variant == "a").map(|u| u.purchases.len() as f64).sum::<f64>()
+    );
+    let uncapped = per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>());
+    assert!(uncapped[0] != expected[1].1[0] && uncapped[0] != expected[2].1[0] && pooled_p90 != 100.0, "{pooled_p90}");
+
+    // The decision's family is primary and secondaries: Holm over their five p-values.
+    let decision = |key: &str| metrics[key]["variants"][1]["comparison"]["decision"].clone();
+    let family = ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers"];
+    let p: Vec<f64> = family.iter().map(|k| decision(k)["p_value"].as_f64().expect("p")).collect();
+    for (k, adjusted) in family.iter().zip(holm(&p)) {
+        let d = decision(k);
+        close(d["adjusted_p_value"].as_f64().expect("adjusted"), adjusted, &format!("{k} adjusted"));
+        assert_eq!(d["significant"].as_bool(), Some(adjusted < 0.05), "{k}");
+        let ci = &d["relative_ci"];
+        let excludes = ci[0].as_f64() > Some(0.0) || ci[1].as_f64() < Some(0.0);
+        assert_eq!(d["significant"].as_bool(), Some(excludes), "{k}: {d}");
+    }
+    // The guardrail: corrected alone (one treatment: unadjusted), judged against its margin.
+    let refunds = decision("refunds");
+    assert_eq!(refunds["adjusted_p_value"], refunds["p_value"]);
+    let [lo, hi] = [refunds["relative_ci"][0].as_f64(), refunds["relative_ci"][1].as_f64()];
+    let status = match (lo, hi) {
+        (Some(lo), _) if lo > 0.05 => "fail",
+        (_, Some(hi)) if hi < 0.05 => "pass",
+        _ => "inconclusive",
+    };
+    assert_eq!(metrics["refunds"]["variants"][1]["guardrail"], status, "{}", metrics["refunds"]);
+    assert_eq!(metrics["refunds"]["variants"][0]["guardrail"], Value::Null, "the control has no status");
+    assert_eq!(
+        (metrics["refunds"]["role"].as_str(), metrics["refunds"]["margin"].as_f64()),
+        (Some("guardrail"), Some(0.05))
+    );
+
+    // The same metric asked as an event type gives the same unadjusted numbers.
+    let (_, single) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    let one = &single["variants"][1]["comparison"]["conversion"];
+    let many = &metrics["purchases"]["variants"][1]["comparison"];
+    assert_eq!((&one["p_value"], &one["relative_ci"]), (&many["p_value"], &many["relative_ci"]));
+    assert_eq!(one["decision"]["p_value"], many["decision"]["p_value"]);
+    api.stop().await;
+}
