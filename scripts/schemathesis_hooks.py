@@ -20,7 +20,11 @@ operations (a valid body must be accepted) instead of allowing their 400s.
   cover (api/tests/rollout.rs).
 - POST /holdouts: `layer` names a layer that exists (dropped from valid bodies).
 - GET /experiments/{id}/results and /timeseries: `attribute` and `attribute_value` go
-  together (a valid query has both or neither).
+  together (a valid query has both or neither); `phase` names one of the experiment's
+  phases (stored state: dropped from valid queries); results without `event_type` need
+  an experiment with metrics (valid queries get an `event_type`; api/tests/metrics.rs
+  covers the metrics answer).
+- POST /metrics: a `conversion` metric has no `value_property` and no `capping`.
 - POST /experiments/{id}/assignment/{user_id}: `attributes` are at most 50, with names of
   1 to 128 characters without NUL and values that are strings (at most 1024 characters),
   numbers or booleans.
@@ -160,11 +164,29 @@ def _segment_together(case):
     return case
 
 
+def _no_stored_phase(case):
+    if _generated_valid(case) and isinstance(case.query, dict):
+        case.query.pop("phase", None)
+    return case
+
+
 @schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/results")
 def results_segment(context, case):
-    return _segment_together(case)
+    case = _no_stored_phase(_segment_together(case))
+    if _generated_valid(case):
+        case.query = dict(case.query or {})
+        case.query.setdefault("event_type", "purchase")
+    return case
 
 
 @schemathesis.hook("map_case").apply_to(method="GET", path="/experiments/{id}/timeseries")
 def timeseries_segment(context, case):
-    return _segment_together(case)
+    return _no_stored_phase(_segment_together(case))
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/metrics")
+def metric_rules(context, case):
+    if _generated_valid(case) and isinstance(case.body, dict) and case.body.get("kind") == "conversion":
+        case.body.pop("value_property", None)
+        case.body.pop("capping", None)
+    return case
