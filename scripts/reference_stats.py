@@ -27,7 +27,7 @@ from statsmodels.stats.power import NormalIndPower
 
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
 from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
-from gbstats.models.statistics import ProportionStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
+from gbstats.models.statistics import ProportionStatistic, RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
 
 # The api's default: a flat (improper) prior on the relative lift, gbstats' default too.
 PRIOR = GaussianPrior(mean=0, variance=0.3**2, proper=False)
@@ -79,6 +79,45 @@ def means(a, b, alpha):
     ci = res.confidence_interval(confidence_level=1 - alpha)
     return dict(**arms, alpha=alpha, p_value=float(res.pvalue), absolute_ci=[float(ci.low), float(ci.high)],
                 relative_lift=None, relative_ci=None)
+
+
+def ratio_sums(m, d):
+    m, d = np.asarray(m, float), np.asarray(d, float)
+    return dict(n=len(m), num_sum=float(m.sum()), num_sum_sq=float((m * m).sum()), den_sum=float(d.sum()),
+                den_sum_sq=float((d * d).sum()), num_den=float((m * d).sum()))
+
+
+def gb_ratio(r):
+    mean = lambda s, q: SampleMeanStatistic(n=r["n"], sum=s, sum_squares=q)
+    return RatioStatistic(n=r["n"], m_statistic=mean(r["num_sum"], r["num_sum_sq"]),
+                          d_statistic=mean(r["den_sum"], r["den_sum_sq"]), m_d_sum_of_products=r["num_den"])
+
+
+def ratios(a, b, alpha, tuning):
+    """A ratio metric per user (numerator a[0], denominator a[1]) of treatment b against
+    control a: gbstats RatioStatistic with TwoSidedTTest and SequentialTwoSidedTTest."""
+    ca, cb = ratio_sums(*a), ratio_sums(*b)
+    fixed = TwoSidedTTest(gb_ratio(ca), gb_ratio(cb), FrequentistConfig(alpha=alpha, difference_type="relative"))
+    seq = SequentialTwoSidedTTest(gb_ratio(ca), gb_ratio(cb), SequentialConfig(
+        alpha=alpha, difference_type="relative", sequential_tuning_parameter=tuning))
+    f, q = fixed.compute_result(), seq.compute_result()
+    return dict(control=ca, treatment=cb, alpha=alpha, tuning=tuning,
+                control_ratio=float(gb_ratio(ca).mean), treatment_ratio=float(gb_ratio(cb).mean),
+                p_value=float(f.p_value), relative_ci=[float(x) for x in f.ci],
+                sequential_p_value=float(q.p_value), sequential_relative_ci=[float(x) for x in q.ci])
+
+
+def ratio_cases(rng):
+    out = []
+    for n_a, n_b, lam, lift, alpha, tuning in [(800, 820, 1.2, 0.1, 0.05, 5000), (3000, 2900, 0.4, -0.05, 0.01, 5000),
+                                               (150, 160, 2.0, 0.3, 0.10, 1000)]:
+        arms = []
+        for n, l in [(n_a, 0.0), (n_b, lift)]:
+            orders = rng.poisson(lam, n)
+            revenue = np.array([rng.gamma(2.0, 20.0 * (1 + l), k).sum() for k in orders])
+            arms.append((revenue, orders))
+        out.append(ratios(arms[0], arms[1], alpha, tuning))
+    return out
 
 
 def srm(observed, weights):
@@ -285,6 +324,7 @@ def main():
             gb_views(dict(n=1000, x=100), dict(n=1000, x=146), 0.05, 5000),
         ],
         "cuped": cuped_cases(rng),
+        "ratios": ratio_cases(rng),
         "cuped_theta_three_variants": pooled_theta(rng),
         "power": [
             power(0.1, 0.09, 1000, 1000, 0.05, None, 7.0, 0.05),

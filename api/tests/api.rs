@@ -629,6 +629,121 @@ async fn phases_analyse_their_own_users_against_their_own_allocations() {
     api.stop().await;
 }
 
+/// `explain=true`: the answer carries the statements it ran and a Python program that,
+/// run here with scipy, recomputes every p-value and interval of the answer from the
+/// statistics it carries: three variants, Holm and Benjamini-Hochberg, both tests.
+#[tokio::test]
+async fn explained_results_recompute_in_python_to_the_same_numbers() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 34.0), ("b", 33.0), ("c", 33.0)]).await["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+    let now = chrono::Utc::now().timestamp();
+    let (mut exposures, mut events) = (Vec::new(), Vec::new());
+    for i in 0..900u32 {
+        let variant = ["a", "b", "c"][(i % 3) as usize];
+        exposures.push(format!("({id}, 'x{i}', '{variant}', {})", now - 7200));
+        let every = [7, 5, 4][(i % 3) as usize];
+        if i % every == 0 {
+            let value = 10 + (i * 13) % 90;
+            events.push(format!(
+                "('{}', 'x{i}', 'purchase', {t}, {t}, '{{\"order_value\":{value}}}')",
+                uuid::Uuid::new_v4(),
+                t = now - 3600
+            ));
+        }
+    }
+    let ch = env.clickhouse();
+    ch.query(&format!(
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
+        exposures.join(",")
+    ))
+    .execute()
+    .await
+    .expect("exposures");
+    ch.query(&format!(
+        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}",
+        events.join(",")
+    ))
+    .execute()
+    .await
+    .expect("events");
+    for (significance, correction) in [("sequential", "holm"), ("fixed_horizon", "bh")] {
+        let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"significance": significance})).await;
+        assert_eq!(status, StatusCode::OK);
+        let path = format!(
+            "/experiments/{id}/results?event_type=purchase&value_property=order_value&correction={correction}&explain=true"
+        );
+        let (status, r) = c.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        let explain = &r["explain"];
+        let statements = explain["statements"].as_array().expect("statements");
+        assert!(
+            statements
+                .iter()
+                .any(|s| s.as_str().is_some_and(|s| s.contains("'purchase'") && s.contains("'order_value'"))),
+            "the statement with its bound values: {statements:?}"
+        );
+        assert_eq!(explain["statistics"].as_array().map(Vec::len), Some(3));
+        let recomputed = run_python(explain["python"].as_str().expect("program")).await;
+        for metric in ["conversion", "value"] {
+            let theirs = recomputed[metric].as_array().expect("treatments");
+            assert_eq!(theirs.len(), 2, "{metric}: {recomputed}");
+            for (i, t) in theirs.iter().enumerate() {
+                let ours = &r["variants"][i + 1]["comparison"][metric];
+                let what = format!("{significance} {correction} {metric} {}", t["variant"]);
+                for (a, b, field) in [
+                    (&ours["p_value"], &t["p_value"], "p"),
+                    (&ours["adjusted_p_value"], &t["adjusted_p_value"], "adjusted p"),
+                    (&ours["sequential"]["p_value"], &t["sequential"]["p_value"], "sequential p"),
+                    (
+                        &ours["sequential"]["adjusted_p_value"],
+                        &t["sequential"]["adjusted_p_value"],
+                        "sequential adjusted p",
+                    ),
+                    (&ours["decision"]["p_value"], &t["decision"]["p_value"], "decision p"),
+                    (&ours["decision"]["adjusted_p_value"], &t["decision"]["adjusted_p_value"], "decision adjusted p"),
+                ] {
+                    close(a, b, &format!("{what} {field}"));
+                }
+                for (a, b, field) in [
+                    (&ours["relative_ci"], &t["relative_ci"], "relative ci"),
+                    (&ours["absolute_ci"], &t["absolute_ci"], "absolute ci"),
+                    (&ours["sequential"]["relative_ci"], &t["sequential"]["relative_ci"], "sequential relative ci"),
+                    (&ours["decision"]["relative_ci"], &t["decision"]["relative_ci"], "decision relative ci"),
+                    (&ours["decision"]["absolute_ci"], &t["decision"]["absolute_ci"], "decision absolute ci"),
+                ] {
+                    assert_eq!(a.is_null(), b.is_null(), "{what} {field}: {a} vs {b}");
+                    if !a.is_null() {
+                        (0..2).for_each(|k| close(&a[k], &b[k], &format!("{what} {field}[{k}]")));
+                    }
+                }
+                assert_eq!(ours["decision"]["significant"], t["decision"]["significant"], "{what}");
+            }
+        }
+    }
+    let (_, plain) = c.get(&format!("/experiments/{id}/results?event_type=purchase")).await;
+    assert_eq!(plain["explain"], Value::Null, "only when asked");
+    api.stop().await;
+}
+
+async fn run_python(program: &str) -> Value {
+    let python = std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = tokio::process::Command::new(python)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with scipy (scripts/test installs it)");
+    child.stdin.take().expect("stdin").write_all(program.as_bytes()).await.expect("write");
+    let out = child.wait_with_output().await.expect("python ran");
+    assert!(out.status.success(), "the explained program failed");
+    serde_json::from_slice(&out.stdout).expect("its JSON")
+}
+
 #[tokio::test]
 async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion_day() {
     let (env, api, c) = setup().await;

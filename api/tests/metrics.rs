@@ -176,6 +176,8 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         json!({"key": "items_2h", "name": "Purchases in 2 h", "kind": "mean", "event_type": "purchase", "window_hours": 2}),
         json!({"key": "de_buyers", "name": "Buyers in DE", "kind": "conversion", "event_type": "purchase", "filters": [{"property": "country", "value": "DE"}]}),
         json!({"key": "refunds", "name": "Refunds", "kind": "conversion", "event_type": "refund", "direction": "lower"}),
+        json!({"key": "order_value", "name": "Revenue per order", "kind": "ratio", "event_type": "purchase", "value_property": "order_value", "denominator": {"event_type": "purchase"}}),
+        json!({"key": "refund_rate", "name": "Refunds per purchase", "kind": "ratio", "event_type": "refund", "denominator": {"event_type": "purchase"}, "direction": "lower"}),
     ] {
         let (status, body) = c.post("/metrics", m).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -184,8 +186,8 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         .post(
             "/experiments",
             json!({"name": "checkout", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}],
-                   "metrics": {"primary": "purchases", "secondary": ["revenue", "revenue_p90", "items_2h", "de_buyers"],
-                               "guardrails": [{"metric": "refunds", "margin": 0.05}]}}),
+                   "metrics": {"primary": "purchases", "secondary": ["revenue", "revenue_p90", "items_2h", "de_buyers", "order_value"],
+                               "guardrails": [{"metric": "refunds", "margin": 0.05}, {"metric": "refund_rate", "margin": 0.1}]}}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
@@ -241,7 +243,10 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
     let metrics: HashMap<&str, &Value> =
         r["metrics"].as_array().expect("metrics").iter().map(|m| (m["key"].as_str().expect("key"), m)).collect();
     let order: Vec<&str> = r["metrics"].as_array().expect("m").iter().filter_map(|m| m["key"].as_str()).collect();
-    assert_eq!(order, ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers", "refunds"]);
+    assert_eq!(
+        order,
+        ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers", "order_value", "refunds", "refund_rate"]
+    );
     assert_eq!(r["users"], json!([120, 120]));
 
     // Every metric's per-variant total and mean, recomputed here.
@@ -268,6 +273,28 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
             close(v["mean"].as_f64().expect("mean"), total / values.len() as f64, &format!("{key} mean {i}"));
         }
     }
+    // Ratios: sums of the numerator over sums of the denominator.
+    for (key, num, den) in [
+        (
+            "order_value",
+            per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>()),
+            per_user(&users, |u| u.purchases.len() as f64),
+        ),
+        (
+            "refund_rate",
+            per_user(&users, |u| f64::from(u8::from(u.refund))),
+            per_user(&users, |u| u.purchases.len() as f64),
+        ),
+    ] {
+        for i in 0..2 {
+            let v = &metrics[key]["variants"][i];
+            let (n, d): (f64, f64) = (num[i].iter().sum(), den[i].iter().sum());
+            close(v["total"].as_f64().expect("total"), n, &format!("{key} numerator {i}"));
+            close(v["denominator"].as_f64().expect("denominator"), d, &format!("{key} denominator {i}"));
+            close(v["mean"].as_f64().expect("ratio"), n / d, &format!("{key} ratio {i}"));
+        }
+        assert!(metrics[key]["variants"][1]["comparison"]["decision"]["p_value"].is_number(), "{}", metrics[key]);
+    }
     // The window and the cap mattered: they are not the plain numbers.
     assert!(
         expected[3].1[0].iter().sum::<f64>()
@@ -276,9 +303,9 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
     let uncapped = per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>());
     assert!(uncapped[0] != expected[1].1[0] && uncapped[0] != expected[2].1[0] && pooled_p90 != 100.0, "{pooled_p90}");
 
-    // The decision's family is primary and secondaries: Holm over their five p-values.
+    // The decision's family is primary and secondaries: Holm over their six p-values.
     let decision = |key: &str| metrics[key]["variants"][1]["comparison"]["decision"].clone();
-    let family = ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers"];
+    let family = ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers", "order_value"];
     let p: Vec<f64> = family.iter().map(|k| decision(k)["p_value"].as_f64().expect("p")).collect();
     for (k, adjusted) in family.iter().zip(holm(&p)) {
         let d = decision(k);

@@ -5,52 +5,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use utoipa::openapi::{
-    schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type},
-    RefOr,
-};
-
 use super::{
     experiment::{validate_description, validate_name, violation},
     rollout, Violation,
 };
 
-/// `capping`: exactly one of `absolute` (above 0) or `percentile` (between 0 and 1);
-/// `nullable` where null means none.
-fn capping_schema(nullable: bool) -> Schema {
-    let number =
-        || ObjectBuilder::new().schema_type(Type::Number).format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)));
-    let one = |name: &str, value: ObjectBuilder| -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(name, value)
-            .required(name)
-            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<Schema>::FreeForm(false)))
-            .into()
-    };
-    let mut any = OneOfBuilder::new()
-        .description(Some("`{\"absolute\": x}` (x > 0) or `{\"percentile\": p}` (0 < p < 1)"))
-        .item(one("absolute", number().exclusive_minimum(Some(0))))
-        .item(one("percentile", number().exclusive_minimum(Some(0)).exclusive_maximum(Some(1))));
-    if nullable {
-        any = any.item(ObjectBuilder::new().schema_type(Type::Null));
-    }
-    any.build().into()
-}
+mod schema;
+mod usage;
 
-pub(crate) fn capping_or_null() -> Schema {
-    capping_schema(true)
-}
-
-/// A filter's value: a string (at most 1024 characters, no NUL), a number or a boolean.
-fn filter_value_schema() -> Schema {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(1024)).pattern(Some(r"^[^\u0000]*$")))
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(ObjectBuilder::new().schema_type(Type::Boolean))
-        .build()
-        .into()
-}
+use schema::{capping_or_null, filter_value_schema};
+pub use usage::{ExperimentMetrics, Guardrail, Role, MAX_EXPERIMENT_METRICS};
 
 /// What a metric measures per exposed user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
@@ -62,6 +26,22 @@ pub enum MetricKind {
     /// Per exposed user, the sum of `value_property` over counted events (without one: the
     /// number of counted events), averaged over all exposed users, zeros included.
     Mean,
+    /// The sum over exposed users of the numerator (`event_type`, `value_property`: a
+    /// property's sum, or the events counted) over the sum of the `denominator`'s (revenue
+    /// per order, clicks per session); analysed with the delta method.
+    Ratio,
+}
+
+/// A ratio's denominator: an event type, and the property summed (without one: the
+/// events counted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Denominator {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub event_type: String,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
+    pub value_property: Option<String>,
 }
 
 /// Which way is good.
@@ -105,6 +85,8 @@ pub struct Metric {
     pub kind: MetricKind,
     pub event_type: String,
     pub value_property: Option<String>,
+    /// Ratios only.
+    pub denominator: Option<Denominator>,
     pub filters: Vec<Filter>,
     pub direction: Direction,
     #[schema(schema_with = capping_or_null)]
@@ -143,6 +125,9 @@ pub struct NewMetric {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
     pub value_property: Option<String>,
+    /// `ratio` only (and required there): what the numerator is divided by.
+    #[serde(default)]
+    pub denominator: Option<Denominator>,
     #[serde(default)]
     #[schema(max_items = 10)]
     pub filters: Vec<Filter>,
@@ -178,6 +163,9 @@ pub struct MetricPatch {
     #[serde(default, deserialize_with = "rollout::present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
     pub value_property: Option<Option<String>>,
+    /// A ratio's new denominator.
+    #[serde(default)]
+    pub denominator: Option<Denominator>,
     #[serde(default)]
     #[schema(max_items = 10)]
     pub filters: Option<Vec<Filter>>,
@@ -231,6 +219,7 @@ fn check_definition(
     kind: MetricKind,
     event_type: &str,
     value_property: Option<&str>,
+    denominator: Option<&Denominator>,
     filters: &[Filter],
     capping: Option<Capping>,
     window_hours: Option<f64>,
@@ -238,6 +227,20 @@ fn check_definition(
     check_text("event_type", event_type, MAX_PROPERTY_CHARS)?;
     if let Some(p) = value_property {
         check_text("value_property", p, MAX_PROPERTY_CHARS)?;
+    }
+    match (kind, denominator) {
+        (MetricKind::Ratio, None) => return Err(violation("denominator", "a ratio metric needs a denominator")),
+        (MetricKind::Ratio, Some(d)) => {
+            check_text("denominator", &d.event_type, MAX_PROPERTY_CHARS)?;
+            if let Some(p) = &d.value_property {
+                check_text("denominator", p, MAX_PROPERTY_CHARS)?;
+            }
+            if capping.is_some() {
+                return Err(violation("capping", "a ratio metric has no capping (yet)"));
+            }
+        }
+        (_, Some(_)) => return Err(violation("denominator", "only a ratio metric has a denominator")),
+        (_, None) => {}
     }
     if kind == MetricKind::Conversion && value_property.is_some() {
         return Err(violation("value_property", "a conversion metric has no value_property (use kind `mean`)"));
@@ -291,6 +294,7 @@ impl NewMetric {
             self.kind,
             &self.event_type,
             self.value_property.as_deref(),
+            self.denominator.as_ref(),
             &self.filters,
             self.capping,
             self.window_hours,
@@ -316,6 +320,9 @@ impl MetricPatch {
         if let Some(p) = &self.value_property {
             m.value_property = p.clone();
         }
+        if let Some(d) = &self.denominator {
+            m.denominator = Some(d.clone());
+        }
         if let Some(f) = &self.filters {
             m.filters = f.clone();
         }
@@ -331,87 +338,16 @@ impl MetricPatch {
         if let Some(a) = self.archived {
             m.archived = a;
         }
-        check_definition(m.kind, &m.event_type, m.value_property.as_deref(), &m.filters, m.capping, m.window_hours)?;
+        check_definition(
+            m.kind,
+            &m.event_type,
+            m.value_property.as_deref(),
+            m.denominator.as_ref(),
+            &m.filters,
+            m.capping,
+            m.window_hours,
+        )?;
         Ok(m)
-    }
-}
-
-/// A guardrail: a metric that must not get worse by more than `margin` (relative: 0.01 is
-/// 1 % of the control's mean).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Guardrail {
-    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub metric: String,
-    #[schema(minimum = 0, maximum = 10)]
-    pub margin: f64,
-}
-
-/// The metrics an experiment is decided on, by key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"primary": "purchases", "secondary": ["revenue"], "guardrails": [{"metric": "refunds", "margin": 0.01}]}))]
-pub struct ExperimentMetrics {
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub primary: Option<String>,
-    #[serde(default)]
-    #[schema(inline, max_items = 20, value_type = Vec<MetricKey>)]
-    pub secondary: Vec<String>,
-    #[serde(default)]
-    #[schema(max_items = 20)]
-    pub guardrails: Vec<Guardrail>,
-}
-
-/// A metric's key.
-#[derive(utoipa::ToSchema)]
-#[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-#[allow(dead_code)]
-struct MetricKey(String);
-
-/// Most metrics one experiment references.
-pub const MAX_EXPERIMENT_METRICS: usize = 20;
-
-/// How an experiment uses a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum Role {
-    Primary,
-    Secondary,
-    Guardrail,
-}
-
-impl ExperimentMetrics {
-    pub fn is_empty(&self) -> bool {
-        self.primary.is_none() && self.secondary.is_empty() && self.guardrails.is_empty()
-    }
-
-    /// Every referenced key with its role and margin, in order: primary, secondaries,
-    /// guardrails.
-    pub fn entries(&self) -> Vec<(&str, Role, Option<f64>)> {
-        let primary = self.primary.iter().map(|k| (k.as_str(), Role::Primary, None));
-        let secondary = self.secondary.iter().map(|k| (k.as_str(), Role::Secondary, None));
-        let guardrails = self.guardrails.iter().map(|g| (g.metric.as_str(), Role::Guardrail, Some(g.margin)));
-        primary.chain(secondary).chain(guardrails).collect()
-    }
-
-    pub fn check(&self) -> Result<(), Violation> {
-        let entries = self.entries();
-        if entries.len() > MAX_EXPERIMENT_METRICS {
-            return Err(violation("metrics", format!("at most {MAX_EXPERIMENT_METRICS} metrics")));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (key, _, margin) in &entries {
-            check_key(key).map_err(|_| violation("metrics", format!("`{key}` is not a metric key")))?;
-            if !seen.insert(*key) {
-                return Err(violation("metrics", format!("metric `{key}` is listed twice")));
-            }
-            if margin.is_some_and(|m| !(m.is_finite() && (0.0..=10.0).contains(&m))) {
-                return Err(violation("metrics", format!("the margin of guardrail `{key}` must be 0 to 10")));
-            }
-        }
-        Ok(())
     }
 }
 

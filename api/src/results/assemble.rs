@@ -53,6 +53,7 @@ pub fn assemble(
         srm,
         warnings,
         variants,
+        explain: None,
     }
 }
 
@@ -70,19 +71,24 @@ fn correct(variants: &mut [VariantResult], question: &Question) {
     stats::apply_correction(&mut values, question.correction);
 }
 
+/// How the experiment's comparisons are made for this question over this window.
+pub(crate) fn analysis_of(experiment: &Experiment, question: &Question, window: &Window) -> Analysis {
+    let started = window.from.max(experiment.created_at);
+    Analysis {
+        alpha: question.alpha,
+        significance: experiment.significance,
+        sequential_tuning: experiment.sequential_tuning,
+        target_lift: question.target_lift,
+        elapsed_days: (window.to - started).num_milliseconds().max(0) as f64 / 86_400_000.0,
+    }
+}
+
 impl<'a> Arms<'a> {
     fn new(experiment: &'a Experiment, rows: Vec<VariantStats>, question: &'a Question, window: &Window) -> Self {
         let mut by_name: HashMap<String, VariantStats> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
         let stats: Vec<VariantStats> =
             experiment.variants.iter().map(|v| by_name.remove(&v.name).unwrap_or_default()).collect();
-        let started = window.from.max(experiment.created_at);
-        let analysis = Analysis {
-            alpha: question.alpha,
-            significance: experiment.significance,
-            sequential_tuning: experiment.sequential_tuning,
-            target_lift: question.target_lift,
-            elapsed_days: (window.to - started).num_milliseconds().max(0) as f64 / 86_400_000.0,
-        };
+        let analysis = analysis_of(experiment, question, window);
         let theta =
             |metric: fn(&VariantStats) -> Paired| stats::cuped::theta(&stats.iter().map(metric).collect::<Vec<_>>());
         let thetas = [theta(VariantStats::conversion_pairs), theta(VariantStats::value_pairs)];

@@ -2,6 +2,7 @@
 //! per-variant statistics ClickHouse returns (pure functions, unit-tested).
 
 mod assemble;
+pub mod explain;
 pub mod multi;
 pub mod timeseries;
 mod warnings;
@@ -13,6 +14,7 @@ use crate::domain::Phase;
 
 use crate::stats::{Comparison, Correction, Significance};
 
+pub(crate) use assemble::analysis_of;
 pub use assemble::assemble;
 pub use warnings::{Warning, WarningCode};
 
@@ -115,4 +117,7 @@ pub struct ExperimentResults {
     pub srm: Srm,
     pub warnings: Vec<Warning>,
     pub variants: Vec<VariantResult>,
+    /// With `explain=true`: the statements run, the sufficient statistics and a Python
+    /// program that recomputes every p-value and interval; null otherwise.
+    pub explain: Option<explain::Explain>,
 }

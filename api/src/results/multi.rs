@@ -4,16 +4,18 @@
 //! secondaries; guardrails are corrected across treatments only and checked against their
 //! margins).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use super::{assemble, ExperimentResults, Question, Srm, Warning, Window};
+use super::{analysis_of, assemble, Question, Srm, Warning, Window};
 use crate::{
     domain::{
         metric::{Direction, Metric, MetricKind, Role},
         Experiment, Phase,
     },
-    stats::{self, Comparison, Correction, Significance},
-    storage::clickhouse::VariantStats,
+    stats::{self, Analysis, Comparison, Correction, RatioMoments, Significance},
+    storage::clickhouse::{RatioRow, VariantStats},
 };
 
 /// Whether a guardrail held in a treatment: its decision's relative interval against the
@@ -33,9 +35,12 @@ pub enum GuardrailStatus {
 pub struct MetricVariant {
     pub name: String,
     pub users: u64,
-    /// Conversion: converted users; mean: the sum of per-user values (capped).
+    /// Conversion: converted users; mean: the sum of per-user values (capped); ratio: the
+    /// numerator's sum.
     pub total: Option<f64>,
-    /// Conversion: the share converted; mean: the mean per user.
+    /// Ratio: the denominator's sum; null for the other kinds.
+    pub denominator: Option<f64>,
+    /// Conversion: the share converted; mean: the mean per user; ratio: total / denominator.
     pub mean: Option<f64>,
     /// Against the control (null for the control): its `decision` is adjusted across
     /// every metric × treatment of the decision (guardrails: across treatments).
@@ -76,18 +81,26 @@ pub struct MetricsResults {
     pub metrics: Vec<MetricResult>,
 }
 
+/// What ClickHouse answered for one metric.
+pub enum MetricRows {
+    /// Conversion and mean metrics: the results statement's rows.
+    Stats(Vec<VariantStats>),
+    /// Ratio metrics.
+    Ratio(Vec<RatioRow>),
+}
+
 /// One metric's question for the single-metric assembly: a count metric (mean without a
 /// property) reads each user's event count as the value, without CUPED.
 pub fn question_of(metric: &Metric, base: &Question) -> Question {
-    let value_property = match metric.kind {
-        MetricKind::Conversion => None,
-        MetricKind::Mean => Some(metric.value_property.clone().unwrap_or_else(|| COUNT.to_owned())),
-    };
     let counted = metric.kind == MetricKind::Mean && metric.value_property.is_none();
+    let value_property = match metric.kind {
+        MetricKind::Mean => Some(metric.value_property.clone().unwrap_or_else(|| COUNT.to_owned())),
+        MetricKind::Conversion | MetricKind::Ratio => None,
+    };
     Question {
         event_type: metric.event_type.clone(),
         value_property,
-        cuped_days: if counted { 0 } else { base.cuped_days },
+        cuped_days: if counted || metric.kind == MetricKind::Ratio { 0 } else { base.cuped_days },
         ..base.clone()
     }
 }
@@ -96,7 +109,7 @@ pub fn question_of(metric: &Metric, base: &Question) -> Question {
 const COUNT: &str = "(events)";
 
 /// Rows of a count metric: each user's event count is their value.
-pub fn counted(metric: &Metric, rows: Vec<VariantStats>) -> Vec<VariantStats> {
+fn counted(metric: &Metric, rows: Vec<VariantStats>) -> Vec<VariantStats> {
     if metric.kind != MetricKind::Mean || metric.value_property.is_some() {
         return rows;
     }
@@ -120,81 +133,129 @@ fn guardrail(c: &Comparison, direction: Direction, margin: f64) -> GuardrailStat
     }
 }
 
+/// A conversion or mean metric: the single-metric results, its own comparison kept.
+fn from_stats(
+    experiment: &Experiment,
+    m: &Metric,
+    rows: Vec<VariantStats>,
+    base: &Question,
+    window: &Window,
+    phase: &Phase,
+) -> (Vec<MetricVariant>, Vec<Warning>, Srm) {
+    let single = assemble(experiment, counted(m, rows), question_of(m, base), window.clone(), phase.clone());
+    let variants = single
+        .variants
+        .into_iter()
+        .map(|v| {
+            let comparison = v.comparison.and_then(|c| match m.kind {
+                MetricKind::Conversion => Some(c.conversion),
+                _ => c.value,
+            });
+            let (total, mean) = match m.kind {
+                MetricKind::Conversion => (Some(v.converted_users as f64), v.conversion_rate),
+                _ => v.value.map_or((None, None), |s| (s.sum, s.mean)),
+            };
+            MetricVariant { name: v.name, users: v.users, total, denominator: None, mean, comparison, guardrail: None }
+        })
+        .collect();
+    (variants, single.warnings, single.srm)
+}
+
+/// A ratio metric: each variant's ratio of sums, each treatment against the control,
+/// corrected across treatments.
+fn from_ratio(
+    experiment: &Experiment,
+    rows: Vec<RatioRow>,
+    analysis: &Analysis,
+    correction: Correction,
+) -> Vec<MetricVariant> {
+    let mut by_name: HashMap<String, RatioRow> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
+    let moments: Vec<RatioMoments> = experiment
+        .variants
+        .iter()
+        .map(|v| {
+            let r = by_name.remove(&v.name).unwrap_or_default();
+            RatioMoments {
+                n: r.users,
+                num_sum: r.num_sum,
+                num_sum_sq: r.num_sum_sq,
+                den_sum: r.den_sum,
+                den_sum_sq: r.den_sum_sq,
+                num_den: r.num_den,
+            }
+        })
+        .collect();
+    let mut variants: Vec<MetricVariant> = experiment
+        .variants
+        .iter()
+        .zip(&moments)
+        .enumerate()
+        .map(|(i, (v, m))| MetricVariant {
+            name: v.name.clone(),
+            users: m.n,
+            total: stats::finite(m.num_sum),
+            denominator: stats::finite(m.den_sum),
+            mean: m.ratio().and_then(stats::finite),
+            comparison: (i > 0).then(|| stats::compare_ratios(moments[0], *m, analysis)),
+            guardrail: None,
+        })
+        .collect();
+    let mut family: Vec<&mut Comparison> = variants.iter_mut().filter_map(|v| v.comparison.as_mut()).collect();
+    stats::apply_correction(&mut family, correction);
+    variants
+}
+
 /// `per_metric`: each metric of `experiment.metric_definitions` (in order) with its rows.
 pub fn assemble_all(
     experiment: &Experiment,
-    per_metric: Vec<Vec<VariantStats>>,
+    per_metric: Vec<MetricRows>,
     base: &Question,
     window: Window,
     phase: Phase,
 ) -> MetricsResults {
-    let roles: Vec<(Role, Option<f64>)> =
-        experiment.metrics.entries().into_iter().map(|(_, role, margin)| (role, margin)).collect();
-    let mut singles: Vec<ExperimentResults> = experiment
+    let analysis = analysis_of(experiment, base, &window);
+    let entries = experiment.metrics.entries();
+    let mut srm = None;
+    let mut metrics: Vec<MetricResult> = experiment
         .metric_definitions
         .iter()
         .zip(per_metric)
-        .map(|(m, rows)| assemble(experiment, counted(m, rows), question_of(m, base), window.clone(), phase.clone()))
-        .collect();
-    // The decision's family: primary and secondaries, every treatment.
-    {
-        let mut family: Vec<&mut Comparison> = Vec::new();
-        for ((m, single), (role, _)) in experiment.metric_definitions.iter().zip(singles.iter_mut()).zip(&roles) {
-            if *role == Role::Guardrail {
-                continue;
-            }
-            for v in single.variants.iter_mut() {
-                if let Some(c) = v.comparison.as_mut() {
-                    match m.kind {
-                        MetricKind::Conversion => family.push(&mut c.conversion),
-                        MetricKind::Mean => family.extend(c.value.as_mut()),
-                    }
+        .zip(&entries)
+        .map(|((m, rows), (_, role, margin))| {
+            let (variants, warnings) = match rows {
+                MetricRows::Stats(rows) => {
+                    let (variants, warnings, s) = from_stats(experiment, m, rows, base, &window, &phase);
+                    srm.get_or_insert(s);
+                    (variants, warnings)
                 }
+                MetricRows::Ratio(rows) => (from_ratio(experiment, rows, &analysis, base.correction), Vec::new()),
+            };
+            MetricResult {
+                key: m.key.clone(),
+                name: m.name.clone(),
+                kind: m.kind,
+                role: *role,
+                direction: m.direction,
+                margin: *margin,
+                variants,
+                warnings,
             }
-        }
-        stats::apply_correction(&mut family, base.correction);
-    }
-    let srm = singles
-        .first()
-        .map_or(Srm { p_value: None, mismatch: false }, |s| Srm { p_value: s.srm.p_value, mismatch: s.srm.mismatch });
-    let users = singles.first().map_or_else(Vec::new, |s| s.variants.iter().map(|v| v.users).collect());
-    let metrics = experiment
-        .metric_definitions
-        .iter()
-        .zip(singles)
-        .zip(roles)
-        .map(|((m, single), (role, margin))| MetricResult {
-            key: m.key.clone(),
-            name: m.name.clone(),
-            kind: m.kind,
-            role,
-            direction: m.direction,
-            margin,
-            warnings: single.warnings,
-            variants: single
-                .variants
-                .into_iter()
-                .map(|v| {
-                    let comparison = v.comparison.and_then(|c| match m.kind {
-                        MetricKind::Conversion => Some(c.conversion),
-                        MetricKind::Mean => c.value,
-                    });
-                    let (total, mean) = match m.kind {
-                        MetricKind::Conversion => (Some(v.converted_users as f64), v.conversion_rate),
-                        MetricKind::Mean => v.value.map_or((None, None), |s| (s.sum, s.mean)),
-                    };
-                    MetricVariant {
-                        guardrail: margin.zip(comparison.as_ref()).map(|(margin, c)| guardrail(c, m.direction, margin)),
-                        name: v.name,
-                        users: v.users,
-                        total,
-                        mean,
-                        comparison,
-                    }
-                })
-                .collect(),
         })
         .collect();
+    // The decision's family: primary and secondaries, every treatment.
+    let mut family: Vec<&mut Comparison> = metrics
+        .iter_mut()
+        .filter(|m| m.role != Role::Guardrail)
+        .flat_map(|m| m.variants.iter_mut().filter_map(|v| v.comparison.as_mut()))
+        .collect();
+    stats::apply_correction(&mut family, base.correction);
+    for m in metrics.iter_mut() {
+        let (Some(margin), direction) = (m.margin, m.direction) else { continue };
+        for v in m.variants.iter_mut() {
+            v.guardrail = v.comparison.as_ref().map(|c| guardrail(c, direction, margin));
+        }
+    }
+    let users = metrics.first().map_or_else(Vec::new, |m| m.variants.iter().map(|v| v.users).collect());
     MetricsResults {
         experiment_id: experiment.id,
         window,
@@ -205,8 +266,14 @@ pub fn assemble_all(
         significance: experiment.significance,
         sequential_tuning: experiment.sequential_tuning,
         cuped_days: base.cuped_days,
-        srm,
+        srm: srm.unwrap_or_else(|| srm_of(experiment, &users)),
         users,
         metrics,
     }
+}
+
+fn srm_of(experiment: &Experiment, users: &[u64]) -> Srm {
+    let weights: Vec<f64> = experiment.variants.iter().map(|v| v.allocation_percent).collect();
+    let p_value = stats::srm_p_value(users, &weights);
+    Srm { p_value, mismatch: p_value.is_some_and(|p| p < stats::SRM_THRESHOLD) }
 }

@@ -168,6 +168,9 @@ pub struct ResultsParams {
     /// The value `attribute` must have, as text (numbers as `30`, booleans as `true`).
     #[param(value_type = Option<String>, max_length = 1024, example = "DE")]
     pub attribute_value: Option<AttributeValue>,
+    /// With `event_type`: add `explain`, the statements run, the sufficient statistics and
+    /// a Python program (scipy) that recomputes every p-value and interval.
+    pub explain: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

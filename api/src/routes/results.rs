@@ -18,10 +18,13 @@ use crate::{
     },
     results::{
         self,
-        multi::{self, MetricsResults},
+        multi::{self, MetricRows, MetricsResults},
         timeseries, ExperimentResults, Question, Window,
     },
-    storage::clickhouse::{self as ch, Cap, Refine, StatsQuery},
+    storage::{
+        clickhouse::{self as ch, Cap, Refine, StatsQuery},
+        trace, StorageError,
+    },
     AppState,
 };
 
@@ -104,6 +107,7 @@ pub async fn results(
 ) -> Result<Json<Results>, ApiError> {
     let last_day = params.last_day.as_ref().map(|d| d.0);
     let params_phase = params.phase.as_ref().map(|p| p.0);
+    let explain = params.explain.unwrap_or(false);
     let segment = segment(params.attribute.clone(), params.attribute_value.clone())?;
     let question = Question { segment, ..Question::from(params) };
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
@@ -121,12 +125,24 @@ pub async fn results(
         segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
         refine: Default::default(),
     };
-    let rows = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query).await?;
-    Ok(Json(Results::EventType(results::assemble(&experiment, rows, question, window, phase))))
+    let asked = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query);
+    let (rows, statements) = if explain {
+        let (rows, statements) = trace::recording(asked).await;
+        (rows?, statements)
+    } else {
+        (asked.await?, Vec::new())
+    };
+    let explained = explain.then(|| {
+        let analysis = results::analysis_of(&experiment, &question, &window);
+        results::explain::explain(&experiment, &rows, &question, &analysis, statements)
+    });
+    let mut answer = results::assemble(&experiment, rows, question, window, phase);
+    answer.explain = explained;
+    Ok(Json(Results::EventType(answer)))
 }
 
 /// Every catalog metric of the experiment: one ClickHouse statement per metric (two with
-/// percentile capping), run concurrently.
+/// percentile capping), run concurrently; ratios always from the raw events.
 async fn all_metrics(
     state: &AppState,
     experiment: &Experiment,
@@ -172,7 +188,19 @@ async fn all_metrics(
             },
         };
         let (window, experiment) = (&window, experiment);
-        async move { state.rollup.variant_stats(&state.clickhouse, &state.db, experiment, window, &query).await }
+        async move {
+            match &m.denominator {
+                Some(d) => {
+                    let numerator = ch::Part { event_type: &m.event_type, value_property: m.value_property.as_deref() };
+                    let denominator =
+                        ch::Part { event_type: &d.event_type, value_property: d.value_property.as_deref() };
+                    Ok(MetricRows::Ratio(ch::ratio_stats(&state.clickhouse, &query, numerator, denominator).await?))
+                }
+                None => Ok::<_, StorageError>(MetricRows::Stats(
+                    state.rollup.variant_stats(&state.clickhouse, &state.db, experiment, window, &query).await?,
+                )),
+            }
+        }
     });
     let per_metric = futures::future::try_join_all(queries).await?;
     Ok(multi::assemble_all(experiment, per_metric, base, window, phase))

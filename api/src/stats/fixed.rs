@@ -1,7 +1,7 @@
 //! The comparisons of a conversion rate and of a per-user mean: each arm's mean and the
 //! variance of that mean, then [`Comparison::new`] (the tests are in [`super::decision`]).
 
-use super::{comparison::Arm, power, Analysis, Comparison, Moments, Proportion};
+use super::{comparison::Arm, power, Analysis, Comparison, Moments, Proportion, RatioMoments};
 
 /// Conversion rates: the variance of a rate is `p(1 − p)/n` (gbstats' `ProportionStatistic`).
 pub fn compare_proportions(control: Proportion, treatment: Proportion, analysis: &Analysis) -> Comparison {
@@ -27,10 +27,21 @@ pub fn compare_means(control: Moments, treatment: Moments, analysis: &Analysis) 
     Comparison::new(c, t, power::Baseline { mean: c.mean, variance }, analysis)
 }
 
+/// Ratios of sums (revenue per order, clicks per session): the delta-method variance of
+/// each variant's ratio over its users (gbstats' `RatioStatistic`), then the same tests.
+pub fn compare_ratios(control: RatioMoments, treatment: RatioMoments, analysis: &Analysis) -> Comparison {
+    let arm =
+        |m: RatioMoments| Some(Arm { mean: m.ratio()?, variance_of_mean: m.variance()? / m.n as f64, n: m.n as f64 });
+    let (Some(c), Some(t), Some(variance)) = (arm(control), arm(treatment), control.variance()) else {
+        return Comparison::empty();
+    };
+    Comparison::new(c, t, power::Baseline { mean: c.mean, variance }, analysis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::reference::{check_fixed, reference};
+    use crate::stats::reference::{check_fixed, close, close_pair, reference};
 
     #[test]
     fn proportions_match_gbstats_relative_t_test() {
@@ -55,6 +66,40 @@ mod tests {
             check_fixed(&r, &c.expected, "means");
             assert_eq!(r.significant, c.expected.p_value < c.expected.alpha);
         }
+    }
+
+    #[test]
+    fn ratios_match_gbstats_ratio_statistic() {
+        let cases = reference().ratios;
+        assert!(cases.len() >= 3);
+        for (i, c) in cases.iter().enumerate() {
+            let m = |s: &crate::stats::reference::RatioSums| RatioMoments {
+                n: s.n,
+                num_sum: s.num_sum,
+                num_sum_sq: s.num_sum_sq,
+                den_sum: s.den_sum,
+                den_sum_sq: s.den_sum_sq,
+                num_den: s.num_den,
+            };
+            let (control, treatment) = (m(&c.control), m(&c.treatment));
+            close(control.ratio().expect("ratio"), c.control_ratio, &format!("ratio {i} control"));
+            close(treatment.ratio().expect("ratio"), c.treatment_ratio, &format!("ratio {i} treatment"));
+            let fixed = compare_ratios(control, treatment, &Analysis::fixed(c.alpha));
+            close(fixed.p_value.expect("p"), c.p_value, &format!("ratio {i} p"));
+            close_pair(fixed.relative_ci.expect("ci"), c.relative_ci, &format!("ratio {i} ci"));
+            let analysis = Analysis {
+                significance: crate::stats::Significance::Sequential,
+                sequential_tuning: c.tuning,
+                ..Analysis::fixed(c.alpha)
+            };
+            let seq = compare_ratios(control, treatment, &analysis);
+            let s = seq.sequential.as_ref().expect("sequential");
+            close(s.p_value.expect("p"), c.sequential_p_value, &format!("ratio {i} sequential p"));
+            close_pair(s.relative_ci.expect("ci"), c.sequential_relative_ci, &format!("ratio {i} sequential ci"));
+            assert_eq!(seq.significant, c.sequential_p_value < c.alpha, "ratio {i}");
+        }
+        let none = RatioMoments { n: 10, num_sum: 5.0, num_sum_sq: 5.0, ..Default::default() };
+        assert_eq!((none.ratio(), none.variance()), (None, None), "no denominator, no ratio");
     }
 
     #[test]

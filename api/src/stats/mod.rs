@@ -31,7 +31,7 @@ pub use comparison::Comparison;
 pub use correction::{adjust_p_values, apply_correction, Correction};
 pub use cuped::Cuped;
 pub use decision::{Decision, Scale};
-pub use fixed::{compare_means, compare_proportions};
+pub use fixed::{compare_means, compare_proportions, compare_ratios};
 pub use power::Power;
 pub use sequential::Sequential;
 pub use srm::{srm_p_value, SRM_THRESHOLD};
@@ -49,6 +49,40 @@ pub struct Moments {
     pub n: u64,
     pub sum: f64,
     pub sum_sq: f64,
+}
+
+/// A ratio metric of one variant (sum of a numerator over sum of a denominator, per user):
+/// users, each part's sum and sum of squares, and the sum of their products.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RatioMoments {
+    pub n: u64,
+    pub num_sum: f64,
+    pub num_sum_sq: f64,
+    pub den_sum: f64,
+    pub den_sum_sq: f64,
+    pub num_den: f64,
+}
+
+impl RatioMoments {
+    /// `Σ numerator / Σ denominator`; none without a denominator.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.den_sum != 0.0).then(|| self.num_sum / self.den_sum)
+    }
+
+    /// The delta-method variance of the ratio per user (gbstats `RatioStatistic.variance`):
+    /// `σ²_m/μ_d² − 2 cov μ_m/μ_d³ + μ_m² σ²_d/μ_d⁴`, each from the sample (n − 1).
+    pub fn variance(&self) -> Option<f64> {
+        if self.n < 2 || self.den_sum == 0.0 {
+            return None;
+        }
+        let n = self.n as f64;
+        let (mm, md) = (self.num_sum / n, self.den_sum / n);
+        let vm = sample_variance(n, self.num_sum, self.num_sum_sq);
+        let vd = sample_variance(n, self.den_sum, self.den_sum_sq);
+        let cov = (self.num_den - self.num_sum * self.den_sum / n) / (n - 1.0);
+        let v = vm / md.powi(2) - 2.0 * cov * mm / md.powi(3) + mm * mm * vd / md.powi(4);
+        Some(if v <= 1e-12 * (mm / md).powi(2) { 0.0 } else { v })
+    }
 }
 
 impl Moments {

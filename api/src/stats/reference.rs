@@ -9,6 +9,7 @@ use super::{compare_means, compare_proportions, cuped::Paired, Analysis, Compari
 pub struct Reference {
     pub views: Vec<ViewCase>,
     pub cuped: Vec<CupedCase>,
+    pub ratios: Vec<RatioCase>,
     pub cuped_theta_three_variants: ThetaCase,
     pub power: Vec<PowerCase>,
     pub corrections: Vec<CorrectionCase>,
@@ -84,6 +85,28 @@ pub struct CupedCase {
     pub relative_ci: [f64; 2],
     pub p_value: f64,
     pub variance_reduction: f64,
+}
+#[derive(Deserialize)]
+pub struct RatioSums {
+    pub n: u64,
+    pub num_sum: f64,
+    pub num_sum_sq: f64,
+    pub den_sum: f64,
+    pub den_sum_sq: f64,
+    pub num_den: f64,
+}
+#[derive(Deserialize)]
+pub struct RatioCase {
+    pub control: RatioSums,
+    pub treatment: RatioSums,
+    pub alpha: f64,
+    pub tuning: f64,
+    pub control_ratio: f64,
+    pub treatment_ratio: f64,
+    pub p_value: f64,
+    pub relative_ci: [f64; 2],
+    pub sequential_p_value: f64,
+    pub sequential_relative_ci: [f64; 2],
 }
 #[derive(Deserialize)]
 pub struct ThetaCase {

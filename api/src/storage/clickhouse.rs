@@ -9,7 +9,7 @@ use clickhouse::{query::Query, Client, Row};
 use common::event::properties;
 use serde::Deserialize;
 
-use super::StorageError;
+use super::{trace, StorageError};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -163,6 +163,7 @@ GROUP BY variant"
 pub const CAP_SQL: &str = concat!("SELECT toFloat64(quantileExact(?)(y0)) AS cap FROM (", users_sql!(), ") AS users");
 
 /// What [`RESULTS_SQL`] is asked: times in Unix seconds.
+#[derive(Debug, Clone, Default)]
 pub struct StatsQuery<'a> {
     pub experiment_id: i64,
     pub event_type: &'a str,
@@ -214,13 +215,13 @@ pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<Varian
         None => None,
         Some(Cap::Absolute(c)) => Some(c),
         Some(Cap::Percentile(p)) => {
-            let cap = bind_users(ch.query(CAP_SQL).bind(p), q).fetch_one::<f64>().await?;
+            let cap = trace::record(bind_users(ch.query(CAP_SQL).bind(p), q)).fetch_one::<f64>().await?;
             cap.is_finite().then_some(cap)
         }
     };
     let flag = u8::from(cap.is_some());
     let query = ch.query(RESULTS_SQL).bind(flag).bind(cap.unwrap_or(0.0)).bind(flag).bind(cap.unwrap_or(0.0));
-    Ok(bind_users(query, q).fetch_all::<VariantStats>().await?)
+    Ok(trace::record(bind_users(query, q)).fetch_all::<VariantStats>().await?)
 }
 
 /// Binds [`users_sql`]'s parameters.
@@ -371,3 +372,6 @@ pub async fn exposed_users(ch: &Client, first: i64, last: i64) -> Result<HashMap
 pub async fn ping(ch: &Client) -> bool {
     common::clickhouse::ping(ch).await
 }
+
+mod ratio;
+pub use ratio::{ratio_stats, Part, RatioRow, RATIO_SQL};

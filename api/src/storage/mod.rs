@@ -6,6 +6,7 @@
 pub mod clickhouse;
 pub mod postgres;
 pub mod rollup;
+pub mod trace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -78,8 +78,7 @@ async fn measure(
         from: start,
         to: now + 3600,
         cuped_seconds: CUPED_DAYS * DAY,
-        segment: ("", ""),
-        refine: Default::default(),
+        ..Default::default()
     };
     step(&format!("rollup: {reps} repetitions each (after one warm-up), rollup + tail then raw"));
     let from_rollup = || async {

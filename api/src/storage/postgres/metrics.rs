@@ -5,7 +5,7 @@ use sqlx::{types::Json, PgPool, Postgres, Transaction};
 
 use super::{Result, StorageError};
 use crate::domain::metric::{
-    Capping, Direction, ExperimentMetrics, Filter, Guardrail, Metric, MetricKind, NewMetric, Role,
+    Capping, Denominator, Direction, ExperimentMetrics, Filter, Guardrail, Metric, MetricKind, NewMetric, Role,
 };
 
 #[derive(sqlx::FromRow)]
@@ -16,6 +16,7 @@ struct MetricRow {
     kind: MetricKind,
     event_type: String,
     value_property: Option<String>,
+    denominator: Option<Json<Denominator>>,
     filters: Json<Vec<Filter>>,
     direction: Direction,
     capping: Option<Json<Capping>>,
@@ -34,6 +35,7 @@ impl From<MetricRow> for Metric {
             kind: r.kind,
             event_type: r.event_type,
             value_property: r.value_property,
+            denominator: r.denominator.map(|d| d.0),
             filters: r.filters.0,
             direction: r.direction,
             capping: r.capping.map(|c| c.0),
@@ -45,15 +47,16 @@ impl From<MetricRow> for Metric {
     }
 }
 
-const COLUMNS: &str = "m.key, m.name, m.description, m.kind, m.event_type, m.value_property, m.filters, m.direction,
+const COLUMNS: &str =
+    "m.key, m.name, m.description, m.kind, m.event_type, m.value_property, m.denominator, m.filters, m.direction,
     m.capping, m.window_hours, m.archived, m.created_at, m.updated_at";
 
 /// The new metric, or `None` when its key exists already.
 pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "INSERT INTO metrics AS m (key, name, description, kind, event_type, value_property, filters, direction,
-             capping, window_hours)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
+             capping, window_hours, denominator)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&new.key)
     .bind(new.name.trim())
@@ -65,6 +68,7 @@ pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric
     .bind(new.direction)
     .bind(new.capping.map(Json))
     .bind(new.window_hours)
+    .bind(new.denominator.as_ref().map(Json))
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))
@@ -92,7 +96,7 @@ pub async fn metric(db: &PgPool, key: &str) -> Result<Option<Metric>> {
 pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "UPDATE metrics AS m SET name = $2, description = $3, event_type = $4, value_property = $5, filters = $6,
-             direction = $7, capping = $8, window_hours = $9, archived = $10, updated_at = now()
+             direction = $7, capping = $8, window_hours = $9, archived = $10, denominator = $11, updated_at = now()
          WHERE m.key = $1 RETURNING {COLUMNS}"
     ))
     .bind(&m.key)
@@ -105,6 +109,7 @@ pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     .bind(m.capping.map(Json))
     .bind(m.window_hours)
     .bind(m.archived)
+    .bind(m.denominator.as_ref().map(Json))
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))

@@ -59,7 +59,7 @@ pub fn named(ch: &Client, sql: &str, args: &[(&str, Arg<'_>)]) -> Result<Query> 
             .ok_or_else(|| StorageError::Inconsistent(format!("no value for {{{name}}}")))?;
         query = query.bind(*value);
     }
-    Ok(query)
+    Ok(super::trace::record(query))
 }
 
 /// The SQL with `?` for every `{NAME}` (`NAME` in `[A-Z0-9_]`), literal `?` doubled (the
@@ -150,10 +150,8 @@ pub struct Clock {
 }
 
 pub async fn clock(ch: &Client) -> Result<Clock> {
-    Ok(ch
-        .query("SELECT toUInt32(now()) AS now, toUInt32(max(since)) AS floor FROM recent_floor")
-        .fetch_one::<Clock>()
-        .await?)
+    let query = ch.query("SELECT toUInt32(now()) AS now, toUInt32(max(since)) AS floor FROM recent_floor");
+    Ok(super::trace::record(query).fetch_one::<Clock>().await?)
 }
 
 /// Where one results answer came from.
