@@ -335,19 +335,32 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     for chunk in events.chunks(500) {
         api.post("/events/batch", Value::Array(chunk.to_vec())).await;
     }
-    // A second experiment whose allocation changed mid-way: the sample-ratio check fails.
+    // A second experiment whose exposure logging is broken (a client reports 150 more users
+    // of `off` than it assigned): the sample-ratio check fails.
     let skewed = api.create("Free shipping banner", &[("off", 50.0), ("on", 50.0)]).await;
-    api.assign(skewed, "visitor", 0..200).await;
-    api.patch(
-        &format!("/experiments/{skewed}"),
-        json!({"variants": [{"name": "off", "allocation_percent": 90.0}, {"name": "on", "allocation_percent": 10.0}]}),
-    )
-    .await;
-    api.assign(skewed, "visitor", 200..400).await;
+    api.assign(skewed, "visitor", 0..250).await;
+    let extra: Vec<Value> = (0..150)
+        .map(|i| json!({"exposure_id": format!("extra-{i}"), "experiment_id": skewed, "variant": "off", "user_id": format!("extra-{i}")}))
+        .collect();
+    api.post("/exposures", json!({"exposures": extra})).await;
     // Its rollout settings, which the page lists (assigned users keep their variants).
     api.patch(
         &format!("/experiments/{skewed}"),
         json!({"coverage_percent": 80, "conditions": {"country": {"$in": ["DE", "AT"]}}, "forced": {"qa-anna": "on"}}),
+    )
+    .await;
+
+    // The catalog metrics the checkout experiment is decided on.
+    for m in [
+        json!({"key": "ui-buyers", "name": "Buyers", "kind": "conversion", "event_type": "purchase"}),
+        json!({"key": "ui-revenue", "name": "Revenue", "kind": "mean", "event_type": "purchase", "value_property": "order_value"}),
+        json!({"key": "ui-viewers", "name": "Viewers", "kind": "conversion", "event_type": "view"}),
+    ] {
+        api.post("/metrics", m).await;
+    }
+    api.patch(
+        &format!("/experiments/{id}"),
+        json!({"metrics": {"primary": "ui-buyers", "secondary": ["ui-revenue"], "guardrails": [{"metric": "ui-viewers", "margin": 0.05}]}}),
     )
     .await;
 
@@ -485,6 +498,48 @@ async fn drive(
         assert_eq!(row["chance"], or_dash(chance(&c["bayesian"]["chance_to_beat_control"])), "{name} chance");
     }
     assert_eq!(js(browser, "return document.getElementById('srm-warning').hidden").await, true, "no SRM here");
+
+    // The decision metrics: a row per metric and treatment, each number from its decision.
+    let decided = api.get(&format!("/experiments/{id}/results")).await;
+    let drawn = js(
+        browser,
+        "return [...document.querySelectorAll('#metrics-table tbody tr')].map(tr => [tr.dataset.metric + '/' + tr.dataset.variant,
+            Object.fromEntries([...tr.cells].map(td => [td.dataset.field, td.innerText.trim()]))]);",
+    )
+    .await;
+    let drawn: HashMap<String, HashMap<String, String>> = serde_json::from_value(json!(drawn
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r[0].as_str().expect("key").to_owned(), r[1].clone()))
+        .collect::<serde_json::Map<_, _>>()))
+    .expect("metric rows");
+    let mut expected_rows = 0;
+    for m in decided["metrics"].as_array().expect("metrics") {
+        for v in m["variants"].as_array().expect("variants").iter().skip(1) {
+            expected_rows += 1;
+            let key = format!("{}/{}", m["key"].as_str().expect("key"), v["name"].as_str().expect("name"));
+            let row = &drawn[&key];
+            let c = &v["comparison"];
+            let mean = if m["kind"] == "conversion" { rate(&v["mean"]) } else { decimal2(&v["mean"]) };
+            assert_eq!(row["mean"], mean, "{key} mean");
+            assert_eq!(row["lift"], lift(&c["relative_lift"]), "{key} lift");
+            assert_eq!(row["ci"], range(&c["decision"]["relative_ci"]), "{key} interval");
+            assert_eq!(row["adjusted-p"], p_value(&c["decision"]["adjusted_p_value"]), "{key} adjusted p");
+            assert_eq!(row["significant"], if c["significant"] == true { "Yes" } else { "No" }, "{key}");
+            let guardrail = match v["guardrail"].as_str() {
+                Some(g) => format!("{g} (margin {})", lift(&m["margin"])),
+                None => "—".into(),
+            };
+            assert_eq!(row["guardrail"], guardrail, "{key} guardrail");
+        }
+    }
+    assert_eq!((drawn.len(), expected_rows), (6, 6), "three metrics, two treatments");
+    assert!(drawn.keys().any(|k| k.starts_with("ui-viewers/")) && drawn["ui-viewers/green"]["guardrail"] != "—");
+    let phases =
+        js(browser, "return [...document.querySelectorAll('#phase option')].map(o => [o.value, o.innerText])").await;
+    assert_eq!(phases.as_array().map(Vec::len), Some(1), "one phase: {phases}");
+    assert_eq!(phases[0][0], "", "the current phase is the default");
 
     // The charts: the very numbers of the JSON API, drawn.
     let treatments: Vec<&Value> = variants.iter().filter(|v| !v["comparison"].is_null()).collect();

@@ -25,6 +25,8 @@
     p: (p) => (p == null ? DASH : p < 0.001 ? "< 0.001" : decimal3.format(p)),
     chance: (x) => (x == null ? DASH : percent1.format(x)),
     money: (x) => (x == null ? DASH : decimal2.format(x)),
+    // A metric's per-user number: a share for a conversion metric, else a plain number.
+    metric: (kind, x) => (kind === "conversion" ? fmt.rate(x) : fmt.money(x)),
     // The decision's interval: relative, or in the metric's units without a positive control mean.
     decisionRange: (d) => (d == null ? DASH : d.scale === "relative" ? fmt.range(d.relative_ci, fmt.lift) : fmt.range(d.absolute_ci, fmt.money)),
     date: (s) => (s ? s.slice(0, 10) : DASH),
@@ -110,6 +112,9 @@
       el("dt", {}, term),
       el("dd", { "data-rollout": term }, value),
     ]));
+    const phases = e.phases || [];
+    $("phase").replaceChildren(...phases.slice().reverse().map((p, i) => el("option", { value: i === 0 ? "" : String(p.phase) },
+      `${i === 0 ? "Current: " : ""}phase ${p.phase} (${fmt.date(p.started_at)} → ${p.ended_at ? fmt.date(p.ended_at) : "now"})`)));
     $("pause").disabled = e.status !== "running";
     $("resume").disabled = e.status !== "paused";
     $("stop").disabled = e.status === "stopped";
@@ -160,6 +165,7 @@
   function queryString() {
     const q = new URLSearchParams({ event_type: $("event-type").value.trim() });
     if ($("last-day").value) q.set("last_day", $("last-day").value);
+    if ($("phase").value) q.set("phase", $("phase").value);
     const attribute = $("attribute").value.trim();
     if (attribute) {
       q.set("attribute", attribute);
@@ -176,12 +182,18 @@
     const series = new URLSearchParams(q);
     const value = $("value-property").value.trim();
     if (value) q.set("value_property", value);
-    const [results, timeseries] = await Promise.all([
+    const m = state.experiment.metrics || {};
+    const hasMetrics = Boolean(m.primary || (m.secondary || []).length || (m.guardrails || []).length);
+    const decided = new URLSearchParams(series);
+    decided.delete("event_type");
+    const [results, timeseries, metrics] = await Promise.all([
       api("GET", `/experiments/${id}/results?${q}`),
       api("GET", `/experiments/${id}/timeseries?${series}`),
+      hasMetrics ? api("GET", `/experiments/${id}/results?${decided}`) : null,
     ]);
     renderResults(results);
     renderTimeseries(timeseries);
+    renderMetrics(metrics);
     $("results").hidden = false;
     document.body.dataset.results = "ready";
   }
@@ -252,6 +264,40 @@
     drawLift("lift-chart", r, "conversion", `Relative lift of ${r.event_type} conversion vs ${r.control} (%)`);
     $("value-lift-card").hidden = !hasValue;
     if (hasValue) drawLift("value-lift-chart", r, "value", `Relative lift of mean ${r.value_property} vs ${r.control} (%)`);
+  }
+
+  // Every catalog metric of the experiment: one row per metric and treatment, each number
+  // from that metric's decision (corrected across the decision's metrics).
+  function renderMetrics(r) {
+    $("metrics-card").hidden = !r;
+    if (!r) return;
+    const level = `${Math.round((1 - r.alpha) * 100)}%`;
+    const columns = [
+      ["metric", "Metric", (m) => el("span", {}, m.name, el("span", { class: "role" }, m.role))],
+      ["variant", "Variant", (m, v) => v.name],
+      ["control-mean", `${r.control}`, (m) => fmt.metric(m.kind, m.variants[0].mean), "num"],
+      ["mean", "Treatment", (m, v) => fmt.metric(m.kind, v.mean), "num"],
+      ["lift", "Lift", (m, v) => fmt.lift(v.comparison && v.comparison.relative_lift), "num"],
+      ["ci", `${level} interval`, (m, v) => fmt.decisionRange(v.comparison && v.comparison.decision), "num"],
+      ["adjusted-p", `Adjusted p (${r.correction})`, (m, v) => fmt.p(v.comparison && v.comparison.decision && v.comparison.decision.adjusted_p_value), "num"],
+      ["significant", "Significant", (m, v) => (v.comparison ? (v.comparison.significant ? "Yes" : "No") : DASH)],
+      ["guardrail", "Guardrail", (m, v) => (v.guardrail ? `${v.guardrail} (margin ${fmt.lift(m.margin)})` : DASH)],
+    ];
+    const table = $("metrics-table");
+    table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
+    table.tBodies[0].replaceChildren(...r.metrics.flatMap((m) => m.variants.slice(1).map((v) => {
+      const good = v.comparison && v.comparison.relative_lift != null && (m.direction === "lower" ? v.comparison.relative_lift < 0 : v.comparison.relative_lift > 0);
+      return el("tr", { "data-metric": m.key, "data-variant": v.name, class: v.comparison && v.comparison.significant ? (good ? "win" : "loss") : "" },
+        ...columns.map(([field, , f, cls]) => {
+          const attrs = { class: cls || "", "data-field": field };
+          if (field === "guardrail" && v.guardrail) attrs["data-guardrail"] = v.guardrail;
+          return el("td", attrs, f(m, v));
+        }));
+    })));
+    $("metrics-note").textContent =
+      `Phase ${r.phase.phase}. Each metric is decided by the experiment's test; the correction (${r.correction}) spans every ` +
+      "primary and secondary metric of every treatment, guardrails are corrected on their own and pass when the interval " +
+      "rules out a worsening beyond their margin.";
   }
 
   function chart(id, config) {

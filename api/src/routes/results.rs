@@ -52,7 +52,14 @@ fn phase_window(
     let now = Utc::now();
     let scheduled_stop = experiment.rollout.stop_at.filter(|t| *t < now);
     let to = [Some(now), phase.ended_at, scheduled_stop].into_iter().flatten().min().unwrap_or(now);
-    let start = if phase.phase == 1 { experiment.created_at - Duration::seconds(1) } else { phase.started_at };
+    // ClickHouse keeps whole seconds: the second a phase changes in belongs to the phase
+    // that ends (its window ends within it), so the next one starts at the second after.
+    let start = if phase.phase == 1 {
+        experiment.created_at - Duration::seconds(1)
+    } else {
+        let second = phase.started_at.timestamp() + 1;
+        chrono::DateTime::from_timestamp(second, 0).unwrap_or(phase.started_at)
+    };
     let from = match last_day {
         Some(days) => start.max(to - Duration::days(i64::from(days))),
         None => start,
