@@ -295,7 +295,7 @@ async fn same_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
             to,
             cuped_seconds,
             segment,
-            refine: Default::default(),
+            ..Default::default()
         };
         let mut x = ch::variant_stats(a, &q).await.expect("results");
         let mut y = ch::variant_stats(b, &q).await.expect("results");

@@ -234,7 +234,7 @@ impl Engine {
                 to: T0 + 30 * DAY,
                 cuped_seconds: cuped_days * DAY,
                 segment: ("", ""),
-                refine: Default::default(),
+                ..Default::default()
             };
             let what = format!("{}, {stage}: experiment {experiment_id} {m:?}", self.name);
             let want = sorted(raw::variant_stats(&self.ch, &q).await.unwrap_or_else(|e| panic!("{what}: raw: {e}")));
@@ -348,7 +348,7 @@ async fn the_rollup_answers_as_the_raw_events_on_18_16_and_a_current_release() {
         to: T0 + 30 * DAY,
         cuped_seconds: 14 * DAY,
         segment: ("", ""),
-        refine: Default::default(),
+        ..Default::default()
     };
     for e in &engines {
         e.seal((s3, s4), &[1, 2], &[], false).await;

@@ -339,3 +339,95 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
     assert_eq!(one["decision"]["p_value"], many["decision"]["p_value"]);
     api.stop().await;
 }
+
+/// `dimension=country`: the results per country (the 10 largest, the rest as `other`),
+/// each slice equal to the segment asked alone, corrected across every slice × treatment.
+#[tokio::test]
+async fn results_break_down_by_an_exposure_attribute() {
+    let (env, api, c) = setup().await;
+    let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
+    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
+        .bind(id)
+        .execute(&pg(&env).await)
+        .await
+        .expect("backdate");
+    let now = chrono::Utc::now().timestamp();
+    // Countries c0..c11 with 60, 55, ... users; every 4th user (every 3rd in b) buys.
+    let (mut exposures, mut events, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..12 {
+        let size = 60 - 5 * k;
+        sizes.push((format!("c{k}"), size));
+        for i in 0..size {
+            let (user, variant) = (format!("u{k}-{i}"), if i % 2 == 0 { "a" } else { "b" });
+            exposures.push(format!("({id}, '{user}', '{variant}', {}, ['country'], ['c{k}'])", now - 7200));
+            if i % if variant == "a" { 4 } else { 3 } == 0 {
+                events.push(format!(
+                    "('{}', '{user}', 'purchase', {t}, {t}, '{{}}')",
+                    uuid::Uuid::new_v4(),
+                    t = now - 3600
+                ));
+            }
+        }
+    }
+    let ch = env.clickhouse();
+    ch.query(&format!(
+        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at, attribute_keys, attribute_values) VALUES {}",
+        exposures.join(",")
+    ))
+    .execute()
+    .await
+    .expect("exposures");
+    ch.query(&format!(
+        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}",
+        events.join(",")
+    ))
+    .execute()
+    .await
+    .expect("events");
+
+    let (status, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase&dimension=country")).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let slices = r["breakdown"]["slices"].as_array().expect("slices");
+    assert_eq!(slices.len(), 11, "ten countries and the rest");
+    let users = |s: &Value| -> u64 {
+        s["variants"].as_array().expect("v").iter().map(|v| v["users"].as_u64().expect("n")).sum()
+    };
+    for (slice, (country, size)) in slices.iter().zip(&sizes) {
+        assert_eq!(
+            (slice["value"].as_str(), users(slice)),
+            (Some(country.as_str()), *size as u64),
+            "{slice}"
+        );
+        assert_eq!(slice["other"], false);
+        // The slice equals the segment asked alone (unadjusted numbers).
+        let (_, alone) = c
+            .get(&format!("/experiments/{id}/results?event_type=purchase&attribute=country&attribute_value={country}"))
+            .await;
+        let (x, y) =
+            (&slice["variants"][1]["comparison"]["conversion"], &alone["variants"][1]["comparison"]["conversion"]);
+        assert_eq!((&x["p_value"], &x["relative_ci"]), (&y["p_value"], &y["relative_ci"]), "{country}");
+    }
+    let other = &slices[10];
+    assert_eq!(other["other"].as_bool(), Some(true));
+    assert_eq!(users(other), sizes[10].1 as u64 + sizes[11].1 as u64, "c10 and c11: 10 and 5 users");
+    // Holm across all eleven slices (one treatment each), on the deciding test.
+    let p: Vec<f64> = slices
+        .iter()
+        .filter_map(|s| s["variants"][1]["comparison"]["conversion"]["sequential"]["p_value"].as_f64())
+        .collect();
+    let adjusted: Vec<f64> = slices
+        .iter()
+        .filter_map(|s| s["variants"][1]["comparison"]["conversion"]["decision"]["adjusted_p_value"].as_f64())
+        .collect();
+    assert_eq!(p.len(), adjusted.len());
+    for (a, b) in adjusted.iter().zip(holm(&p)) {
+        close(*a, b, "slice adjusted p");
+    }
+    let (status, err) = c
+        .get(&format!(
+            "/experiments/{id}/results?event_type=purchase&dimension=country&attribute=country&attribute_value=c1"
+        ))
+        .await;
+    assert_eq!((status, err["field"].as_str()), (StatusCode::BAD_REQUEST, Some("dimension")), "{err}");
+    api.stop().await;
+}

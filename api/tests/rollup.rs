@@ -377,7 +377,7 @@ impl Timeline {
                 to,
                 cuped_seconds: question.cuped_days * DAY,
                 segment: ("", ""),
-                refine: Default::default(),
+                ..Default::default()
             };
             let want = expected(&self.inserted.exposures, &self.inserted.events, &q);
             let what = format!(
@@ -536,7 +536,7 @@ async fn results_from_the_rollup_equal_results_from_the_raw_events() {
         to: now + HOUR,
         cuped_seconds: 14 * DAY,
         segment: ("", ""),
-        refine: Default::default(),
+        ..Default::default()
     };
     let s5 = s4 + HOUR;
     sealer.round_until(Some(s5)).await.expect("seal");

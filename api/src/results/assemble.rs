@@ -54,6 +54,7 @@ pub fn assemble(
         warnings,
         variants,
         explain: None,
+        breakdown: None,
     }
 }
 

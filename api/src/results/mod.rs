@@ -2,6 +2,7 @@
 //! per-variant statistics ClickHouse returns (pure functions, unit-tested).
 
 mod assemble;
+pub mod breakdown;
 pub mod explain;
 pub mod multi;
 pub mod timeseries;
@@ -120,4 +121,6 @@ pub struct ExperimentResults {
     /// With `explain=true`: the statements run, the sufficient statistics and a Python
     /// program that recomputes every p-value and interval; null otherwise.
     pub explain: Option<explain::Explain>,
+    /// With `dimension=<attribute>`: the same results per value of the attribute.
+    pub breakdown: Option<breakdown::Breakdown>,
 }

@@ -171,6 +171,10 @@ pub struct ResultsParams {
     /// With `event_type`: add `explain`, the statements run, the sufficient statistics and
     /// a Python program (scipy) that recomputes every p-value and interval.
     pub explain: Option<bool>,
+    /// With `event_type`: add `breakdown`, the results per value of this exposure attribute
+    /// (the 10 most frequent, the rest as `other`), e.g. `country`; not with `attribute`.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "country")]
+    pub dimension: Option<AttributeName>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -115,6 +115,14 @@ pub async fn results(
     let last_day = params.last_day.as_ref().map(|d| d.0);
     let params_phase = params.phase.as_ref().map(|p| p.0);
     let explain = params.explain.unwrap_or(false);
+    let dimension = params.dimension.as_ref().map(|d| d.0.clone());
+    if dimension.is_some() && params.attribute.is_some() {
+        return Err(ApiError::field(
+            ErrorCode::InvalidQuery,
+            "dimension",
+            "dimension breaks the results down by an attribute: it cannot be combined with attribute/attribute_value",
+        ));
+    }
     let segment = segment(params.attribute.clone(), params.attribute_value.clone())?;
     let question = Question { segment, ..Question::from(params) };
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
@@ -130,6 +138,7 @@ pub async fn results(
         to: Window::secs(window.to),
         cuped_seconds: question.cuped_days * 86_400,
         segment: question.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str())),
+        rest: &[],
         refine: Default::default(),
     };
     let asked = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query);
@@ -143,9 +152,52 @@ pub async fn results(
         let analysis = results::analysis_of(&experiment, &question, &window);
         results::explain::explain(&experiment, &rows, &question, &analysis, statements)
     });
+    let broken_down = match &dimension {
+        Some(d) => Some(breakdown(&state, &experiment, &query, d, &question, &window, &phase).await?),
+        None => None,
+    };
     let mut answer = results::assemble(&experiment, rows, question, window, phase);
     answer.explain = explained;
+    answer.breakdown = broken_down;
     Ok(Json(Results::EventType(answer)))
+}
+
+/// The results per value of `dimension`: one raw statement per slice, run concurrently.
+async fn breakdown(
+    state: &AppState,
+    experiment: &Experiment,
+    query: &StatsQuery<'_>,
+    dimension: &str,
+    question: &Question,
+    window: &Window,
+    phase: &Phase,
+) -> Result<results::breakdown::Breakdown, ApiError> {
+    let limit = results::breakdown::TOP_VALUES;
+    let mut top = ch::top_values(&state.clickhouse, query, dimension, limit + 1).await?;
+    let other = top.len() as u64 > limit;
+    top.truncate(limit as usize);
+    let shown: Vec<String> = top.into_iter().map(|v| v.value).collect();
+    let slices: Vec<(String, bool)> =
+        shown.iter().map(|v| (v.clone(), false)).chain(other.then(|| (String::new(), true))).collect();
+    let runs = slices.iter().map(|(value, is_other)| {
+        let q = StatsQuery {
+            segment: (dimension, value.as_str()),
+            rest: if *is_other { shown.as_slice() } else { &[] },
+            ..query.clone()
+        };
+        async move { ch::variant_stats(&state.clickhouse, &q).await }
+    });
+    let rows = futures::future::try_join_all(runs).await?;
+    let assembled = slices
+        .into_iter()
+        .zip(rows)
+        .map(|((value, is_other), rows)| {
+            let segment = Some(results::Segment { attribute: dimension.to_owned(), value: value.clone() });
+            let q = Question { segment, ..question.clone() };
+            (value, is_other, results::assemble(experiment, rows, q, window.clone(), phase.clone()))
+        })
+        .collect();
+    Ok(results::breakdown::breakdown(dimension, assembled, question.correction))
 }
 
 /// Every catalog metric of the experiment: one ClickHouse statement per metric (two with
@@ -185,6 +237,7 @@ async fn all_metrics(
             to: Window::secs(window.to),
             cuped_seconds: q.cuped_days * 86_400,
             segment,
+            rest: &[],
             refine: Refine {
                 filters,
                 window_seconds: m.window_hours.map(|h| (h * 3600.0).round().min(f64::from(u32::MAX)) as u32),

@@ -339,4 +339,49 @@ mod tests {
             }
         }
     }
+
+    /// Seeded A/A experiments decided on three metrics with two treatments: with Holm
+    /// across the six comparisons (as the metrics answer corrects them), the chance that
+    /// any of them is significant stays within alpha; without a correction it does not.
+    #[test]
+    fn corrections_across_metrics_keep_the_family_wise_error_within_alpha() {
+        let mut rng = StdRng::seed_from_u64(20_261_201);
+        let (simulations, n, alpha) = (2000, 400u64, 0.05);
+        let analysis = Analysis::fixed(alpha);
+        let mut any = [0u32; 2]; // [holm, none]
+        for _ in 0..simulations {
+            let arms: Vec<(Proportion, Moments, Moments)> = (0..3)
+                .map(|_| {
+                    let mut p = Proportion { n, x: 0 };
+                    let (mut a, mut b) = (Moments { n, sum: 0.0, sum_sq: 0.0 }, Moments { n, sum: 0.0, sum_sq: 0.0 });
+                    for _ in 0..n {
+                        p.x += u64::from(rng.random::<f64>() < 0.2);
+                        let v = -5.0 * (1.0 - rng.random::<f64>()).ln();
+                        let w = rng.random::<f64>() * 10.0;
+                        (a.sum, a.sum_sq, b.sum, b.sum_sq) = (a.sum + v, a.sum_sq + v * v, b.sum + w, b.sum_sq + w * w);
+                    }
+                    (p, a, b)
+                })
+                .collect();
+            for (k, correction) in [Correction::Holm, Correction::None].into_iter().enumerate() {
+                let mut family: Vec<Comparison> = (1..3)
+                    .flat_map(|t| {
+                        [
+                            compare_proportions(arms[0].0, arms[t].0, &analysis),
+                            compare_means(arms[0].1, arms[t].1, &analysis),
+                            compare_means(arms[0].2, arms[t].2, &analysis),
+                        ]
+                    })
+                    .collect();
+                let mut refs: Vec<&mut Comparison> = family.iter_mut().collect();
+                apply_correction(&mut refs, correction);
+                any[k] += u32::from(family.iter().any(|c| c.significant));
+            }
+        }
+        let rate = |k: usize| f64::from(any[k]) / f64::from(simulations);
+        eprintln!("family-wise error over 6 comparisons: holm {}, none {}", rate(0), rate(1));
+        // 2000 simulations: 0.05 + 3.4 standard errors is 0.067
+        assert!(rate(0) <= 0.067, "holm {}", rate(0));
+        assert!(rate(1) > 2.0 * alpha, "uncorrected {}", rate(1));
+    }
 }

@@ -64,7 +64,8 @@ pub(crate) use event_value;
 
 /// The exposure rows of the results and time series statements, bound by [`exposed`]:
 /// the experiment's, up to the window's end, counted, and of the segment (with `''` for the
-/// attribute, everyone; else the users whose exposure carried attribute = value). Each
+/// attribute, everyone; else the users whose exposure carried attribute = value, or, for a
+/// breakdown's `other` slice, a value none of `rest`). Each
 /// statement keeps the users whose FIRST such exposure is in the window (a user first
 /// exposed in an earlier phase is analysed there, though a later exposure row may exist
 /// until the table merges it away).
@@ -73,7 +74,8 @@ macro_rules! exposed_where {
         concat!(
             "WHERE experiment_id = ? AND exposed_at <= toDateTime(?) AND ",
             counted_exposure!(),
-            " AND (? = '' OR attribute_values[indexOf(attribute_keys, ?)] = ?)"
+            " AND (? = '' OR if(? = 1, NOT has(CAST(? AS Array(String)), attribute_values[indexOf(attribute_keys, ?)]),
+                attribute_values[indexOf(attribute_keys, ?)] = ?))"
         )
     };
 }
@@ -175,6 +177,9 @@ pub struct StatsQuery<'a> {
     pub cuped_seconds: u32,
     /// `(attribute, value)`: only that segment's users; `("", "")` for everyone.
     pub segment: (&'a str, &'a str),
+    /// When not empty: instead of `segment`'s value, the users whose value of its attribute
+    /// is none of these (a breakdown's `other`).
+    pub rest: &'a [String],
     /// What a catalog metric adds (none for the `event_type` question).
     pub refine: Refine<'a>,
 }
@@ -206,8 +211,17 @@ pub enum Cap {
 
 /// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
 /// segment.
-fn exposed(query: Query, experiment_id: i64, to: u32, segment: (&str, &str)) -> Query {
-    query.bind(experiment_id).bind(to).bind(segment.0).bind(segment.0).bind(segment.1)
+fn exposed(query: Query, experiment_id: i64, to: u32, segment: (&str, &str), rest: &[String]) -> Query {
+    let (attribute, value) = segment;
+    query
+        .bind(experiment_id)
+        .bind(to)
+        .bind(attribute)
+        .bind(u8::from(!rest.is_empty()))
+        .bind(rest)
+        .bind(attribute)
+        .bind(attribute)
+        .bind(value)
 }
 
 pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<VariantStats>> {
@@ -231,7 +245,7 @@ fn bind_users(query: Query, q: &StatsQuery<'_>) -> Query {
     // cannot read a row's columns while walking constant arrays)
     let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
     let query = query.bind(horizon).bind(q.cuped_seconds).bind(q.cuped_seconds);
-    exposed(query, q.experiment_id, q.to, q.segment)
+    exposed(query, q.experiment_id, q.to, q.segment, q.rest)
         .bind(properties::pointer(q.value_property))
         .bind(q.value_property)
         .bind(q.event_type)
@@ -239,6 +253,34 @@ fn bind_users(query: Query, q: &StatsQuery<'_>) -> Query {
         .bind(q.to)
         .bind(filters)
         .bind(q.from)
+}
+
+/// The most frequent values of an exposure attribute among the users first exposed in the
+/// window (each user's first exposure), most frequent first; `''` for users without it.
+pub const TOP_VALUES_SQL: &str = "
+SELECT value, toUInt64(count()) AS users
+FROM
+(
+    SELECT user_id, argMin(attribute_values[indexOf(attribute_keys, ?)], exposed_at) AS value, min(exposed_at) AS fe
+    FROM exposures
+    WHERE experiment_id = ? AND exposed_at <= toDateTime(?) AND forced = 0
+    GROUP BY user_id
+    HAVING fe >= toDateTime(?)
+) AS firsts
+GROUP BY value
+ORDER BY users DESC, value
+LIMIT ?";
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct ValueCount {
+    pub value: String,
+    pub users: u64,
+}
+
+/// Up to `limit` values of `attribute` by users, over the window of `q`.
+pub async fn top_values(ch: &Client, q: &StatsQuery<'_>, attribute: &str, limit: u64) -> Result<Vec<ValueCount>> {
+    let query = ch.query(TOP_VALUES_SQL).bind(attribute).bind(q.experiment_id).bind(q.to).bind(q.from).bind(limit);
+    Ok(trace::record(query).fetch_all::<ValueCount>().await?)
 }
 
 /// Per variant and day: first exposures and first conversions, as [`TIMESERIES_SQL`]
@@ -316,12 +358,12 @@ pub struct DaysQuery<'a> {
 }
 
 pub async fn day_stats(ch: &Client, q: &DaysQuery<'_>) -> Result<Vec<DayStats>> {
-    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.to, q.segment)
+    let query = exposed(ch.query(TIMESERIES_SQL), q.experiment_id, q.to, q.segment, &[])
         .bind(q.from)
         .bind(q.event_type)
         .bind(q.from)
         .bind(q.to);
-    Ok(exposed(query, q.experiment_id, q.to, q.segment).bind(q.from).fetch_all::<DayStats>().await?)
+    Ok(exposed(query, q.experiment_id, q.to, q.segment, &[]).bind(q.from).fetch_all::<DayStats>().await?)
 }
 
 #[derive(Debug, Row, Deserialize)]

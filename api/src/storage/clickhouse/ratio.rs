@@ -90,7 +90,7 @@ pub async fn ratio_stats(
 ) -> Result<Vec<RatioRow>> {
     let horizon = q.refine.window_seconds.map_or(1 << 40, u64::from);
     let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
-    let mut query = exposed(ch.query(RATIO_SQL).bind(horizon), q.experiment_id, q.to, q.segment);
+    let mut query = exposed(ch.query(RATIO_SQL).bind(horizon), q.experiment_id, q.to, q.segment, q.rest);
     for part in [numerator, denominator] {
         let property = part.value_property.unwrap_or("");
         query = query
