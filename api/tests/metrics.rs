@@ -393,11 +393,7 @@ async fn results_break_down_by_an_exposure_attribute() {
         s["variants"].as_array().expect("v").iter().map(|v| v["users"].as_u64().expect("n")).sum()
     };
     for (slice, (country, size)) in slices.iter().zip(&sizes) {
-        assert_eq!(
-            (slice["value"].as_str(), users(slice)),
-            (Some(country.as_str()), *size as u64),
-            "{slice}"
-        );
+        assert_eq!((slice["value"].as_str(), users(slice)), (Some(country.as_str()), *size as u64), "{slice}");
         assert_eq!(slice["other"], false);
         // The slice equals the segment asked alone (unadjusted numbers).
         let (_, alone) = c

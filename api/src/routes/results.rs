@@ -92,7 +92,7 @@ impl From<ResultsParams> for Question {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Results {
-    EventType(ExperimentResults),
+    EventType(Box<ExperimentResults>),
     Metrics(MetricsResults),
 }
 
@@ -159,7 +159,7 @@ pub async fn results(
     let mut answer = results::assemble(&experiment, rows, question, window, phase);
     answer.explain = explained;
     answer.breakdown = broken_down;
-    Ok(Json(Results::EventType(answer)))
+    Ok(Json(Results::EventType(Box::new(answer))))
 }
 
 /// The results per value of `dimension`: one raw statement per slice, run concurrently.
