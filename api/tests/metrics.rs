@@ -150,6 +150,13 @@ fn per_user(users: &[User], value: impl Fn(&User) -> f64) -> [Vec<f64>; 2] {
     out
 }
 
+/// A user's page latencies (ms): 1 to 3 pages, b 30 ms slower.
+fn latencies(u: &User) -> Vec<f64> {
+    let i: f64 = u.name.trim_start_matches("m-").parse().expect("user number");
+    let slower = if u.variant == "b" { 30.0 } else { 0.0 };
+    (0..1 + (i as usize) % 3).map(|k| 100.0 + ((i * 17.0 + k as f64 * 29.0) % 400.0) + slower).collect()
+}
+
 fn holm(p: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
@@ -178,6 +185,7 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         json!({"key": "refunds", "name": "Refunds", "kind": "conversion", "event_type": "refund", "direction": "lower"}),
         json!({"key": "order_value", "name": "Revenue per order", "kind": "ratio", "event_type": "purchase", "value_property": "order_value", "denominator": {"event_type": "purchase"}}),
         json!({"key": "refund_rate", "name": "Refunds per purchase", "kind": "ratio", "event_type": "refund", "denominator": {"event_type": "purchase"}, "direction": "lower"}),
+        json!({"key": "latency_p90", "name": "Page latency p90", "kind": "quantile", "quantile": 0.9, "event_type": "page", "value_property": "latency_ms", "direction": "lower"}),
     ] {
         let (status, body) = c.post("/metrics", m).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -187,7 +195,7 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
             "/experiments",
             json!({"name": "checkout", "variants": [{"name": "a", "allocation_percent": 50}, {"name": "b", "allocation_percent": 50}],
                    "metrics": {"primary": "purchases", "secondary": ["revenue", "revenue_p90", "items_2h", "de_buyers", "order_value"],
-                               "guardrails": [{"metric": "refunds", "margin": 0.05}, {"metric": "refund_rate", "margin": 0.1}]}}),
+                               "guardrails": [{"metric": "refunds", "margin": 0.05}, {"metric": "refund_rate", "margin": 0.1}, {"metric": "latency_p90", "margin": 0.1}]}}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
@@ -235,6 +243,11 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         if u.refund {
             push(&u.name, "refund", fe + 600, "{}".into());
         }
+        for (k, latency) in latencies(u).iter().enumerate() {
+            push(&u.name, "page", fe + 60 * (k as i64 + 1), json!({"latency_ms": latency}).to_string());
+        }
+        push(&u.name, "page", fe + 30, json!({"latency_ms": "slow"}).to_string());
+        // no value
     }
     rows::insert(&ch, EVENTS, events.bytes(0..events.len()), Duration::from_secs(30)).await.expect("events");
 
@@ -245,7 +258,17 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
     let order: Vec<&str> = r["metrics"].as_array().expect("m").iter().filter_map(|m| m["key"].as_str()).collect();
     assert_eq!(
         order,
-        ["purchases", "revenue", "revenue_p90", "items_2h", "de_buyers", "order_value", "refunds", "refund_rate"]
+        [
+            "purchases",
+            "revenue",
+            "revenue_p90",
+            "items_2h",
+            "de_buyers",
+            "order_value",
+            "refunds",
+            "refund_rate",
+            "latency_p90"
+        ]
     );
     assert_eq!(r["users"], json!([120, 120]));
 
@@ -295,6 +318,19 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         }
         assert!(metrics[key]["variants"][1]["comparison"]["decision"]["p_value"].is_number(), "{}", metrics[key]);
     }
+    // The quantile: the value at rank ceil(n·q) of each variant's valued page events.
+    for (i, variant) in ["a", "b"].iter().enumerate() {
+        let mut values: Vec<f64> = users.iter().filter(|u| u.variant == *variant).flat_map(latencies).collect();
+        values.sort_by(f64::total_cmp);
+        let v = &metrics["latency_p90"]["variants"][i];
+        assert_eq!(v["total"].as_f64(), Some(values.len() as f64), "valued events only");
+        let rank = (values.len() as f64 * 0.9).ceil() as usize;
+        close(v["mean"].as_f64().expect("p90"), values[rank - 1], &format!("p90 {variant}"));
+        assert_eq!(v["users"].as_u64(), Some(120));
+    }
+    let latency = &metrics["latency_p90"]["variants"][1]["comparison"];
+    assert!(latency["relative_lift"].as_f64().is_some_and(|l| l > 0.0), "b is slower: {latency}");
+    assert!(metrics["latency_p90"]["variants"][1]["guardrail"].is_string());
     // The window and the cap mattered: they are not the plain numbers.
     assert!(
         expected[3].1[0].iter().sum::<f64>()

@@ -7,12 +7,14 @@ use serde_json::Value;
 
 use super::{
     experiment::{validate_description, validate_name, violation},
-    rollout, Violation,
+    Violation,
 };
 
+mod patch;
 mod schema;
 mod usage;
 
+pub use patch::MetricPatch;
 use schema::{capping_or_null, filter_value_schema};
 pub use usage::{ExperimentMetrics, Guardrail, Role, MAX_EXPERIMENT_METRICS};
 
@@ -30,6 +32,9 @@ pub enum MetricKind {
     /// property's sum, or the events counted) over the sum of the `denominator`'s (revenue
     /// per order, clicks per session); analysed with the delta method.
     Ratio,
+    /// A quantile (`quantile`, e.g. 0.9) of `value_property` over the counted events of
+    /// exposed users (page latency p90), with an order-statistic interval.
+    Quantile,
 }
 
 /// A ratio's denominator: an event type, and the property summed (without one: the
@@ -87,6 +92,8 @@ pub struct Metric {
     pub value_property: Option<String>,
     /// Ratios only.
     pub denominator: Option<Denominator>,
+    /// Quantiles only: the level, between 0 and 1.
+    pub quantile: Option<f64>,
     pub filters: Vec<Filter>,
     pub direction: Direction,
     #[schema(schema_with = capping_or_null)]
@@ -128,6 +135,10 @@ pub struct NewMetric {
     /// `ratio` only (and required there): what the numerator is divided by.
     #[serde(default)]
     pub denominator: Option<Denominator>,
+    /// `quantile` only (and required there): the level, e.g. 0.9 for the p90.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1)]
+    pub quantile: Option<f64>,
     #[serde(default)]
     #[schema(max_items = 10)]
     pub filters: Vec<Filter>,
@@ -140,45 +151,6 @@ pub struct NewMetric {
     #[serde(default)]
     #[schema(exclusive_minimum = 0, maximum = 87600)]
     pub window_hours: Option<f64>,
-}
-
-/// A change to a metric: any of the fields; `null` clears `description`,
-/// `value_property`, `capping` and `window_hours`. Its kind and key never change.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MetricPatch {
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$"
-    )]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<Option<String>>,
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
-    pub event_type: Option<String>,
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[^\u0000]+$")]
-    pub value_property: Option<Option<String>>,
-    /// A ratio's new denominator.
-    #[serde(default)]
-    pub denominator: Option<Denominator>,
-    #[serde(default)]
-    #[schema(max_items = 10)]
-    pub filters: Option<Vec<Filter>>,
-    #[serde(default)]
-    pub direction: Option<Direction>,
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(schema_with = capping_or_null)]
-    pub capping: Option<Option<Capping>>,
-    #[serde(default, deserialize_with = "rollout::present")]
-    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 87600)]
-    pub window_hours: Option<Option<f64>>,
-    #[serde(default)]
-    pub archived: Option<bool>,
 }
 
 const MAX_PROPERTY_CHARS: usize = 128;
@@ -213,20 +185,20 @@ pub fn filter_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The whole definition, as it would be stored: every rule that involves several fields.
-#[allow(clippy::too_many_arguments)]
-fn check_definition(
+/// The fields that belong to one kind: a ratio's denominator, a quantile's level, a
+/// conversion's absence of value and capping.
+fn kind_fields(
     kind: MetricKind,
-    event_type: &str,
     value_property: Option<&str>,
     denominator: Option<&Denominator>,
-    filters: &[Filter],
+    quantile: Option<f64>,
     capping: Option<Capping>,
-    window_hours: Option<f64>,
 ) -> Result<(), Violation> {
-    check_text("event_type", event_type, MAX_PROPERTY_CHARS)?;
-    if let Some(p) = value_property {
-        check_text("value_property", p, MAX_PROPERTY_CHARS)?;
+    if kind == MetricKind::Conversion && value_property.is_some() {
+        return Err(violation("value_property", "a conversion metric has no value_property (use kind `mean`)"));
+    }
+    if kind == MetricKind::Conversion && capping.is_some() {
+        return Err(violation("capping", "a conversion metric is 0 or 1 per user: nothing to cap"));
     }
     match (kind, denominator) {
         (MetricKind::Ratio, None) => return Err(violation("denominator", "a ratio metric needs a denominator")),
@@ -242,12 +214,47 @@ fn check_definition(
         (_, Some(_)) => return Err(violation("denominator", "only a ratio metric has a denominator")),
         (_, None) => {}
     }
+    match (kind, quantile) {
+        (MetricKind::Quantile, Some(q)) if q > 0.0 && q < 1.0 => {
+            if value_property.is_none() {
+                return Err(violation("value_property", "a quantile metric needs the numeric value_property"));
+            }
+            if capping.is_some() {
+                return Err(violation("capping", "a quantile needs no capping"));
+            }
+        }
+        (MetricKind::Quantile, _) => {
+            return Err(violation("quantile", "a quantile metric needs quantile between 0 and 1, e.g. 0.9"))
+        }
+        (_, Some(_)) => return Err(violation("quantile", "only a quantile metric has a quantile")),
+        (_, None) => {}
+    }
     if kind == MetricKind::Conversion && value_property.is_some() {
         return Err(violation("value_property", "a conversion metric has no value_property (use kind `mean`)"));
     }
     if kind == MetricKind::Conversion && capping.is_some() {
         return Err(violation("capping", "a conversion metric is 0 or 1 per user: nothing to cap"));
     }
+    Ok(())
+}
+
+/// The whole definition, as it would be stored: every rule that involves several fields.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_definition(
+    kind: MetricKind,
+    event_type: &str,
+    value_property: Option<&str>,
+    denominator: Option<&Denominator>,
+    quantile: Option<f64>,
+    filters: &[Filter],
+    capping: Option<Capping>,
+    window_hours: Option<f64>,
+) -> Result<(), Violation> {
+    check_text("event_type", event_type, MAX_PROPERTY_CHARS)?;
+    if let Some(p) = value_property {
+        check_text("value_property", p, MAX_PROPERTY_CHARS)?;
+    }
+    kind_fields(kind, value_property, denominator, quantile, capping)?;
     if filters.len() > MAX_FILTERS {
         return Err(violation("filters", format!("at most {MAX_FILTERS} filters")));
     }
@@ -295,59 +302,11 @@ impl NewMetric {
             &self.event_type,
             self.value_property.as_deref(),
             self.denominator.as_ref(),
+            self.quantile,
             &self.filters,
             self.capping,
             self.window_hours,
         )
-    }
-}
-
-impl MetricPatch {
-    /// The metric `current` becomes, checked as a whole.
-    pub fn apply(&self, current: &Metric) -> Result<Metric, Violation> {
-        let mut m = current.clone();
-        if let Some(name) = &self.name {
-            validate_name(name)?;
-            m.name = name.trim().to_owned();
-        }
-        if let Some(description) = &self.description {
-            validate_description(description.as_deref())?;
-            m.description = description.clone();
-        }
-        if let Some(t) = &self.event_type {
-            m.event_type = t.clone();
-        }
-        if let Some(p) = &self.value_property {
-            m.value_property = p.clone();
-        }
-        if let Some(d) = &self.denominator {
-            m.denominator = Some(d.clone());
-        }
-        if let Some(f) = &self.filters {
-            m.filters = f.clone();
-        }
-        if let Some(d) = self.direction {
-            m.direction = d;
-        }
-        if let Some(c) = self.capping {
-            m.capping = c;
-        }
-        if let Some(w) = self.window_hours {
-            m.window_hours = w;
-        }
-        if let Some(a) = self.archived {
-            m.archived = a;
-        }
-        check_definition(
-            m.kind,
-            &m.event_type,
-            m.value_property.as_deref(),
-            m.denominator.as_ref(),
-            &m.filters,
-            m.capping,
-            m.window_hours,
-        )?;
-        Ok(m)
     }
 }
 

@@ -14,8 +14,8 @@ use crate::{
         metric::{Direction, Metric, MetricKind, Role},
         Experiment, Phase,
     },
-    stats::{self, Analysis, Comparison, Correction, RatioMoments, Significance},
-    storage::clickhouse::{RatioRow, VariantStats},
+    stats::{self, comparison::Arm, Analysis, Comparison, Correction, RatioMoments, Significance},
+    storage::clickhouse::{QuantileRow, RatioRow, VariantStats},
 };
 
 /// Whether a guardrail held in a treatment: its decision's relative interval against the
@@ -40,7 +40,8 @@ pub struct MetricVariant {
     pub total: Option<f64>,
     /// Ratio: the denominator's sum; null for the other kinds.
     pub denominator: Option<f64>,
-    /// Conversion: the share converted; mean: the mean per user; ratio: total / denominator.
+    /// Conversion: the share converted; mean: the mean per user; ratio: total / denominator;
+    /// quantile: the quantile of the valued events (`total` of them).
     pub mean: Option<f64>,
     /// Against the control (null for the control): its `decision` is adjusted across
     /// every metric × treatment of the decision (guardrails: across treatments).
@@ -87,6 +88,8 @@ pub enum MetricRows {
     Stats(Vec<VariantStats>),
     /// Ratio metrics.
     Ratio(Vec<RatioRow>),
+    /// Quantile metrics.
+    Quantile(Vec<QuantileRow>),
 }
 
 /// One metric's question for the single-metric assembly: a count metric (mean without a
@@ -95,7 +98,7 @@ pub fn question_of(metric: &Metric, base: &Question) -> Question {
     let counted = metric.kind == MetricKind::Mean && metric.value_property.is_none();
     let value_property = match metric.kind {
         MetricKind::Mean => Some(metric.value_property.clone().unwrap_or_else(|| COUNT.to_owned())),
-        MetricKind::Conversion | MetricKind::Ratio => None,
+        MetricKind::Conversion | MetricKind::Ratio | MetricKind::Quantile => None,
     };
     Question {
         event_type: metric.event_type.clone(),
@@ -205,6 +208,53 @@ fn from_ratio(
     variants
 }
 
+/// A quantile metric: each variant's quantile, each treatment's relative difference tested
+/// with the standard error its order-statistic interval implies (`(hi − lo) / 2z`),
+/// corrected across treatments.
+fn from_quantile(
+    experiment: &Experiment,
+    rows: Vec<QuantileRow>,
+    analysis: &Analysis,
+    correction: Correction,
+) -> Vec<MetricVariant> {
+    let mut by_name: HashMap<String, QuantileRow> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
+    let z = stats::z_critical(analysis.alpha);
+    let arms: Vec<(QuantileRow, Option<Arm>)> = experiment
+        .variants
+        .iter()
+        .map(|v| {
+            let r = by_name.remove(&v.name).unwrap_or_default();
+            let se = (r.hi - r.lo) / (2.0 * z);
+            let arm = (r.n >= 2).then_some(Arm { mean: r.value, variance_of_mean: se * se, n: r.n as f64 });
+            (r, arm)
+        })
+        .collect();
+    let mut variants: Vec<MetricVariant> = experiment
+        .variants
+        .iter()
+        .zip(&arms)
+        .enumerate()
+        .map(|(i, (v, (r, arm)))| MetricVariant {
+            name: v.name.clone(),
+            users: 0,
+            total: Some(r.n as f64),
+            denominator: None,
+            mean: (r.n > 0).then_some(r.value).and_then(stats::finite),
+            comparison: (i > 0).then(|| match (arms[0].1, *arm) {
+                (Some(c), Some(t)) => {
+                    let baseline = stats::power::Baseline { mean: c.mean, variance: c.variance_of_mean * c.n };
+                    Comparison::new(c, t, baseline, analysis)
+                }
+                _ => Comparison::empty(),
+            }),
+            guardrail: None,
+        })
+        .collect();
+    let mut family: Vec<&mut Comparison> = variants.iter_mut().filter_map(|v| v.comparison.as_mut()).collect();
+    stats::apply_correction(&mut family, correction);
+    variants
+}
+
 /// `per_metric`: each metric of `experiment.metric_definitions` (in order) with its rows.
 pub fn assemble_all(
     experiment: &Experiment,
@@ -229,6 +279,7 @@ pub fn assemble_all(
                     (variants, warnings)
                 }
                 MetricRows::Ratio(rows) => (from_ratio(experiment, rows, &analysis, base.correction), Vec::new()),
+                MetricRows::Quantile(rows) => (from_quantile(experiment, rows, &analysis, base.correction), Vec::new()),
             };
             MetricResult {
                 key: m.key.clone(),
@@ -255,7 +306,14 @@ pub fn assemble_all(
             v.guardrail = v.comparison.as_ref().map(|c| guardrail(c, direction, margin));
         }
     }
-    let users = metrics.first().map_or_else(Vec::new, |m| m.variants.iter().map(|v| v.users).collect());
+    let users = metrics
+        .iter()
+        .find(|m| m.kind != MetricKind::Quantile)
+        .map_or_else(Vec::new, |m| m.variants.iter().map(|v| v.users).collect());
+    // A quantile's statement counts events, not users: the exposed users are everyone's.
+    for m in metrics.iter_mut().filter(|m| m.kind == MetricKind::Quantile) {
+        m.variants.iter_mut().zip(&users).for_each(|(v, u)| v.users = *u);
+    }
     MetricsResults {
         experiment_id: experiment.id,
         window,

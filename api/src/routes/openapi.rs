@@ -53,7 +53,7 @@ impl Modify for BearerAuth {
 
 /// Request bodies: serde ignores fields it does not know and lets optional ones be absent,
 /// so these schemas stay open, with only their required fields required.
-const REQUEST_SCHEMAS: [&str; 15] = [
+const REQUEST_SCHEMAS: [&str; 16] = [
     "NewExperiment",
     "NewVariant",
     "ExperimentPatch",
@@ -69,6 +69,7 @@ const REQUEST_SCHEMAS: [&str; 15] = [
     "MetricPatch",
     "ExperimentMetrics",
     "Guardrail",
+    "Denominator",
 ];
 
 /// Response fields serde leaves out (`skip_serializing_if`) rather than writing null.

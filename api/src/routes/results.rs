@@ -228,6 +228,7 @@ async fn all_metrics(
         .collect();
     let questions: Vec<Question> = experiment.metric_definitions.iter().map(|m| multi::question_of(m, base)).collect();
     let segment = base.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str()));
+    let base_alpha = base.alpha;
     let queries = experiment.metric_definitions.iter().zip(&filters).zip(&questions).map(|((m, filters), q)| {
         let query = StatsQuery {
             experiment_id: experiment.id,
@@ -249,6 +250,10 @@ async fn all_metrics(
         };
         let (window, experiment) = (&window, experiment);
         async move {
+            if let Some(level) = m.quantile {
+                let z = crate::stats::z_critical(base_alpha);
+                return Ok(MetricRows::Quantile(ch::quantile_stats(&state.clickhouse, &query, level, z).await?));
+            }
             match &m.denominator {
                 Some(d) => {
                     let numerator = ch::Part { event_type: &m.event_type, value_property: m.value_property.as_deref() };

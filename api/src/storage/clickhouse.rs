@@ -387,7 +387,9 @@ pub async fn ping(ch: &Client) -> bool {
     common::clickhouse::ping(ch).await
 }
 
+mod quantile;
 mod ratio;
 mod slices;
+pub use quantile::{quantile_stats, QuantileRow, QUANTILE_SQL};
 pub use ratio::{ratio_stats, Part, RatioRow, RATIO_SQL};
 pub use slices::{top_values, ValueCount, TOP_VALUES_SQL};

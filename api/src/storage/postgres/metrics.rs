@@ -17,6 +17,7 @@ struct MetricRow {
     event_type: String,
     value_property: Option<String>,
     denominator: Option<Json<Denominator>>,
+    quantile: Option<f64>,
     filters: Json<Vec<Filter>>,
     direction: Direction,
     capping: Option<Json<Capping>>,
@@ -36,6 +37,7 @@ impl From<MetricRow> for Metric {
             event_type: r.event_type,
             value_property: r.value_property,
             denominator: r.denominator.map(|d| d.0),
+            quantile: r.quantile,
             filters: r.filters.0,
             direction: r.direction,
             capping: r.capping.map(|c| c.0),
@@ -48,15 +50,15 @@ impl From<MetricRow> for Metric {
 }
 
 const COLUMNS: &str =
-    "m.key, m.name, m.description, m.kind, m.event_type, m.value_property, m.denominator, m.filters, m.direction,
+    "m.key, m.name, m.description, m.kind, m.event_type, m.value_property, m.denominator, m.quantile, m.filters, m.direction,
     m.capping, m.window_hours, m.archived, m.created_at, m.updated_at";
 
 /// The new metric, or `None` when its key exists already.
 pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "INSERT INTO metrics AS m (key, name, description, kind, event_type, value_property, filters, direction,
-             capping, window_hours, denominator)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
+             capping, window_hours, denominator, quantile)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&new.key)
     .bind(new.name.trim())
@@ -69,6 +71,7 @@ pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric
     .bind(new.capping.map(Json))
     .bind(new.window_hours)
     .bind(new.denominator.as_ref().map(Json))
+    .bind(new.quantile)
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))
@@ -96,7 +99,7 @@ pub async fn metric(db: &PgPool, key: &str) -> Result<Option<Metric>> {
 pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "UPDATE metrics AS m SET name = $2, description = $3, event_type = $4, value_property = $5, filters = $6,
-             direction = $7, capping = $8, window_hours = $9, archived = $10, denominator = $11, updated_at = now()
+             direction = $7, capping = $8, window_hours = $9, archived = $10, denominator = $11, quantile = $12, updated_at = now()
          WHERE m.key = $1 RETURNING {COLUMNS}"
     ))
     .bind(&m.key)
@@ -110,6 +113,7 @@ pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     .bind(m.window_hours)
     .bind(m.archived)
     .bind(m.denominator.as_ref().map(Json))
+    .bind(m.quantile)
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))
