@@ -463,11 +463,7 @@ async fn a_value_is_a_json_number_at_the_property_pointer() {
     use consumer::rows::{self, Rows, Source, EVENTS};
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
-    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
-        .bind(id)
-        .execute(&pg(&env).await)
-        .await
-        .expect("backdate");
+    backdate(&env, id).await;
     let now = chrono::Utc::now().timestamp();
     let ch = env.clickhouse();
     ch.query(&format!(
@@ -636,11 +632,7 @@ async fn phases_analyse_their_own_users_against_their_own_allocations() {
 async fn explained_results_recompute_in_python_to_the_same_numbers() {
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 34.0), ("b", 33.0), ("c", 33.0)]).await["id"].as_i64().expect("id");
-    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
-        .bind(id)
-        .execute(&pg(&env).await)
-        .await
-        .expect("backdate");
+    backdate(&env, id).await;
     let now = chrono::Utc::now().timestamp();
     let (mut exposures, mut events) = (Vec::new(), Vec::new());
     for i in 0..900u32 {
@@ -656,21 +648,8 @@ async fn explained_results_recompute_in_python_to_the_same_numbers() {
             ));
         }
     }
-    let ch = env.clickhouse();
-    ch.query(&format!(
-        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at) VALUES {}",
-        exposures.join(",")
-    ))
-    .execute()
-    .await
-    .expect("exposures");
-    ch.query(&format!(
-        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}",
-        events.join(",")
-    ))
-    .execute()
-    .await
-    .expect("events");
+    insert(&env, "exposures (experiment_id, user_id, variant, exposed_at)", &exposures).await;
+    insert(&env, "events (event_id, user_id, type, timestamp, received_at, properties)", &events).await;
     for (significance, correction) in [("sequential", "holm"), ("fixed_horizon", "bh")] {
         let (status, _) = c.patch(&format!("/experiments/{id}"), json!({"significance": significance})).await;
         assert_eq!(status, StatusCode::OK);

@@ -200,11 +200,7 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
     let id = e["id"].as_i64().expect("id");
-    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
-        .bind(id)
-        .execute(&pg(&env).await)
-        .await
-        .expect("backdate");
+    backdate(&env, id).await;
 
     let users = users();
     let fe = chrono::Utc::now().timestamp() - 5 * 3600;
@@ -382,11 +378,7 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
 async fn results_break_down_by_an_exposure_attribute() {
     let (env, api, c) = setup().await;
     let id = c.create(&[("a", 50.0), ("b", 50.0)]).await["id"].as_i64().expect("id");
-    sqlx::query("UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1")
-        .bind(id)
-        .execute(&pg(&env).await)
-        .await
-        .expect("backdate");
+    backdate(&env, id).await;
     let now = chrono::Utc::now().timestamp();
     // Countries c0..c11 with 60, 55, ... users; every 4th user (every 3rd in b) buys.
     let (mut exposures, mut events, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
@@ -405,21 +397,13 @@ async fn results_break_down_by_an_exposure_attribute() {
             }
         }
     }
-    let ch = env.clickhouse();
-    ch.query(&format!(
-        "INSERT INTO exposures (experiment_id, user_id, variant, exposed_at, attribute_keys, attribute_values) VALUES {}",
-        exposures.join(",")
-    ))
-    .execute()
-    .await
-    .expect("exposures");
-    ch.query(&format!(
-        "INSERT INTO events (event_id, user_id, type, timestamp, received_at, properties) VALUES {}",
-        events.join(",")
-    ))
-    .execute()
-    .await
-    .expect("events");
+    insert(
+        &env,
+        "exposures (experiment_id, user_id, variant, exposed_at, attribute_keys, attribute_values)",
+        &exposures,
+    )
+    .await;
+    insert(&env, "events (event_id, user_id, type, timestamp, received_at, properties)", &events).await;
 
     let (status, r) = c.get(&format!("/experiments/{id}/results?event_type=purchase&dimension=country")).await;
     assert_eq!(status, StatusCode::OK, "{r}");

@@ -90,3 +90,25 @@ pub async fn exposures_in_kafka(env: &TestEnv, expected: i64) -> i64 {
 pub async fn pg(env: &TestEnv) -> sqlx::PgPool {
     common::postgres::pool(&env.config.postgres).expect("pool")
 }
+
+/// Moves an experiment's creation and first phase a day into the past, so that rows
+/// inserted with earlier times fall in its results' window.
+pub async fn backdate(env: &TestEnv, id: i64) {
+    let db = pg(env).await;
+    for sql in [
+        "UPDATE experiments SET created_at = now() - interval '1 day' WHERE id = $1",
+        "UPDATE experiment_phases SET started_at = now() - interval '1 day' WHERE experiment_id = $1 AND phase = 1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&db).await.expect("backdate");
+    }
+}
+
+/// `INSERT INTO <into> VALUES <rows>` on the test's ClickHouse (`into`: the table and its
+/// columns).
+pub async fn insert(env: &TestEnv, into: &str, rows: &[String]) {
+    env.clickhouse()
+        .query(&format!("INSERT INTO {into} VALUES {}", rows.join(",")))
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("INSERT INTO {into}: {e}"));
+}
