@@ -412,7 +412,7 @@ async fn results_break_down_by_an_exposure_attribute() {
     let users = |s: &Value| -> u64 {
         s["variants"].as_array().expect("v").iter().map(|v| v["users"].as_u64().expect("n")).sum()
     };
-    for (slice, (country, size)) in slices.iter().zip(&sizes) {
+    for (slice, (country, size)) in slices.iter().take(10).zip(&sizes) {
         assert_eq!((slice["value"].as_str(), users(slice)), (Some(country.as_str()), *size as u64), "{slice}");
         assert_eq!(slice["other"], false);
         // The slice equals the segment asked alone (unadjusted numbers).

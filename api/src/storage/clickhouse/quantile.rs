@@ -16,9 +16,9 @@ pub const QUANTILE_SQL: &str = concat!(
 SELECT
     variant,
     toUInt64(length(sorted)) AS n,
-    sorted[toUInt64(greatest(1, ceil(length(sorted) * {Q})))] AS value,
-    sorted[toUInt64(greatest(1, floor(length(sorted) * {Q} - {Z} * sqrt(length(sorted) * {Q} * (1 - {Q})))))] AS lo,
-    sorted[toUInt64(least(length(sorted), ceil(length(sorted) * {Q} + {Z} * sqrt(length(sorted) * {Q} * (1 - {Q}))) + 1))] AS hi
+    sorted[toUInt64(greatest(1., ceil(length(sorted) * {Q})))] AS value,
+    sorted[toUInt64(greatest(1., floor(length(sorted) * {Q} - {Z} * sqrt(length(sorted) * {Q} * (1 - {Q})))))] AS lo,
+    sorted[toUInt64(least(toFloat64(length(sorted)), ceil(length(sorted) * {Q} + {Z} * sqrt(length(sorted) * {Q} * (1 - {Q}))) + 1))] AS hi
 FROM
 (
     SELECT variant, arraySort(groupArray(w)) AS sorted

@@ -61,10 +61,19 @@ struct EventRow {
     timestamp: u32,
     received_at: u32,
     properties: String,
+    prop_keys: Vec<String>,
+    prop_values: Vec<String>,
+    num_keys: Vec<String>,
+    num_values: Vec<f64>,
+    props_v: u8,
 }
 
 impl From<EventEnvelope<'_>> for EventRow {
+    /// The row the consumer writes, its properties' leaves included (computed before the
+    /// clock starts: the baseline is the insert alone).
     fn from(e: EventEnvelope<'_>) -> Self {
+        let (leaves, _) = common::event::properties::leaves(e.properties.get());
+        let numbers: Vec<(String, f64)> = leaves.iter().filter_map(|l| Some((l.pointer.clone(), l.number?))).collect();
         Self {
             event_id: e.event_id,
             user_id: e.user_id.into_owned(),
@@ -72,6 +81,11 @@ impl From<EventEnvelope<'_>> for EventRow {
             timestamp: (e.timestamp_ms / 1000) as u32,
             received_at: (e.received_at_ms / 1000) as u32,
             properties: common::event::compact_json(e.properties.get()),
+            prop_keys: leaves.iter().map(|l| l.pointer.clone()).collect(),
+            prop_values: leaves.into_iter().map(|l| l.text).collect(),
+            num_keys: numbers.iter().map(|n| n.0.clone()).collect(),
+            num_values: numbers.iter().map(|n| n.1).collect(),
+            props_v: 1,
         }
     }
 }
@@ -117,5 +131,6 @@ const RAW_CREATE: &[&str] = &[
     "CREATE TABLE bench_raw_events AS events",
     "CREATE TABLE bench_raw_events_recent AS events_recent",
     "CREATE MATERIALIZED VIEW bench_raw_events_mv TO bench_raw_events_recent AS \
-     SELECT type, inserted_at, user_id, event_id, timestamp, properties FROM bench_raw_events",
+     SELECT type, inserted_at, user_id, event_id, timestamp, properties, prop_keys, prop_values, num_keys, num_values, \
+     props_v FROM bench_raw_events",
 ];
