@@ -214,6 +214,7 @@ SELECT
     toUInt64(sum(n_users)) AS users,
     toUInt64(sum(n_converted)) AS converted_users,
     toUInt64(sum(n_events_total)) AS events,
+    toFloat64(sum(n_events_sq)) AS events_sum_sq,
     toFloat64(sum(y_sum)) AS value_sum,
     toFloat64(sum(y_sum_sq)) AS value_sum_sq,
     toUInt64(sum(n_pre_converted)) AS pre_converted_users,
@@ -224,7 +225,7 @@ SELECT
 FROM
 (
     SELECT
-        assigned_variant AS variant, count() AS n_users, 0 AS n_converted, 0 AS n_events_total,
+        assigned_variant AS variant, count() AS n_users, 0 AS n_converted, 0 AS n_events_total, 0 AS n_events_sq,
         0. AS y_sum, 0. AS y_sum_sq, 0 AS n_pre_converted, 0 AS n_both, 0. AS x_sum, 0. AS x_sum_sq, 0. AS xy_sum
     FROM
     (
@@ -237,7 +238,7 @@ FROM
     UNION ALL
     SELECT
         assigned_variant AS variant, 0 AS n_users,
-        countIf(n_events > 0) AS n_converted, sum(n_events) AS n_events_total,
+        countIf(n_events > 0) AS n_converted, sum(n_events) AS n_events_total, sum(n_events * n_events) AS n_events_sq,
         sum(value) AS y_sum, sum(value * value) AS y_sum_sq,
         countIf(n_pre > 0) AS n_pre_converted, countIf(n_pre > 0 AND n_events > 0) AS n_both,
         sum(pre_value) AS x_sum, sum(pre_value * pre_value) AS x_sum_sq, sum(value * pre_value) AS xy_sum
