@@ -23,7 +23,8 @@ operations (a valid body must be accepted) instead of allowing their 400s.
   together (a valid query has both or neither); `phase` names one of the experiment's
   phases (stored state: dropped from valid queries); results without `event_type` need
   an experiment with metrics (valid queries get an `event_type`; api/tests/metrics.rs
-  covers the metrics answer).
+  covers the metrics answer); `dimension` breaks down by an attribute and does not go with
+  a segment (`attribute`): dropped from valid queries that have one.
 - POST /metrics: a `conversion` metric has no `value_property` and no `capping`.
 - POST /experiments/{id}/assignment/{user_id}: `attributes` are at most 50, with names of
   1 to 128 characters without NUL and values that are strings (at most 1024 characters),
@@ -176,6 +177,8 @@ def results_segment(context, case):
     if _generated_valid(case):
         case.query = dict(case.query or {})
         case.query.setdefault("event_type", "purchase")
+        if "attribute" in case.query:
+            case.query.pop("dimension", None)
     return case
 
 

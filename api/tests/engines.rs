@@ -318,6 +318,7 @@ async fn same_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
         assert!(!x.is_empty());
         assert_eq!(x, y, "{experiment_id} {event_type} timeseries");
     }
+    catalog_answers(a, b).await;
     assert_eq!(ch::exposed_users(a, 1, 2).await.expect("users"), ch::exposed_users(b, 1, 2).await.expect("users"));
     #[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
     struct Attributed {
@@ -356,4 +357,79 @@ async fn same_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
     let (x, y) = (types(a.clone()).await, types(b.clone()).await);
     assert_eq!(x.len(), 2);
     assert_eq!(x, y);
+}
+
+/// The catalog's statements (filters, window, capping, ratios, quantiles, a breakdown's
+/// values and its `other` slice) answer the same on `a` and on `b`.
+async fn catalog_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
+    let filters = vec![("/n".to_owned(), "1".to_owned())];
+    let base = StatsQuery {
+        experiment_id: 1,
+        event_type: "purchase",
+        value_property: "order_value",
+        from: T0 - 30 * DAY,
+        to: T0 + 40 * DAY,
+        ..Default::default()
+    };
+    let rest = vec!["FR".to_owned()];
+    let refined = [
+        StatsQuery { refine: ch::Refine { window_seconds: Some(3 * DAY), ..Default::default() }, ..base.clone() },
+        StatsQuery { refine: ch::Refine { cap: Some(ch::Cap::Absolute(5.0)), ..Default::default() }, ..base.clone() },
+        StatsQuery { refine: ch::Refine { cap: Some(ch::Cap::Percentile(0.9)), ..Default::default() }, ..base.clone() },
+        StatsQuery { refine: ch::Refine { filters: &filters, ..Default::default() }, ..base.clone() },
+        StatsQuery { segment: ("country", ""), rest: &rest, ..base.clone() },
+    ];
+    for (i, q) in refined.iter().enumerate() {
+        let mut x = ch::variant_stats(a, q).await.unwrap_or_else(|e| panic!("refined {i}: {e}"));
+        let mut y = ch::variant_stats(b, q).await.unwrap_or_else(|e| panic!("refined {i}: {e}"));
+        x.sort_by(|l, r| l.variant.cmp(&r.variant));
+        y.sort_by(|l, r| l.variant.cmp(&r.variant));
+        assert!(!x.is_empty() && x.iter().any(|s| s.users > 0), "refined {i}: data");
+        assert!(x.len() == y.len() && x.iter().zip(&y).all(|(l, r)| same_stats(l, r)), "refined {i}:\n{x:?}\n{y:?}");
+    }
+    let (numerator, denominator) = (
+        ch::Part { event_type: "purchase", value_property: Some("order_value") },
+        ch::Part { event_type: "click", value_property: None },
+    );
+    let ratio = |c| {
+        let q = base.clone();
+        async move {
+            let mut rows = ch::ratio_stats(c, &q, numerator, denominator).await.expect("ratio");
+            rows.sort_by(|l, r| l.variant.cmp(&r.variant));
+            rows.into_iter()
+                .map(|r| (r.variant, r.users, [r.num_sum, r.num_sum_sq, r.den_sum, r.den_sum_sq, r.num_den]))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (x, y) = (ratio(a).await, ratio(b).await);
+    assert!(!x.is_empty() && x.iter().any(|r| r.2[2] > 0.0), "ratio data: {x:?}");
+    let same = |p: &[f64], q: &[f64]| p.iter().zip(q).all(|(u, v)| close(*u, *v));
+    assert!(
+        x.len() == y.len() && x.iter().zip(&y).all(|(l, r)| l.0 == r.0 && l.1 == r.1 && same(&l.2, &r.2)),
+        "{x:?}\n{y:?}"
+    );
+    let quantile = |c| {
+        let q = base.clone();
+        async move {
+            let mut rows = ch::quantile_stats(c, &q, 0.5, 1.96).await.expect("quantile");
+            rows.sort_by(|l, r| l.variant.cmp(&r.variant));
+            rows.into_iter().map(|r| (r.variant, r.n, [r.value, r.lo, r.hi])).collect::<Vec<_>>()
+        }
+    };
+    let (x, y) = (quantile(a).await, quantile(b).await);
+    assert!(!x.is_empty() && x.iter().all(|r| r.1 > 0), "quantile data: {x:?}");
+    assert!(
+        x.len() == y.len() && x.iter().zip(&y).all(|(l, r)| l.0 == r.0 && l.1 == r.1 && same(&l.2, &r.2)),
+        "{x:?}\n{y:?}"
+    );
+    let top = |c| {
+        let q = base.clone();
+        async move {
+            let rows = ch::top_values(c, &q, "country", 5).await.expect("top values");
+            rows.into_iter().map(|r| (r.value, r.users)).collect::<Vec<_>>()
+        }
+    };
+    let (x, y) = (top(a).await, top(b).await);
+    assert!(x.iter().any(|(v, _)| v == "FR"), "{x:?}"); // the DE users are all forced
+    assert_eq!(x, y, "top values");
 }
