@@ -62,6 +62,18 @@ macro_rules! event_value {
 }
 pub(crate) use event_value;
 
+/// An event matches every filter of [`Refine::leaf_filters`] (bound at `$filters`): each
+/// `pointer NUL text` is one of its leaves.
+macro_rules! matches_filters {
+    ($filters:literal) => {
+        concat!(
+            "hasAll(arrayMap((k, x) -> concat(k, '\\0', x), prop_keys, prop_values), CAST(",
+            $filters,
+            " AS Array(String)))"
+        )
+    };
+}
+
 /// The exposure rows of the results and time series statements, bound by [`exposed`]:
 /// the experiment's, up to the window's end, counted, and of the segment (with `''` for the
 /// attribute, everyone; else the users whose exposure carried attribute = value, or, for a
@@ -115,7 +127,9 @@ macro_rules! users_sql {
             " AS v
         FROM events
         WHERE type = ? AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-          AND hasAll(arrayMap((k, w) -> concat(k, '\\0', w), prop_keys, prop_values), CAST(? AS Array(String)))
+          AND ",
+            matches_filters!("?"),
+            "
     ) AS rows
     GROUP BY user_id
     HAVING countIf(src = 0) > 0 AND fe >= toDateTime(?)
@@ -199,6 +213,17 @@ impl Refine<'_> {
     pub fn is_none(&self) -> bool {
         self.filters.is_empty() && self.window_seconds.is_none() && self.cap.is_none()
     }
+
+    /// Seconds after the first exposure that still count (without a window: beyond any).
+    fn horizon(&self) -> u64 {
+        self.window_seconds.map_or(1 << 40, u64::from)
+    }
+
+    /// The filters as the statements match them against each event's leaves: pointer, NUL,
+    /// text (18.16's lambdas cannot read a row's columns while walking constant arrays).
+    fn leaf_filters(&self) -> Vec<String> {
+        self.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect()
+    }
 }
 
 /// Winsorizing of per-user values (and their pre-exposure counterparts) from above.
@@ -240,10 +265,7 @@ pub async fn variant_stats(ch: &Client, q: &StatsQuery<'_>) -> Result<Vec<Varian
 
 /// Binds [`users_sql`]'s parameters.
 fn bind_users(query: Query, q: &StatsQuery<'_>) -> Query {
-    let horizon = q.refine.window_seconds.map_or(1 << 40, u64::from);
-    // pointer NUL text: what each event's leaves are matched against (18.16's lambdas
-    // cannot read a row's columns while walking constant arrays)
-    let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
+    let (horizon, filters) = (q.refine.horizon(), q.refine.leaf_filters());
     let query = query.bind(horizon).bind(q.cuped_seconds).bind(q.cuped_seconds);
     exposed(query, q.experiment_id, q.to, q.segment, q.rest)
         .bind(properties::pointer(q.value_property))

@@ -46,7 +46,9 @@ FROM
                    if(visitParamHas(properties, {PROP}), visitParamExtractFloat(properties, {PROP}), nan)) AS v
             FROM events
             WHERE type = {TYPE} AND timestamp >= toDateTime({FROM}) AND timestamp <= toDateTime({TO})
-              AND hasAll(arrayMap((k, x) -> concat(k, '\\0', x), prop_keys, prop_values), CAST({FILTERS} AS Array(String)))
+              AND ",
+    matches_filters!("{FILTERS}"),
+    "
         ) AS rows
         GROUP BY user_id
         HAVING countIf(src = 0) > 0 AND fe >= toDateTime({FROM})
@@ -67,8 +69,8 @@ pub struct QuantileRow {
 
 /// The quantile `level` of `q.value_property` per variant, with intervals at `z`.
 pub async fn quantile_stats(ch: &Client, q: &StatsQuery<'_>, level: f64, z: f64) -> Result<Vec<QuantileRow>> {
-    let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
-    let horizon = q.refine.window_seconds.map_or(1 << 40, u64::from);
+    let filters = q.refine.leaf_filters();
+    let horizon = q.refine.horizon();
     let sql = QUANTILE_SQL
         .replace("{Q}", &format!("{level:?}"))
         .replace("{Z}", &format!("{z:?}"))

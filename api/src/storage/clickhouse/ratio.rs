@@ -53,7 +53,9 @@ FROM
     "), 0.) AS w
         FROM events
         WHERE type IN (?, ?) AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?)
-          AND hasAll(arrayMap((k, x) -> concat(k, '\\0', x), prop_keys, prop_values), CAST(? AS Array(String)))
+          AND ",
+    matches_filters!("?"),
+    "
     ) AS rows
     GROUP BY user_id
     HAVING countIf(src = 0) > 0 AND fe >= toDateTime(?)
@@ -88,8 +90,8 @@ pub async fn ratio_stats(
     numerator: Part<'_>,
     denominator: Part<'_>,
 ) -> Result<Vec<RatioRow>> {
-    let horizon = q.refine.window_seconds.map_or(1 << 40, u64::from);
-    let filters: Vec<String> = q.refine.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect();
+    let horizon = q.refine.horizon();
+    let filters = q.refine.leaf_filters();
     let mut query = exposed(ch.query(RATIO_SQL).bind(horizon), q.experiment_id, q.to, q.segment, q.rest);
     for part in [numerator, denominator] {
         let property = part.value_property.unwrap_or("");
