@@ -198,42 +198,6 @@ pub struct StatsQuery<'a> {
     pub refine: Refine<'a>,
 }
 
-/// A catalog metric's event filters, conversion window and capping; the rollup answers
-/// only questions without any.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Refine<'a> {
-    /// `(JSON Pointer, text)`: only events whose property at the pointer is that text.
-    pub filters: &'a [(String, String)],
-    /// Only events within this many seconds after the user's first exposure.
-    pub window_seconds: Option<u32>,
-    pub cap: Option<Cap>,
-}
-
-impl Refine<'_> {
-    pub fn is_none(&self) -> bool {
-        self.filters.is_empty() && self.window_seconds.is_none() && self.cap.is_none()
-    }
-
-    /// Seconds after the first exposure that still count (without a window: beyond any).
-    fn horizon(&self) -> u64 {
-        self.window_seconds.map_or(1 << 40, u64::from)
-    }
-
-    /// The filters as the statements match them against each event's leaves: pointer, NUL,
-    /// text (18.16's lambdas cannot read a row's columns while walking constant arrays).
-    fn leaf_filters(&self) -> Vec<String> {
-        self.filters.iter().map(|(k, v)| format!("{k}\0{v}")).collect()
-    }
-}
-
-/// Winsorizing of per-user values (and their pre-exposure counterparts) from above.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cap {
-    Absolute(f64),
-    /// At this quantile (0 to 1) of the pooled per-user values.
-    Percentile(f64),
-}
-
 /// Binds the parameters of an exposure subquery ([`exposed_where`]): experiment, window,
 /// segment.
 fn exposed(query: Query, experiment_id: i64, to: u32, segment: (&str, &str), rest: &[String]) -> Query {
@@ -411,7 +375,9 @@ pub async fn ping(ch: &Client) -> bool {
 
 mod quantile;
 mod ratio;
+mod refine;
 mod slices;
 pub use quantile::{quantile_stats, QuantileRow, QUANTILE_SQL};
 pub use ratio::{ratio_stats, Part, RatioRow, RATIO_SQL};
+pub use refine::{Cap, Refine};
 pub use slices::{top_values, ValueCount, TOP_VALUES_SQL};
