@@ -106,6 +106,11 @@ async fn metrics_are_defined_once_listed_changed_and_archived_with_clear_errors(
     let id = e["id"].as_i64().expect("id");
     let (status, err) = c.get(&format!("/experiments/{id}/results")).await;
     assert_eq!(status, StatusCode::OK, "an experiment with metrics answers without event_type: {err}");
+    // Archiving a metric keeps it on the experiments that use it.
+    let (status, _) = c.patch("/metrics/purchases", json!({"archived": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, kept) = c.get(&format!("/experiments/{id}/results")).await;
+    assert_eq!(kept["metrics"][0]["key"], "purchases", "{kept}");
     let (status, none) = c.post("/experiments", json!({"name": "e", "variants": variants})).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, err) = c.get(&format!("/experiments/{}/results", none["id"])).await;
