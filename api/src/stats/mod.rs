@@ -9,18 +9,24 @@
 //! - [`fixed`]: conversion rates and per-user means into a [`Comparison`];
 //! - [`sequential`], [`bayesian`], [`cuped`], [`power`]: the other views of one comparison;
 //! - [`comparison`]: the [`Comparison`] that gathers them and decides `significant`;
-//! - [`correction`]: Holm and Benjamini-Hochberg across treatments; [`srm`]: sample ratio.
+//! - [`correction`]: Holm and Benjamini-Hochberg across treatments; [`srm`]: sample ratio;
+//! - [`quantile`]: a quantile's exact order-statistic interval (its ranks from the
+//!   binomial tails of [`binomial`]) and the comparison of two quantiles.
 
 pub mod bayesian;
+pub mod binomial;
 pub mod comparison;
 pub mod correction;
 pub mod cuped;
 pub mod decision;
 pub mod fixed;
 pub mod power;
+pub mod quantile;
 #[cfg(test)]
 mod reference;
 pub mod sequential;
+#[cfg(test)]
+mod sims;
 pub mod srm;
 
 use serde::{Deserialize, Serialize};

@@ -1,24 +1,31 @@
 //! Quantile metrics' statement: per variant, a quantile of a numeric property over the
-//! counted events of exposed users, with its distribution-free (order statistic) interval.
+//! counted events of exposed users, and the sorted values around it, from which
+//! `stats::quantile::ranks` reads its distribution-free (order statistic) interval.
 
 use clickhouse::{Client, Row};
 use common::event::properties;
 use serde::Deserialize;
 
 use super::{exposed, trace, Result, StatsQuery};
+use crate::{stats::quantile, storage::StorageError};
 
 /// Per variant: `n` valued events (each event id once, at or after the user's first
 /// exposure, within the window; events without a number at the property left out), the
-/// value at rank `ceil(n·q)` of the sorted values, and the values at the ranks
-/// `floor(n·q − z·√(n·q·(1−q)))` and `ceil(n·q + z·√(n·q·(1−q))) + 1` (clamped to 1..n).
+/// value at rank `ceil(n·q)` of the sorted values, a rank `first_rank` and the sorted values
+/// `around` the quantile from it (`stats::quantile::window`: ranks `floor(n·q − t) − 3` to
+/// `ceil(n·q + t) + 4`, clamped to 1..n, `t = L/3 + √(L²/9 + 2·L·n·q·(1−q))` with
+/// `{L} = ln(2/α)`), which hold every rank the exact interval can take. ClickHouse has no
+/// binomial quantile function (18.16 none at all) and only the statement knows `n`, so the
+/// interval's ranks are chosen in Rust ([`QuantileWindow::read`]).
 pub const QUANTILE_SQL: &str = concat!(
     "
 SELECT
     variant,
     toUInt64(length(sorted)) AS n,
     sorted[toUInt64(greatest(1., ceil(length(sorted) * {Q})))] AS value,
-    sorted[toUInt64(greatest(1., floor(length(sorted) * {Q} - {Z} * sqrt(length(sorted) * {Q} * (1 - {Q})))))] AS lo,
-    sorted[toUInt64(least(toFloat64(length(sorted)), ceil(length(sorted) * {Q} + {Z} * sqrt(length(sorted) * {Q} * (1 - {Q}))) + 1))] AS hi
+    toUInt64(greatest(1., floor(length(sorted) * {Q} - ({L} / 3 + sqrt({L} * {L} / 9 + 2 * {L} * length(sorted) * {Q} * (1 - {Q})))) - 3)) AS first_rank,
+    arraySlice(sorted, first_rank,
+        toUInt64(least(toFloat64(length(sorted)), ceil(length(sorted) * {Q} + ({L} / 3 + sqrt({L} * {L} / 9 + 2 * {L} * length(sorted) * {Q} * (1 - {Q})))) + 4)) - first_rank + 1) AS around
 FROM
 (
     SELECT variant, arraySort(groupArray(w)) AS sorted
@@ -58,7 +65,8 @@ FROM
 ) AS per_variant"
 );
 
-#[derive(Debug, Clone, Default, Row, Deserialize)]
+/// One variant's quantile with the ends of its interval at the exact ranks.
+#[derive(Debug, Clone, Default)]
 pub struct QuantileRow {
     pub variant: String,
     pub n: u64,
@@ -67,13 +75,38 @@ pub struct QuantileRow {
     pub hi: f64,
 }
 
-/// The quantile `level` of `q.value_property` per variant, with intervals at `z`.
-pub async fn quantile_stats(ch: &Client, q: &StatsQuery<'_>, level: f64, z: f64) -> Result<Vec<QuantileRow>> {
+/// What the statement returns: the sorted values `around` the quantile, from rank `first`.
+#[derive(Debug, Row, Deserialize)]
+struct QuantileWindow {
+    variant: String,
+    n: u64,
+    value: f64,
+    first: u64,
+    around: Vec<f64>,
+}
+
+impl QuantileWindow {
+    /// The interval's ends at [`quantile::ranks`] for `level` and `alpha`, read from the window.
+    fn read(self, level: f64, alpha: f64) -> Result<QuantileRow> {
+        let [_, lo, hi] = quantile::ranks(self.n, level, alpha).unwrap_or([1; 3]);
+        let at = |rank: u64| {
+            rank.checked_sub(self.first).and_then(|i| self.around.get(i as usize)).copied().ok_or_else(|| {
+                let (first, len) = (self.first, self.around.len());
+                StorageError::Inconsistent(format!("quantile rank {rank} of {} outside {first}+{len}", self.n))
+            })
+        };
+        Ok(QuantileRow { lo: at(lo)?, hi: at(hi)?, variant: self.variant, n: self.n, value: self.value })
+    }
+}
+
+/// The quantile `level` of `q.value_property` per variant, with intervals at level
+/// `1 − alpha`.
+pub async fn quantile_stats(ch: &Client, q: &StatsQuery<'_>, level: f64, alpha: f64) -> Result<Vec<QuantileRow>> {
     let filters = q.refine.leaf_filters();
     let horizon = q.refine.horizon();
     let sql = QUANTILE_SQL
         .replace("{Q}", &format!("{level:?}"))
-        .replace("{Z}", &format!("{z:?}"))
+        .replace("{L}", &format!("{:?}", (2.0 / alpha).ln()))
         .replace("{H}", &horizon.to_string());
     // the exposure rows' placeholders come first, then the events'
     let (before, after) = sql.split_once("UNION ALL").unwrap_or((&sql, ""));
@@ -98,5 +131,25 @@ pub async fn quantile_stats(ch: &Client, q: &StatsQuery<'_>, level: f64, z: f64)
         .bind(q.to)
         .bind(filters)
         .bind(q.from);
-    Ok(trace::record(query).fetch_all::<QuantileRow>().await?)
+    let rows = trace::record(query).fetch_all::<QuantileWindow>().await?;
+    rows.into_iter().map(|r| r.read(level, alpha)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window the statement returns is read at the exact ranks; a rank outside it is
+    /// an error, not a panic.
+    #[test]
+    fn the_interval_is_read_from_the_window_at_the_exact_ranks() {
+        let (n, level, alpha) = (1000u64, 0.9, 0.05);
+        let [first, last] = quantile::window(n, level, alpha);
+        let around: Vec<f64> = (first..=last).map(|r| r as f64).collect();
+        let w = |first, around| QuantileWindow { variant: "a".into(), n, value: 900.0, first, around };
+        let row = w(first, around.clone()).read(level, alpha).expect("inside");
+        assert_eq!((row.n, row.value, row.lo, row.hi), (1000, 900.0, 882.0, 919.0));
+        let err = w(first + 30, around).read(level, alpha).expect_err("outside");
+        assert!(err.to_string().contains("quantile rank 882"), "{err}");
+    }
 }
