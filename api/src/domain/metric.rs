@@ -14,6 +14,7 @@ mod patch;
 mod schema;
 mod usage;
 
+pub use crate::stats::bayesian::Prior;
 pub use patch::MetricPatch;
 use schema::{capping_or_null, filter_value_schema};
 pub use usage::{ExperimentMetrics, Guardrail, Role, MAX_EXPERIMENT_METRICS};
@@ -101,6 +102,8 @@ pub struct Metric {
     /// Only events within this many hours after the user's first exposure; null: until the
     /// analysis ends.
     pub window_hours: Option<f64>,
+    /// A proper normal prior on the relative lift for the Bayesian view; null: flat.
+    pub prior: Option<Prior>,
     /// Archived metrics stay on the experiments that use them and cannot be added to others.
     pub archived: bool,
     pub created_at: DateTime<Utc>,
@@ -151,6 +154,9 @@ pub struct NewMetric {
     #[serde(default)]
     #[schema(exclusive_minimum = 0, maximum = 87600)]
     pub window_hours: Option<f64>,
+    /// The Bayesian view's prior on the relative lift (default: flat, none).
+    #[serde(default)]
+    pub prior: Option<Prior>,
 }
 
 const MAX_PROPERTY_CHARS: usize = 128;
@@ -238,6 +244,10 @@ fn kind_fields(
     Ok(())
 }
 
+pub(super) fn check_prior(prior: Option<Prior>) -> Result<(), Violation> {
+    prior.map_or(Ok(()), |p| p.check().map_err(|m| violation("prior", m)))
+}
+
 /// The whole definition, as it would be stored: every rule that involves several fields.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_definition(
@@ -306,7 +316,8 @@ impl NewMetric {
             &self.filters,
             self.capping,
             self.window_hours,
-        )
+        )?;
+        check_prior(self.prior)
     }
 }
 

@@ -81,6 +81,7 @@ pub(crate) fn analysis_of(experiment: &Experiment, question: &Question, window: 
         sequential_tuning: experiment.sequential_tuning,
         target_lift: question.target_lift,
         elapsed_days: (window.to - started).num_milliseconds().max(0) as f64 / 86_400_000.0,
+        prior: question.prior,
     }
 }
 
@@ -228,6 +229,7 @@ mod tests {
             cuped_days: 14,
             target_lift: None,
             segment: None,
+            prior: None,
         }
     }
 

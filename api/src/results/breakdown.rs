@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use super::{ExperimentResults, Srm, VariantResult, Warning};
+use super::{
+    multi::{self, MetricResult, MetricsResults},
+    ExperimentResults, Srm, VariantResult, Warning,
+};
 use crate::stats::{self, Comparison, Correction};
 
 /// Most values of a dimension shown; the rest are one `other` slice.
@@ -43,4 +46,38 @@ pub fn breakdown(dimension: &str, slices: Vec<(String, bool, ExperimentResults)>
     stats::apply_correction(&mut conversions, correction);
     stats::apply_correction(&mut values, correction);
     Breakdown { dimension: dimension.to_owned(), slices }
+}
+
+/// One slice of the metrics answer's breakdown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MetricSlice {
+    /// As [`Slice::value`].
+    pub value: String,
+    pub other: bool,
+    pub srm: Srm,
+    /// Users per variant in this slice.
+    pub users: Vec<u64>,
+    /// As the answer's `metrics`, for this slice's users; decisions adjusted across every
+    /// slice × metric × treatment of the decision, each guardrail across slices × treatments.
+    pub metrics: Vec<MetricResult>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MetricsBreakdown {
+    pub dimension: String,
+    pub slices: Vec<MetricSlice>,
+}
+
+/// `slices`: each value (and whether it is `other`) with its metrics answer.
+pub fn metrics_breakdown(
+    dimension: &str,
+    slices: Vec<(String, bool, MetricsResults)>,
+    correction: Correction,
+) -> MetricsBreakdown {
+    let mut slices: Vec<MetricSlice> = slices
+        .into_iter()
+        .map(|(value, other, r)| MetricSlice { value, other, srm: r.srm, users: r.users, metrics: r.metrics })
+        .collect();
+    multi::decide(&mut slices.iter_mut().flat_map(|s| s.metrics.iter_mut()).collect::<Vec<_>>(), correction);
+    MetricsBreakdown { dimension: dimension.to_owned(), slices }
 }

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+mod catalog;
+pub use catalog::{explain_metrics, MetricsExplain};
+
 use super::Question;
 use crate::{
     domain::Experiment,
@@ -63,141 +66,39 @@ pub fn explain(
     let input = serde_json::json!({
         "alpha": analysis.alpha,
         "tuning": analysis.sequential_tuning,
-        "test": match analysis.significance {
-            Significance::Sequential => "sequential",
-            Significance::FixedHorizon => "fixed_horizon",
-        },
-        "correction": match question.correction {
-            Correction::Holm => "holm",
-            Correction::Bh => "bh",
-            Correction::None => "none",
-        },
+        "test": test_name(analysis),
+        "correction": correction_name(question.correction),
         "value": question.value_property.is_some(),
         "variants": statistics,
     });
-    let python = PROGRAM.replace("{{INPUT}}", &serde_json::to_string(&input).unwrap_or_default());
+    let python = program(&input, EVENT_TYPE);
     Explain { statements, statistics, python }
 }
 
-/// The recomputation, written from docs/statistics.md with scipy alone (no code of ours).
-const PROGRAM: &str = r#"# Recomputes the results' p-values and intervals from their sufficient statistics
-# (docs/statistics.md): python3 this.py  (needs scipy)
-import json, math
-from scipy import stats
+/// The recomputation, written from docs/statistics.md with scipy alone (no code of ours):
+/// the shared functions, then each answer's main part.
+const RECOMPUTE: &str = include_str!("explain/recompute.py");
+const EVENT_TYPE: &str = include_str!("explain/event_type.py");
+const METRICS: &str = include_str!("explain/metrics.py");
 
-INPUT = json.loads(r'''{{INPUT}}''')
-alpha, tuning = INPUT["alpha"], INPUT["tuning"]
+/// The program: `input` embedded as a JSON string literal (valid Python too, whatever the
+/// variant names or keys hold), then the shared functions and `main`.
+fn program(input: &serde_json::Value, main: &str) -> String {
+    let literal = serde_json::to_string(&input.to_string()).unwrap_or_default();
+    format!("{}\n\n{main}", RECOMPUTE.replace("{{INPUT}}", &literal))
+}
 
+fn test_name(analysis: &Analysis) -> &'static str {
+    match analysis.significance {
+        Significance::Sequential => "sequential",
+        Significance::FixedHorizon => "fixed_horizon",
+    }
+}
 
-def arm(v, metric):
-    n = v["n"]
-    if metric == "conversion":
-        p = v["converted"] / n
-        return p, p * (1 - p) / n, n
-    mean = v["value_sum"] / n
-    var = (v["value_sum_sq"] - v["value_sum"] * mean) / (n - 1)
-    if var <= 1e-12 * mean * mean:
-        var = 0.0
-    return mean, var / n, n
-
-
-def tests(c, t):
-    """(estimate, variance, relative?, control mean, dof, units) of t against c."""
-    (mc, sc, nc), (mt, st, nt) = c, t
-    if mc > 0:
-        est, var, rel = mt / mc - 1, st / mc**2 + mt**2 * sc / mc**4, True
-    else:
-        est, var, rel = mt - mc, sc + st, False
-    term = lambda s, n: 0.0 if s == 0 else s * s / (n - 1)
-    dof = (sc + st) ** 2 / (term(sc, nc) + term(st, nt)) if sc + st > 0 else float("nan")
-    return est, var, rel, mc, dof, nc + nt
-
-
-def rho2():
-    return (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning
-
-
-def p_fixed(est, var, dof):
-    return float(min(1.0, 2 * stats.t.sf(abs(est) / math.sqrt(var), dof)))
-
-
-def p_seq(est, var, n):
-    r2, tr = rho2(), n * rho2() + 1
-    return min(1.0, math.exp(math.log(tr) / 2 - r2 * (est * est * n / var) / (2 * tr)))
-
-
-def half_fixed(est, var, dof, p):
-    se = math.sqrt(var)
-    if est != 0 and p > p_fixed(est, var, dof):
-        if p >= 1:
-            return None
-        se = max(se, abs(est) / stats.t.ppf(1 - p / 2, dof))
-    return float(stats.t.ppf(1 - alpha / 2, dof) * se)
-
-
-def half_seq(est, var, n, p):
-    r2, tr = rho2(), n * rho2() + 1
-    if est != 0 and p > p_seq(est, var, n):
-        var = max(var, est * est * n / (2 * tr * (math.log(tr) / 2 - math.log(p)) / r2))
-    s2 = var * n
-    return math.sqrt(s2) * math.sqrt(2 * tr * math.log(math.sqrt(tr) / alpha) / (n * math.sqrt(r2)) ** 2)
-
-
-def adjust(p, how):
-    m, order = len(p), sorted(range(len(p)), key=lambda i: p[i])
-    out = list(p)
-    if how == "holm":
-        run = 0.0
-        for rank, i in enumerate(order):
-            run = max(run, min(1.0, (m - rank) * p[i]))
-            out[i] = run
-    elif how == "bh":
-        run = 1.0
-        for rank, i in reversed(list(enumerate(order))):
-            run = min(run, min(1.0, m / (rank + 1) * p[i]))
-            out[i] = run
-    return out
-
-
-def intervals(est, half, rel, mc):
-    if half is None or not half > 0:
-        return None, None
-    lo, hi = est - half, est + half
-    return ([lo, hi], [lo * mc, hi * mc]) if rel else (None, [lo, hi])
-
-
-out = {}
-for metric in ["conversion"] + (["value"] if INPUT["value"] else []):
-    control, rows = INPUT["variants"][0], []
-    for v in INPUT["variants"][1:]:
-        if control["n"] < 2 or v["n"] < 2:
-            rows.append(None)
-            continue
-        est, var, rel, mc, dof, n = tests(arm(control, metric), arm(v, metric))
-        if not var > 0:
-            rows.append(None)
-            continue
-        rows.append(dict(variant=v["variant"], est=est, var=var, rel=rel, mc=mc, dof=dof, n=n,
-                         p_fixed=p_fixed(est, var, dof), p_seq=p_seq(est, var, n)))
-    tested = [r for r in rows if r]
-    for key in ["p_fixed", "p_seq"]:
-        for r, a in zip(tested, adjust([r[key] for r in tested], INPUT["correction"])):
-            r["adj_" + key] = a
-    result = []
-    for r in tested:
-        fixed = intervals(r["est"], half_fixed(r["est"], r["var"], r["dof"], r["p_fixed"]), r["rel"], r["mc"])
-        seq = intervals(r["est"], half_seq(r["est"], r["var"], r["n"], r["p_seq"]), r["rel"], r["mc"])
-        sequential = INPUT["test"] == "sequential"
-        p, adj = (r["p_seq"], r["adj_p_seq"]) if sequential else (r["p_fixed"], r["adj_p_fixed"])
-        half = (half_seq(r["est"], r["var"], r["n"], adj) if sequential
-                else half_fixed(r["est"], r["var"], r["dof"], adj))
-        decision = intervals(r["est"], half, r["rel"], r["mc"])
-        result.append(dict(
-            variant=r["variant"], p_value=r["p_fixed"], adjusted_p_value=r["adj_p_fixed"],
-            relative_ci=fixed[0], absolute_ci=fixed[1],
-            sequential=dict(p_value=r["p_seq"], adjusted_p_value=r["adj_p_seq"], relative_ci=seq[0], absolute_ci=seq[1]),
-            decision=dict(p_value=p, adjusted_p_value=adj, relative_ci=decision[0], absolute_ci=decision[1],
-                          significant=bool(adj < alpha))))
-    out[metric] = result
-print(json.dumps(out, indent=1))
-"#;
+fn correction_name(correction: Correction) -> &'static str {
+    match correction {
+        Correction::Holm => "holm",
+        Correction::Bh => "bh",
+        Correction::None => "none",
+    }
+}

@@ -30,6 +30,8 @@ pub struct Question {
     pub cuped_days: u32,
     pub target_lift: Option<f64>,
     pub segment: Option<Segment>,
+    /// A catalog metric's proper prior for the Bayesian view (`None`: flat).
+    pub prior: Option<crate::stats::bayesian::Prior>,
 }
 
 /// The users of one segment: those whose exposure carried `attribute` = `value`.

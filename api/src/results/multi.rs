@@ -14,7 +14,7 @@ use crate::{
         metric::{Direction, Metric, MetricKind, Role},
         Experiment, Phase,
     },
-    stats::{self, comparison::Arm, Analysis, Comparison, Correction, RatioMoments, Significance},
+    stats::{self, quantile::QuantileEstimate, Analysis, Comparison, Correction, RatioMoments, Significance},
     storage::clickhouse::{QuantileRow, RatioRow, VariantStats},
 };
 
@@ -80,9 +80,15 @@ pub struct MetricsResults {
     pub users: Vec<u64>,
     /// Primary first, then secondaries, then guardrails.
     pub metrics: Vec<MetricResult>,
+    /// With `explain=true`: the statements run, every metric's sufficient statistics and a
+    /// Python program that recomputes every decision; null otherwise.
+    pub explain: Option<super::explain::MetricsExplain>,
+    /// With `dimension=<attribute>`: every metric per value of the attribute.
+    pub breakdown: Option<super::breakdown::MetricsBreakdown>,
 }
 
 /// What ClickHouse answered for one metric.
+#[derive(Debug)]
 pub enum MetricRows {
     /// Conversion and mean metrics: the results statement's rows.
     Stats(Vec<VariantStats>),
@@ -104,6 +110,7 @@ pub fn question_of(metric: &Metric, base: &Question) -> Question {
         event_type: metric.event_type.clone(),
         value_property,
         cuped_days: if counted || metric.kind == MetricKind::Ratio { 0 } else { base.cuped_days },
+        prior: metric.prior,
         ..base.clone()
     }
 }
@@ -112,7 +119,7 @@ pub fn question_of(metric: &Metric, base: &Question) -> Question {
 const COUNT: &str = "(events)";
 
 /// Rows of a count metric: each user's event count is their value.
-fn counted(metric: &Metric, rows: Vec<VariantStats>) -> Vec<VariantStats> {
+pub(crate) fn counted(metric: &Metric, rows: Vec<VariantStats>) -> Vec<VariantStats> {
     if metric.kind != MetricKind::Mean || metric.value_property.is_some() {
         return rows;
     }
@@ -164,14 +171,9 @@ fn from_stats(
     (variants, single.warnings, single.srm)
 }
 
-/// A ratio metric: each variant's ratio of sums, each treatment against the control,
-/// corrected across treatments.
-fn from_ratio(
-    experiment: &Experiment,
-    rows: Vec<RatioRow>,
-    analysis: &Analysis,
-    correction: Correction,
-) -> Vec<MetricVariant> {
+/// A ratio metric: each variant's ratio of sums, each treatment against the control
+/// (corrected by [`decide`]).
+fn from_ratio(experiment: &Experiment, rows: Vec<RatioRow>, analysis: &Analysis) -> Vec<MetricVariant> {
     let mut by_name: HashMap<String, RatioRow> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
     let moments: Vec<RatioMoments> = experiment
         .variants
@@ -188,7 +190,7 @@ fn from_ratio(
             }
         })
         .collect();
-    let mut variants: Vec<MetricVariant> = experiment
+    experiment
         .variants
         .iter()
         .zip(&moments)
@@ -202,57 +204,68 @@ fn from_ratio(
             comparison: (i > 0).then(|| stats::compare_ratios(moments[0], *m, analysis)),
             guardrail: None,
         })
-        .collect();
-    let mut family: Vec<&mut Comparison> = variants.iter_mut().filter_map(|v| v.comparison.as_mut()).collect();
-    stats::apply_correction(&mut family, correction);
-    variants
+        .collect()
 }
 
 /// A quantile metric: each variant's quantile, each treatment's relative difference tested
-/// with the standard error its order-statistic interval implies (`(hi − lo) / 2z`),
-/// corrected across treatments.
-fn from_quantile(
-    experiment: &Experiment,
-    rows: Vec<QuantileRow>,
-    analysis: &Analysis,
-    correction: Correction,
-) -> Vec<MetricVariant> {
+/// with the standard error its order-statistic interval implies (`(hi − lo) / 2z`)
+/// (corrected by [`decide`]).
+fn from_quantile(experiment: &Experiment, rows: Vec<QuantileRow>, analysis: &Analysis) -> Vec<MetricVariant> {
     let mut by_name: HashMap<String, QuantileRow> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
     let z = stats::z_critical(analysis.alpha);
-    let arms: Vec<(QuantileRow, Option<Arm>)> = experiment
+    let estimates: Vec<QuantileEstimate> = experiment
         .variants
         .iter()
         .map(|v| {
             let r = by_name.remove(&v.name).unwrap_or_default();
-            let se = (r.hi - r.lo) / (2.0 * z);
-            let arm = (r.n >= 2).then_some(Arm { mean: r.value, variance_of_mean: se * se, n: r.n as f64 });
-            (r, arm)
+            QuantileEstimate { n: r.n, value: r.value, lo: r.lo, hi: r.hi }
         })
         .collect();
-    let mut variants: Vec<MetricVariant> = experiment
+    experiment
         .variants
         .iter()
-        .zip(&arms)
+        .zip(&estimates)
         .enumerate()
-        .map(|(i, (v, (r, arm)))| MetricVariant {
+        .map(|(i, (v, e))| MetricVariant {
             name: v.name.clone(),
             users: 0,
-            total: Some(r.n as f64),
+            total: Some(e.n as f64),
             denominator: None,
-            mean: (r.n > 0).then_some(r.value).and_then(stats::finite),
-            comparison: (i > 0).then(|| match (arms[0].1, *arm) {
-                (Some(c), Some(t)) => {
-                    let baseline = stats::power::Baseline { mean: c.mean, variance: c.variance_of_mean * c.n };
-                    Comparison::new(c, t, baseline, analysis)
-                }
-                _ => Comparison::empty(),
-            }),
+            mean: (e.n > 0).then_some(e.value).and_then(stats::finite),
+            comparison: (i > 0).then(|| stats::quantile::compare_quantiles(estimates[0], *e, z, analysis)),
             guardrail: None,
         })
+        .collect()
+}
+
+/// The decision over `metrics` (one answer's, or every slice's of a breakdown): the primary
+/// and secondaries × treatments corrected together; each guardrail (by key) across its
+/// treatments, then judged against its margin.
+pub fn decide(metrics: &mut [&mut MetricResult], correction: Correction) {
+    let mut family: Vec<&mut Comparison> = metrics
+        .iter_mut()
+        .filter(|m| m.role != Role::Guardrail)
+        .flat_map(|m| m.variants.iter_mut().filter_map(|v| v.comparison.as_mut()))
         .collect();
-    let mut family: Vec<&mut Comparison> = variants.iter_mut().filter_map(|v| v.comparison.as_mut()).collect();
     stats::apply_correction(&mut family, correction);
-    variants
+    let mut guardrails: Vec<String> =
+        metrics.iter().filter(|m| m.role == Role::Guardrail).map(|m| m.key.clone()).collect();
+    guardrails.sort();
+    guardrails.dedup();
+    for key in guardrails {
+        let mut family: Vec<&mut Comparison> = metrics
+            .iter_mut()
+            .filter(|m| m.key == key)
+            .flat_map(|m| m.variants.iter_mut().filter_map(|v| v.comparison.as_mut()))
+            .collect();
+        stats::apply_correction(&mut family, correction);
+    }
+    for m in metrics.iter_mut() {
+        let (Some(margin), direction) = (m.margin, m.direction) else { continue };
+        for v in m.variants.iter_mut() {
+            v.guardrail = v.comparison.as_ref().map(|c| guardrail(c, direction, margin));
+        }
+    }
 }
 
 /// `per_metric`: each metric of `experiment.metric_definitions` (in order) with its rows.
@@ -272,14 +285,15 @@ pub fn assemble_all(
         .zip(per_metric)
         .zip(&entries)
         .map(|((m, rows), (_, role, margin))| {
+            let own = Analysis { prior: m.prior, ..analysis };
             let (variants, warnings) = match rows {
                 MetricRows::Stats(rows) => {
                     let (variants, warnings, s) = from_stats(experiment, m, rows, base, &window, &phase);
                     srm.get_or_insert(s);
                     (variants, warnings)
                 }
-                MetricRows::Ratio(rows) => (from_ratio(experiment, rows, &analysis, base.correction), Vec::new()),
-                MetricRows::Quantile(rows) => (from_quantile(experiment, rows, &analysis, base.correction), Vec::new()),
+                MetricRows::Ratio(rows) => (from_ratio(experiment, rows, &own), Vec::new()),
+                MetricRows::Quantile(rows) => (from_quantile(experiment, rows, &own), Vec::new()),
             };
             MetricResult {
                 key: m.key.clone(),
@@ -293,19 +307,7 @@ pub fn assemble_all(
             }
         })
         .collect();
-    // The decision's family: primary and secondaries, every treatment.
-    let mut family: Vec<&mut Comparison> = metrics
-        .iter_mut()
-        .filter(|m| m.role != Role::Guardrail)
-        .flat_map(|m| m.variants.iter_mut().filter_map(|v| v.comparison.as_mut()))
-        .collect();
-    stats::apply_correction(&mut family, base.correction);
-    for m in metrics.iter_mut() {
-        let (Some(margin), direction) = (m.margin, m.direction) else { continue };
-        for v in m.variants.iter_mut() {
-            v.guardrail = v.comparison.as_ref().map(|c| guardrail(c, direction, margin));
-        }
-    }
+    decide(&mut metrics.iter_mut().collect::<Vec<_>>(), base.correction);
     let users = metrics
         .iter()
         .find(|m| m.kind != MetricKind::Quantile)
@@ -327,6 +329,8 @@ pub fn assemble_all(
         srm: srm.unwrap_or_else(|| srm_of(experiment, &users)),
         users,
         metrics,
+        explain: None,
+        breakdown: None,
     }
 }
 

@@ -168,11 +168,13 @@ pub struct ResultsParams {
     /// The value `attribute` must have, as text (numbers as `30`, booleans as `true`).
     #[param(value_type = Option<String>, max_length = 1024, example = "DE")]
     pub attribute_value: Option<AttributeValue>,
-    /// With `event_type`: add `explain`, the statements run, the sufficient statistics and
-    /// a Python program (scipy) that recomputes every p-value and interval.
+    /// Add `explain`: the statements run, the sufficient statistics and a Python program
+    /// (scipy) that recomputes every p-value and interval (without `event_type`: every
+    /// metric's decision and guardrail status).
     pub explain: Option<bool>,
-    /// With `event_type`: add `breakdown`, the results per value of this exposure attribute
-    /// (the 10 most frequent, the rest as `other`), e.g. `country`; not with `attribute`.
+    /// Add `breakdown`: the results (without `event_type`: every metric) per value of this
+    /// exposure attribute (the 10 most frequent, the rest as `other`), e.g. `country`; not
+    /// with `attribute`.
     #[param(value_type = Option<String>, min_length = 1, max_length = 128, example = "country")]
     pub dimension: Option<AttributeName>,
 }

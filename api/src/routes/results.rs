@@ -1,8 +1,9 @@
 //! `GET /experiments/{id}/results`, `GET /experiments/{id}/timeseries`, `GET /event_types`.
 
+mod catalog;
+
 use axum::{extract::State, Json};
 use chrono::{Duration, Utc};
-use common::event::properties;
 use serde::Serialize;
 use server::{error::ErrorCode, query::Query, ApiError};
 
@@ -12,17 +13,10 @@ use super::{
     ExperimentId,
 };
 use crate::{
-    domain::{
-        metric::{filter_text, Capping},
-        Experiment, Phase,
-    },
-    results::{
-        self,
-        multi::{self, MetricRows, MetricsResults},
-        timeseries, ExperimentResults, Question, Window,
-    },
+    domain::{Experiment, Phase},
+    results::{self, multi::MetricsResults, timeseries, ExperimentResults, Question, Window},
     storage::{
-        clickhouse::{self as ch, Cap, Refine, StatsQuery},
+        clickhouse::{self as ch, StatsQuery},
         trace, StorageError,
     },
     AppState,
@@ -83,6 +77,7 @@ impl From<ResultsParams> for Question {
             cuped_days: p.cuped_days.map_or(DEFAULT_CUPED_DAYS, |d| d.0),
             target_lift: p.target_lift.map(|t| t.0),
             segment: None,
+            prior: None,
         }
     }
 }
@@ -93,7 +88,7 @@ impl From<ResultsParams> for Question {
 #[serde(untagged)]
 pub enum Results {
     EventType(Box<ExperimentResults>),
-    Metrics(MetricsResults),
+    Metrics(Box<MetricsResults>),
 }
 
 /// Conversion (and optionally value) of `event_type` per variant, compared with the control;
@@ -128,7 +123,8 @@ pub async fn results(
     let experiment = state.experiments.get(&state.db, id).await?.ok_or_else(|| not_found(id))?;
     let (experiment, phase, window) = phase_window((*experiment).clone(), params_phase, last_day)?;
     if question.event_type.is_empty() {
-        return Ok(Json(Results::Metrics(all_metrics(&state, &experiment, &question, window, phase).await?)));
+        let answer = catalog::answer(&state, &experiment, &question, (window, phase), explain, dimension.as_deref());
+        return Ok(Json(Results::Metrics(Box::new(answer.await?))));
     }
     let query = StatsQuery {
         experiment_id: experiment.id,
@@ -142,12 +138,8 @@ pub async fn results(
         refine: Default::default(),
     };
     let asked = state.rollup.variant_stats(&state.clickhouse, &state.db, &experiment, &window, &query);
-    let (rows, statements) = if explain {
-        let (rows, statements) = trace::recording(asked).await;
-        (rows?, statements)
-    } else {
-        (asked.await?, Vec::new())
-    };
+    let (rows, statements) = trace::recording_if(explain, asked).await;
+    let rows = rows?;
     let explained = explain.then(|| {
         let analysis = results::analysis_of(&experiment, &question, &window);
         results::explain::explain(&experiment, &rows, &question, &analysis, statements)
@@ -162,6 +154,23 @@ pub async fn results(
     Ok(Json(Results::EventType(Box::new(answer))))
 }
 
+/// A breakdown's slices: the values of `dimension` with the most users first exposed in
+/// the window of `query` (shown), each `(value, false)`, then `("", true)` for every other
+/// value when there are more.
+async fn slices(
+    state: &AppState,
+    query: &StatsQuery<'_>,
+    dimension: &str,
+) -> Result<(Vec<String>, Vec<(String, bool)>), StorageError> {
+    let limit = results::breakdown::TOP_VALUES;
+    let mut top = ch::top_values(&state.clickhouse, query, dimension, limit + 1).await?;
+    let other = top.len() as u64 > limit;
+    top.truncate(limit as usize);
+    let shown: Vec<String> = top.into_iter().map(|v| v.value).collect();
+    let slices = shown.iter().map(|v| (v.clone(), false)).chain(other.then(|| (String::new(), true))).collect();
+    Ok((shown, slices))
+}
+
 /// The results per value of `dimension`: one raw statement per slice, run concurrently.
 async fn breakdown(
     state: &AppState,
@@ -172,13 +181,7 @@ async fn breakdown(
     window: &Window,
     phase: &Phase,
 ) -> Result<results::breakdown::Breakdown, ApiError> {
-    let limit = results::breakdown::TOP_VALUES;
-    let mut top = ch::top_values(&state.clickhouse, query, dimension, limit + 1).await?;
-    let other = top.len() as u64 > limit;
-    top.truncate(limit as usize);
-    let shown: Vec<String> = top.into_iter().map(|v| v.value).collect();
-    let slices: Vec<(String, bool)> =
-        shown.iter().map(|v| (v.clone(), false)).chain(other.then(|| (String::new(), true))).collect();
+    let (shown, slices) = slices(state, query, dimension).await?;
     let runs = slices.iter().map(|(value, is_other)| {
         let q = StatsQuery {
             segment: (dimension, value.as_str()),
@@ -198,77 +201,6 @@ async fn breakdown(
         })
         .collect();
     Ok(results::breakdown::breakdown(dimension, assembled, question.correction))
-}
-
-/// Every catalog metric of the experiment: one ClickHouse statement per metric (two with
-/// percentile capping), run concurrently; ratios always from the raw events.
-async fn all_metrics(
-    state: &AppState,
-    experiment: &Experiment,
-    base: &Question,
-    window: Window,
-    phase: Phase,
-) -> Result<MetricsResults, ApiError> {
-    if experiment.metric_definitions.is_empty() {
-        return Err(ApiError::field(
-            ErrorCode::InvalidQuery,
-            "event_type",
-            format!(
-                "event_type is required: experiment {} has no metrics (set them with PATCH /experiments/{} {{\"metrics\": {{\"primary\": \"<metric key>\"}}}})",
-                experiment.id, experiment.id
-            ),
-        ));
-    }
-    let filters: Vec<Vec<(String, String)>> = experiment
-        .metric_definitions
-        .iter()
-        .map(|m| {
-            m.filters.iter().filter_map(|f| Some((properties::pointer(&f.property), filter_text(&f.value)?))).collect()
-        })
-        .collect();
-    let questions: Vec<Question> = experiment.metric_definitions.iter().map(|m| multi::question_of(m, base)).collect();
-    let segment = base.segment.as_ref().map_or(("", ""), |s| (s.attribute.as_str(), s.value.as_str()));
-    let base_alpha = base.alpha;
-    let queries = experiment.metric_definitions.iter().zip(&filters).zip(&questions).map(|((m, filters), q)| {
-        let query = StatsQuery {
-            experiment_id: experiment.id,
-            event_type: &m.event_type,
-            value_property: m.value_property.as_deref().unwrap_or(""),
-            from: Window::secs(window.from),
-            to: Window::secs(window.to),
-            cuped_seconds: q.cuped_days * 86_400,
-            segment,
-            rest: &[],
-            refine: Refine {
-                filters,
-                window_seconds: m.window_hours.map(|h| (h * 3600.0).round().min(f64::from(u32::MAX)) as u32),
-                cap: m.capping.map(|c| match c {
-                    Capping::Absolute(v) => Cap::Absolute(v),
-                    Capping::Percentile(p) => Cap::Percentile(p),
-                }),
-            },
-        };
-        let (window, experiment) = (&window, experiment);
-        async move {
-            if let Some(level) = m.quantile {
-                let z = crate::stats::z_critical(base_alpha);
-                return Ok(MetricRows::Quantile(ch::quantile_stats(&state.clickhouse, &query, level, z).await?));
-            }
-            match &m.denominator {
-                Some(d) => {
-                    let numerator = ch::Part { event_type: &m.event_type, value_property: m.value_property.as_deref() };
-                    let denominator =
-                        ch::Part { event_type: &d.event_type, value_property: d.value_property.as_deref() };
-                    Ok(MetricRows::Ratio(ch::ratio_stats(&state.clickhouse, &query, numerator, denominator).await?))
-                }
-                None => Ok::<_, StorageError>(MetricRows::Stats(
-                    state.rollup.variant_stats(&state.clickhouse, &state.db, experiment, window, &query).await?,
-                )),
-            }
-        }
-    });
-    let per_metric = futures::future::try_join_all(queries).await?;
-    Ok(multi::assemble_all(experiment, per_metric, base, window, phase))
 }
 
 /// Daily exposures and conversions per variant, with cumulative conversion rates.

@@ -8,13 +8,29 @@ use serde::Serialize;
 use super::{interval, std_normal, z_critical, Estimate};
 use statrs::distribution::{Continuous, ContinuousCDF};
 
-/// A proper normal prior on the relative lift, N(mean, sd²). Not the default: even a
-/// "weak" N(0, 0.3²) pulls a +20 % lift measured on 300 users per arm at 10 % conversion to
-/// +10.7 % (it holds 47 % of the precision there, about 90 % at 1 % conversion).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A proper normal prior on the relative lift, N(mean, sd²): a catalog metric's option.
+/// Not the default: even a "weak" N(0, 0.3²) pulls a +20 % lift measured on 300 users per
+/// arm at 10 % conversion to +10.7 % (it holds 47 % of the precision there, about 90 % at
+/// 1 % conversion).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mean": 0.0, "sd": 0.1}))]
 pub struct Prior {
+    /// The expected relative lift (0.02: +2 %).
     pub mean: f64,
+    /// Its standard deviation, above 0.
+    #[schema(exclusive_minimum = 0)]
     pub sd: f64,
+}
+
+impl Prior {
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.mean.is_finite() && self.sd.is_finite() && self.sd > 0.0 {
+            Ok(())
+        } else {
+            Err("prior needs a finite mean and an sd above 0, e.g. {\"mean\": 0, \"sd\": 0.1}")
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

@@ -108,7 +108,7 @@ impl Comparison {
             significant: decision.as_ref().is_some_and(|d| d.significant),
             decision,
             sequential: sequential.as_ref().map(Sequential::of),
-            bayesian: relative.and_then(|r| bayesian::analyse(r, a.alpha, None)),
+            bayesian: relative.and_then(|r| bayesian::analyse(r, a.alpha, a.prior)),
             cuped: None,
             power: Some(Power {
                 mde_relative: power::mde(baseline, c.n, t.n, a.alpha, test),

@@ -144,6 +144,8 @@ pub struct Analysis {
     pub target_lift: Option<f64>,
     /// Days of traffic the numbers cover (for extrapolating it).
     pub elapsed_days: f64,
+    /// The Bayesian view's prior on the relative lift; `None`: flat (the default).
+    pub prior: Option<bayesian::Prior>,
 }
 
 impl Analysis {
@@ -155,6 +157,7 @@ impl Analysis {
             sequential_tuning: DEFAULT_SEQUENTIAL_TUNING,
             target_lift: None,
             elapsed_days: 0.0,
+            prior: None,
         }
     }
 

@@ -21,6 +21,15 @@ pub async fn recording<F: std::future::Future>(work: F) -> (F::Output, Vec<Strin
         .await
 }
 
+/// [`recording`] when `on`; otherwise `work` alone, with no statements.
+pub async fn recording_if<F: std::future::Future>(on: bool, work: F) -> (F::Output, Vec<String>) {
+    if on {
+        recording(work).await
+    } else {
+        (work.await, Vec::new())
+    }
+}
+
 /// The query, its text (bound values in place) recorded when the request explains itself.
 pub fn record(query: Query) -> Query {
     let _ = STATEMENTS.try_with(|s| s.borrow_mut().push(query.sql_display().to_string()));

@@ -2,14 +2,16 @@
 
 use serde::Deserialize;
 
-use super::{check_definition, schema::capping_or_null, Capping, Denominator, Direction, Filter, Metric};
+use super::{
+    check_definition, check_prior, schema::capping_or_null, Capping, Denominator, Direction, Filter, Metric, Prior,
+};
 use crate::domain::{
     experiment::{validate_description, validate_name},
     rollout, Violation,
 };
 
 /// A change to a metric: any of the fields; `null` clears `description`,
-/// `value_property`, `capping` and `window_hours`. Its kind and key never change.
+/// `value_property`, `capping`, `window_hours` and `prior`. Its kind and key never change.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricPatch {
@@ -47,6 +49,9 @@ pub struct MetricPatch {
     #[serde(default, deserialize_with = "rollout::present")]
     #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 87600)]
     pub window_hours: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "rollout::present")]
+    #[schema(value_type = Option<Prior>)]
+    pub prior: Option<Option<Prior>>,
     #[serde(default)]
     pub archived: Option<bool>,
 }
@@ -87,6 +92,9 @@ impl MetricPatch {
         if let Some(w) = self.window_hours {
             m.window_hours = w;
         }
+        if let Some(p) = self.prior {
+            m.prior = p;
+        }
         if let Some(a) = self.archived {
             m.archived = a;
         }
@@ -100,6 +108,7 @@ impl MetricPatch {
             m.capping,
             m.window_hours,
         )?;
+        check_prior(m.prior)?;
         Ok(m)
     }
 }

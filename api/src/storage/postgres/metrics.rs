@@ -5,7 +5,7 @@ use sqlx::{types::Json, PgPool, Postgres, Transaction};
 
 use super::{Result, StorageError};
 use crate::domain::metric::{
-    Capping, Denominator, Direction, ExperimentMetrics, Filter, Guardrail, Metric, MetricKind, NewMetric, Role,
+    Capping, Denominator, Direction, ExperimentMetrics, Filter, Guardrail, Metric, MetricKind, NewMetric, Prior, Role,
 };
 
 #[derive(sqlx::FromRow)]
@@ -22,6 +22,7 @@ struct MetricRow {
     direction: Direction,
     capping: Option<Json<Capping>>,
     window_hours: Option<f64>,
+    prior: Option<Json<Prior>>,
     archived: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -42,6 +43,7 @@ impl From<MetricRow> for Metric {
             direction: r.direction,
             capping: r.capping.map(|c| c.0),
             window_hours: r.window_hours,
+            prior: r.prior.map(|p| p.0),
             archived: r.archived,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -51,14 +53,14 @@ impl From<MetricRow> for Metric {
 
 const COLUMNS: &str =
     "m.key, m.name, m.description, m.kind, m.event_type, m.value_property, m.denominator, m.quantile, m.filters, m.direction,
-    m.capping, m.window_hours, m.archived, m.created_at, m.updated_at";
+    m.capping, m.window_hours, m.prior, m.archived, m.created_at, m.updated_at";
 
 /// The new metric, or `None` when its key exists already.
 pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "INSERT INTO metrics AS m (key, name, description, kind, event_type, value_property, filters, direction,
-             capping, window_hours, denominator, quantile)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
+             capping, window_hours, denominator, quantile, prior)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (key) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&new.key)
     .bind(new.name.trim())
@@ -72,6 +74,7 @@ pub async fn create_metric(db: &PgPool, new: &NewMetric) -> Result<Option<Metric
     .bind(new.window_hours)
     .bind(new.denominator.as_ref().map(Json))
     .bind(new.quantile)
+    .bind(new.prior.map(Json))
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))
@@ -99,7 +102,8 @@ pub async fn metric(db: &PgPool, key: &str) -> Result<Option<Metric>> {
 pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     let row: Option<MetricRow> = sqlx::query_as(&format!(
         "UPDATE metrics AS m SET name = $2, description = $3, event_type = $4, value_property = $5, filters = $6,
-             direction = $7, capping = $8, window_hours = $9, archived = $10, denominator = $11, quantile = $12, updated_at = now()
+             direction = $7, capping = $8, window_hours = $9, archived = $10, denominator = $11, quantile = $12, prior = $13,
+             updated_at = now()
          WHERE m.key = $1 RETURNING {COLUMNS}"
     ))
     .bind(&m.key)
@@ -114,6 +118,7 @@ pub async fn update_metric(db: &PgPool, m: &Metric) -> Result<Option<Metric>> {
     .bind(m.archived)
     .bind(m.denominator.as_ref().map(Json))
     .bind(m.quantile)
+    .bind(m.prior.map(Json))
     .fetch_optional(db)
     .await?;
     Ok(row.map(Metric::from))
