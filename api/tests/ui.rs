@@ -135,12 +135,28 @@ impl Api {
         e["id"].as_i64().expect("id")
     }
 
-    /// Assigns `users` through the API; returns (user, variant) in order.
-    async fn assign(&self, id: i64, prefix: &str, users: std::ops::Range<usize>) -> Vec<(String, String)> {
+    /// The answer to a GET the API must refuse with a 400.
+    async fn refused(&self, path: &str) -> Value {
+        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(KEY).send().await.expect("request");
+        let status = response.status();
+        let value: Value = response.json().await.expect("JSON");
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{path}: {value}");
+        value
+    }
+
+    /// Assigns `users` through the API, each with the attributes `attributes(i)` (a query
+    /// string, stored with the exposure); returns (user, variant) in order.
+    async fn assign(
+        &self,
+        id: i64,
+        prefix: &str,
+        users: std::ops::Range<usize>,
+        attributes: impl Fn(usize) -> String,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for i in users {
             let user = format!("{prefix}-{i}");
-            let a = self.get(&format!("/experiments/{id}/assignment/{user}")).await;
+            let a = self.get(&format!("/experiments/{id}/assignment/{user}?{}", attributes(i))).await;
             out.push((user, a["variant"].as_str().expect("variant").to_owned()));
         }
         out
@@ -169,13 +185,46 @@ fn int(v: &Value) -> String {
     v.as_u64().map_or("—".into(), |n| thousands(&n.to_string()))
 }
 
+/// `x` × 10^`shift` with `digits` decimals, as `Intl.NumberFormat` writes it: ICU rounds
+/// the shortest decimal that reads back as `x` (what `{x}` prints), half away from zero,
+/// after moving the point; `format!("{:.2}")` rounds the binary value instead, so 5.475
+/// (binary 5.47499…) would read "5.47" here and "5.48" on the page.
+fn fixed(x: f64, shift: usize, digits: usize) -> String {
+    let shortest = format!("{}", x.abs());
+    let (int, frac) = shortest.split_once('.').unwrap_or((&shortest, ""));
+    let mut all: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let mut point = int.len() + shift;
+    all.resize(all.len().max(point + digits + 1), 0);
+    let up = all[point + digits] >= 5;
+    all.truncate(point + digits);
+    if up {
+        match all.iter().rposition(|d| *d < 9) {
+            Some(i) => {
+                all[i] += 1;
+                all[i + 1..].iter_mut().for_each(|d| *d = 0);
+            }
+            None => {
+                all.iter_mut().for_each(|d| *d = 0);
+                all.insert(0, 1);
+                point += 1;
+            }
+        }
+    }
+    let text = |ds: &[u8]| ds.iter().map(|d| char::from(b'0' + d)).collect::<String>();
+    let int = text(&all[..point]).trim_start_matches('0').to_owned();
+    let int = if int.is_empty() { "0".to_owned() } else { int };
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    let frac = text(&all[point..]);
+    thousands(&if digits == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
+}
+
 fn rate(v: &Value) -> String {
-    v.as_f64().map_or("—".into(), |x| format!("{}%", thousands(&format!("{:.2}", x * 100.0))))
+    v.as_f64().map_or("—".into(), |x| format!("{}%", fixed(x, 2, 2)))
 }
 
 fn lift(v: &Value) -> String {
     v.as_f64().map_or("—".into(), |x| {
-        let s = thousands(&format!("{:.1}", x * 100.0));
+        let s = fixed(x, 2, 1);
         match s.as_str() {
             "0.0" | "-0.0" => "0.0%".into(),
             _ if s.starts_with('-') => format!("{s}%"),
@@ -192,17 +241,18 @@ fn range(v: &Value) -> String {
 }
 
 fn p_value(v: &Value) -> String {
-    v.as_f64().map_or("—".into(), |p| if p < 0.001 { "< 0.001".into() } else { format!("{p:.3}") })
+    v.as_f64().map_or("—".into(), |p| if p < 0.001 { "< 0.001".into() } else { fixed(p, 0, 3) })
 }
 
 fn chance(v: &Value) -> String {
-    v.as_f64().map_or("—".into(), |x| format!("{:.1}%", x * 100.0))
+    v.as_f64().map_or("—".into(), |x| format!("{}%", fixed(x, 2, 1)))
 }
 
 fn decimal2(v: &Value) -> String {
-    v.as_f64().map_or("—".into(), |x| thousands(&format!("{x:.2}")))
+    v.as_f64().map_or("—".into(), |x| fixed(x, 0, 2))
 }
 
+/// Reference values from node 20's `Intl.NumberFormat("en-US", ...)`, the page's formats.
 #[test]
 fn formats_are_those_of_the_page() {
     assert_eq!(int(&json!(1234567)), "1,234,567");
@@ -213,19 +263,81 @@ fn formats_are_those_of_the_page() {
     assert_eq!(p_value(&json!(0.0004)), "< 0.001");
     assert_eq!(p_value(&json!(0.04321)), "0.043");
     assert_eq!(decimal2(&json!(1234.5)), "1,234.50");
+    // Ties of the shortest decimal round away from zero, as ICU does.
+    let cases = [(5.475, "5.48"), (1.005, "1.01"), (-2.675, "-2.68"), (-0.001, "-0.00"), (999.995, "1,000.00")];
+    for (x, page) in cases {
+        assert_eq!(decimal2(&json!(x)), page, "{x}");
+    }
+    assert_eq!(rate(&json!(0.123455)), "12.35%");
+    assert_eq!(rate(&json!(0.0012345)), "0.12%");
+    assert_eq!(lift(&json!(0.01225)), "+1.2%");
+    assert_eq!(lift(&json!(-0.00049)), "0.0%");
+    assert_eq!(lift(&json!(-0.0005)), "-0.1%");
+    assert_eq!(p_value(&json!(0.0125)), "0.013");
+    assert_eq!(p_value(&json!(0.9995)), "1.000");
+    assert_eq!(chance(&json!(0.99995)), "100.0%");
 }
 
-/// The rendered cells of the results table: variant name -> data-field -> text.
-async fn table(browser: &Browser) -> HashMap<String, HashMap<String, String>> {
+/// The rendered rows of a table, in order: the row's key (its `data-` attributes joined
+/// by `/`) and its cells, data-field -> text.
+async fn rows(browser: &Browser, id: &str, keys: &[&str]) -> Vec<(String, HashMap<String, String>)> {
     let rows = browser
         .execute(
-            "return [...document.querySelectorAll('#results-table tbody tr')].map(tr => [tr.dataset.variant,
+            "return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)].map(tr => [
+                arguments[1].map(k => tr.dataset[k]).join('/'),
                 Object.fromEntries([...tr.cells].map(td => [td.dataset.field, td.innerText.trim()]))]);",
-            vec![],
+            vec![json!(id), json!(keys)],
         )
         .await
-        .expect("read the table");
-    serde_json::from_value::<Vec<(String, HashMap<String, String>)>>(rows).expect("rows").into_iter().collect()
+        .unwrap_or_else(|e| panic!("read the table {id}: {e}"));
+    serde_json::from_value(rows).expect("rows")
+}
+
+/// The rendered cells of a table of variants: variant name -> data-field -> text.
+async fn table(browser: &Browser, id: &str) -> HashMap<String, HashMap<String, String>> {
+    rows(browser, id, &["variant"]).await.into_iter().collect()
+}
+
+/// A decision's interval as the page writes it: relative, or in the metric's units.
+fn decision_range(d: &Value) -> String {
+    match d["scale"].as_str() {
+        Some("relative") => range(&d["relative_ci"]),
+        _ if d["absolute_ci"][0].is_null() || d["absolute_ci"][1].is_null() => "—".into(),
+        _ => format!("{} to {}", decimal2(&d["absolute_ci"][0]), decimal2(&d["absolute_ci"][1])),
+    }
+}
+
+/// A row of the results columns (the results table's, or a breakdown slice's) is the
+/// API's variant `v`: every cell as the JSON has it, formatted for people.
+fn same_row(row: &HashMap<String, String>, v: &Value, what: &str) {
+    let name = v["name"].as_str().expect("name");
+    let treatment = !v["comparison"].is_null();
+    let or_dash = |s: String| if treatment { s } else { "—".into() };
+    let label = if treatment || name == "control" { name.to_owned() } else { format!("{name} (control)") };
+    assert_eq!(row["variant"], label, "{what}");
+    assert_eq!(row["users"], int(&v["users"]), "{what}: {name} users");
+    assert_eq!(row["conversions"], int(&v["converted_users"]), "{what}: {name} conversions");
+    assert_eq!(row["rate"], rate(&v["conversion_rate"]), "{what}: {name} rate");
+    assert_eq!(row["value-mean"], decimal2(&v["value"]["mean"]), "{what}: {name} mean value");
+    // Each metric's columns are its decision: one test, one scale, at the adjusted level.
+    for (prefix, metric) in [("", "conversion"), ("value-", "value")] {
+        let m = &v["comparison"][metric];
+        let d = &m["decision"];
+        let cell = |field: &str| &row[&format!("{prefix}{field}")];
+        assert_eq!(cell("lift"), &or_dash(lift(&m["relative_lift"])), "{what}: {name} {metric} lift");
+        assert_eq!(cell("ci"), &or_dash(decision_range(d)), "{what}: {name} {metric} interval");
+        assert_eq!(cell("p"), &or_dash(p_value(&d["p_value"])), "{what}: {name} {metric} p");
+        assert_eq!(cell("adjusted-p"), &or_dash(p_value(&d["adjusted_p_value"])), "{what}: {name} {metric} adjusted p");
+        let significant = if m["significant"].as_bool().unwrap_or(false) { "Yes" } else { "No" };
+        assert_eq!(cell("significant"), &or_dash(significant.into()), "{what}: {name} {metric} significant");
+        if treatment {
+            let ci = if d["scale"] == "relative" { &d["relative_ci"] } else { &d["absolute_ci"] };
+            let excludes_zero = ci[0].as_f64() > Some(0.0) || ci[1].as_f64() < Some(0.0);
+            assert_eq!(m["significant"].as_bool(), Some(excludes_zero), "{what}: {name} {metric}: {d}");
+        }
+    }
+    let to_beat = &v["comparison"]["conversion"]["bayesian"]["chance_to_beat_control"];
+    assert_eq!(row["chance"], or_dash(chance(to_beat)), "{what}: {name} chance");
 }
 
 /// What Chart.js holds for a canvas: labels and each dataset's label and data.
@@ -320,7 +432,13 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut events = Vec::new();
     let mut expected_events = 0;
-    for (user, variant) in api.assign(id, "shopper", 0..900).await {
+    // Each shopper's country goes with the assignment request: DE, FR, DE, US, FR, ...
+    let country = |i: usize| ["DE", "FR", "DE", "US", "FR"][i % 5];
+    let mut per_country: HashMap<(String, String), u64> = HashMap::new();
+    for (i, (user, variant)) in
+        api.assign(id, "shopper", 0..900, |i| format!("country={}", country(i))).await.into_iter().enumerate()
+    {
+        *per_country.entry((country(i).to_owned(), variant.clone())).or_default() += 1;
         let k = seen.entry(variant.clone()).or_default();
         *k += 1;
         if *k % every[variant.as_str()] == 0 {
@@ -338,7 +456,7 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     // A second experiment whose exposure logging is broken (a client reports 150 more users
     // of `off` than it assigned): the sample-ratio check fails.
     let skewed = api.create("Free shipping banner", &[("off", 50.0), ("on", 50.0)]).await;
-    api.assign(skewed, "visitor", 0..250).await;
+    api.assign(skewed, "visitor", 0..250, |_| String::new()).await;
     let extra: Vec<Value> = (0..150)
         .map(|i| json!({"exposure_id": format!("extra-{i}"), "experiment_id": skewed, "variant": "off", "user_id": format!("extra-{i}")}))
         .collect();
@@ -382,15 +500,27 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
         (r["variants"].as_array()?.iter().map(|v| v["users"].as_u64().unwrap_or(0)).sum::<u64>() == 400).then_some(())
     })
     .await;
+    // The breakdown by country: a slice per country the assignments carried, with their users.
+    let breakdown = api.get(&format!("/experiments/{id}/results?{query}&dimension=country")).await;
+    let slices = breakdown["breakdown"]["slices"].as_array().expect("slices");
+    let mut sliced: HashMap<(String, String), u64> = HashMap::new();
+    for s in slices {
+        assert_eq!(s["other"], false, "three countries, no other slice: {s}");
+        for v in s["variants"].as_array().expect("variants") {
+            let key = (s["value"].as_str().expect("value").to_owned(), v["name"].as_str().expect("name").to_owned());
+            sliced.insert(key, v["users"].as_u64().expect("users"));
+        }
+    }
+    assert_eq!(slices.len(), 3, "DE, FR and US");
+    assert_eq!(sliced, per_country, "each slice's users are those assigned with that country");
     let timeseries = api.get(&format!("/experiments/{id}/timeseries?event_type=purchase")).await;
     let list = api.get("/experiments").await;
     let seeded = std::time::Instant::now();
 
     let browser = driver.browser().await;
+    let answers = Seeded { ids: [id, skewed], results, breakdown, timeseries, list };
     // Whatever happens in the page, the session is closed (Chromium quits) before failing.
-    let shot = AssertUnwindSafe(drive(&browser, &api, &api_service, [id, skewed], &results, &timeseries, &list))
-        .catch_unwind()
-        .await;
+    let shot = AssertUnwindSafe(drive(&browser, &api, &api_service, &answers)).catch_unwind().await;
     let _ = browser.close().await;
     let shot = shot.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     driver.stop().await;
@@ -399,16 +529,21 @@ async fn results_page_shows_exactly_what_the_api_says_in_a_real_browser() {
     eprintln!("ui test: seeding {:?}, browser {:?}, screenshot {}", seeded - started, seeded.elapsed(), shot.display());
 }
 
+/// What the API said once the seeded data was in: the two experiments, the checkout
+/// experiment's results (purchases with `order_value`), the same broken down by country,
+/// its time series, and the experiment list.
+struct Seeded {
+    ids: [i64; 2],
+    results: Value,
+    breakdown: Value,
+    timeseries: Value,
+    list: Value,
+}
+
 /// Everything done in the browser; returns the screenshot's path.
-async fn drive(
-    browser: &Browser,
-    api: &Api,
-    api_service: &Service,
-    [id, skewed]: [i64; 2],
-    results: &Value,
-    timeseries: &Value,
-    list: &Value,
-) -> PathBuf {
+async fn drive(browser: &Browser, api: &Api, api_service: &Service, seeded: &Seeded) -> PathBuf {
+    let Seeded { ids: [id, skewed], results, breakdown, timeseries, list } = seeded;
+    let (id, skewed) = (*id, *skewed);
     browser.goto(&api_service.url("/ui")).await.expect("open /ui");
     // The key, once, into the page's form.
     let key_input = browser.wait().at_most(WAIT).for_element(Locator::Css("#key")).await.expect("key form");
@@ -458,46 +593,61 @@ async fn drive(
     assert_eq!(suggested, json!(types));
     let value_input = browser.find(Locator::Css("#value-property")).await.expect("value property");
     value_input.send_keys("order_value").await.expect("type");
+    let dimension_input = browser.find(Locator::Css("#dimension")).await.expect("break down by");
+    dimension_input.send_keys("country").await.expect("type");
     click(browser, "#show").await;
     until(browser, "the results", "document.body.dataset.results === 'ready'").await;
 
     // The table: every number as the JSON API has it, formatted for people.
-    let cells = table(browser).await;
+    let cells = table(browser, "results-table").await;
     let variants = results["variants"].as_array().expect("variants");
     assert_eq!(cells.len(), variants.len());
     for v in variants {
         let name = v["name"].as_str().expect("name");
-        let row = &cells[name];
-        let c = &v["comparison"]["conversion"];
-        let treatment = !v["comparison"].is_null();
-        let or_dash = |s: String| if treatment { s } else { "—".into() };
-        let label = if treatment || name == "control" { name.to_owned() } else { format!("{name} (control)") };
-        assert_eq!(row["variant"], label);
-        assert_eq!(row["users"], int(&v["users"]), "{name} users");
-        assert_eq!(row["conversions"], int(&v["converted_users"]), "{name} conversions");
-        assert_eq!(row["rate"], rate(&v["conversion_rate"]), "{name} rate");
-        assert_eq!(row["value-mean"], decimal2(&v["value"]["mean"]), "{name} mean value");
-        // Each metric's columns are its decision: one test, one scale, at the adjusted level.
-        for (prefix, metric) in [("", "conversion"), ("value-", "value")] {
-            let m = &v["comparison"][metric];
-            let d = &m["decision"];
-            assert!(!treatment || d["scale"] == "relative", "{name} {metric}: {d}");
-            let cell = |field: &str| &row[&format!("{prefix}{field}")];
-            assert_eq!(cell("lift"), &or_dash(lift(&m["relative_lift"])), "{name} {metric} lift");
-            assert_eq!(cell("ci"), &or_dash(range(&d["relative_ci"])), "{name} {metric} interval");
-            assert_eq!(cell("p"), &or_dash(p_value(&d["p_value"])), "{name} {metric} p");
-            assert_eq!(cell("adjusted-p"), &or_dash(p_value(&d["adjusted_p_value"])), "{name} {metric} adjusted p");
-            let significant = if m["significant"].as_bool().unwrap_or(false) { "Yes" } else { "No" };
-            assert_eq!(cell("significant"), &or_dash(significant.into()), "{name} {metric} significant");
-            if treatment {
-                let excludes_zero =
-                    d["relative_ci"][0].as_f64() > Some(0.0) || d["relative_ci"][1].as_f64() < Some(0.0);
-                assert_eq!(m["significant"].as_bool(), Some(excludes_zero), "{name} {metric}: {d}");
-            }
+        for metric in ["conversion", "value"] {
+            let d = &v["comparison"][metric]["decision"];
+            assert!(v["comparison"].is_null() || d["scale"] == "relative", "{name} {metric}: {d}");
         }
-        assert_eq!(row["chance"], or_dash(chance(&c["bayesian"]["chance_to_beat_control"])), "{name} chance");
+        same_row(&cells[name], v, "results table");
     }
     assert_eq!(js(browser, "return document.getElementById('srm-warning').hidden").await, true, "no SRM here");
+
+    // The breakdown by country: a row per slice and variant, in the API's order, each cell
+    // as the slice's JSON has it (its decision: corrected across every slice × treatment).
+    assert_eq!(js(browser, "return document.getElementById('breakdown-card').hidden").await, false);
+    let title = browser.find(Locator::Css("#breakdown-card h3")).await.expect("title").text().await.expect("text");
+    assert_eq!(title, "Breakdown by country");
+    let drawn = rows(browser, "breakdown-table", &["other", "slice", "variant"]).await;
+    let slices = breakdown["breakdown"]["slices"].as_array().expect("slices");
+    let mut expected_keys = Vec::new();
+    for s in slices {
+        let value = s["value"].as_str().expect("value");
+        let name = match (s["other"].as_bool(), value) {
+            (Some(true), _) => "other values",
+            (_, "") => "(not set)",
+            _ => value,
+        };
+        let name = if s["srm"]["mismatch"] == true { format!("{name} ⚠") } else { name.to_owned() };
+        for v in s["variants"].as_array().expect("variants") {
+            let key = format!(
+                "{}/{}/{}",
+                s["other"],
+                if s["other"] == true { "" } else { value },
+                v["name"].as_str().expect("n")
+            );
+            let (_, row) = drawn.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("no row {key}: {drawn:?}"));
+            assert_eq!(row["slice"], name, "{key}");
+            same_row(row, v, &format!("breakdown {key}"));
+            expected_keys.push(key);
+        }
+    }
+    assert!(slices.len() >= 2, "the assignments carried several countries: {slices:?}");
+    assert_eq!(drawn.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), expected_keys, "a row per slice × variant");
+    let adjusted_differs = slices.iter().flat_map(|s| s["variants"].as_array().expect("v").iter().skip(1)).any(|v| {
+        let d = &v["comparison"]["conversion"]["decision"];
+        d["adjusted_p_value"] != d["p_value"]
+    });
+    assert!(adjusted_differs, "raw and adjusted p differ somewhere, so the cells tell them apart");
 
     // The decision metrics: a row per metric and treatment, each number from its decision.
     let decided = api.get(&format!("/experiments/{id}/results")).await;
@@ -514,6 +664,20 @@ async fn drive(
         .map(|r| (r[0].as_str().expect("key").to_owned(), r[1].clone()))
         .collect::<serde_json::Map<_, _>>()))
     .expect("metric rows");
+    // In the order of a ship decision: the primary, the guardrail, then the secondary.
+    let order = js(browser, "return [...document.querySelectorAll('#metrics-table tbody tr')].map(tr => [tr.dataset.role, tr.dataset.metric, tr.dataset.variant].join('/'))").await;
+    assert_eq!(
+        order,
+        json!([
+            "primary/ui-buyers/green",
+            "primary/ui-buyers/blue",
+            "guardrail/ui-viewers/green",
+            "guardrail/ui-viewers/blue",
+            "secondary/ui-revenue/green",
+            "secondary/ui-revenue/blue",
+        ]),
+        "primary, guardrails, secondaries"
+    );
     let mut expected_rows = 0;
     for m in decided["metrics"].as_array().expect("metrics") {
         for v in m["variants"].as_array().expect("variants").iter().skip(1) {
@@ -593,6 +757,35 @@ async fn drive(
     browser.set_window_size(1280, height as u32 + 140).await.expect("resize");
     until(browser, "charts resized", "Chart.getChart(document.getElementById('rate-chart')).width > 0").await;
     let shot = screenshot(browser, "results.png").await;
+
+    // A breakdown and a segment do not go together: the page says what the API says. Then,
+    // with both emptied, the results again and no breakdown card.
+    browser.set_window_size(1280, 1000).await.expect("resize");
+    browser.find(Locator::Css("#attribute")).await.expect("attribute").send_keys("country").await.expect("type");
+    browser.find(Locator::Css("#attribute-value")).await.expect("value").send_keys("DE").await.expect("type");
+    click(browser, "#show").await;
+    let refused = api
+        .refused(&format!(
+            "/experiments/{id}/results?event_type=purchase&attribute=country&attribute_value=DE&value_property=order_value&dimension=country"
+        ))
+        .await;
+    let message = refused["message"].as_str().expect("message");
+    let shown = eventually("the API's refusal on the page", WAIT, || async {
+        let script = "const e = document.getElementById('error');
+                      return document.body.dataset.results === 'error' && !e.hidden ? e.innerText : null";
+        js(browser, script).await.as_str().map(str::to_owned)
+    })
+    .await;
+    assert_eq!(shown, message, "the page shows the API's reason");
+    assert!(message.contains("dimension"), "{message}");
+    for input in ["#dimension", "#attribute", "#attribute-value"] {
+        browser.find(Locator::Css(input)).await.expect("input").clear().await.expect("clear");
+    }
+    click(browser, "#show").await;
+    until(browser, "the results without a breakdown", "document.body.dataset.results === 'ready'").await;
+    assert_eq!(js(browser, "return document.getElementById('breakdown-card').hidden").await, true, "no dimension");
+    let green = variants.iter().find(|v| v["name"] == "green").expect("green");
+    same_row(&table(browser, "results-table").await["green"], green, "results table again");
 
     // Pause, resume and stop from the page, as the API then reports.
     let status = |expected: &'static str| async move {

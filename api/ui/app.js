@@ -7,30 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 
-  // Numbers for people, in one fixed locale so that what the page shows is reproducible.
-  const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-  const percent2 = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const percent1 = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
-  const signed1 = new Intl.NumberFormat("en-US", {
-    style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1, signDisplay: "exceptZero",
-  });
-  const decimal2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const decimal3 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 });
-  const DASH = "—";
-  const fmt = {
-    int: (n) => (n == null ? DASH : integer.format(n)),
-    rate: (x) => (x == null ? DASH : percent2.format(x)),
-    lift: (x) => (x == null ? DASH : signed1.format(x)),
-    range: (ci, f) => (ci == null || ci[0] == null || ci[1] == null ? DASH : `${f(ci[0])} to ${f(ci[1])}`),
-    p: (p) => (p == null ? DASH : p < 0.001 ? "< 0.001" : decimal3.format(p)),
-    chance: (x) => (x == null ? DASH : percent1.format(x)),
-    money: (x) => (x == null ? DASH : decimal2.format(x)),
-    // A metric's per-user number: a share for a conversion metric, else a plain number.
-    metric: (kind, x) => (kind === "conversion" ? fmt.rate(x) : fmt.money(x)),
-    // The decision's interval: relative, or in the metric's units without a positive control mean.
-    decisionRange: (d) => (d == null ? DASH : d.scale === "relative" ? fmt.range(d.relative_ci, fmt.lift) : fmt.range(d.absolute_ci, fmt.money)),
-    date: (s) => (s ? s.slice(0, 10) : DASH),
-  };
+  const { fmt, DASH, el, level, testName, resultColumns, variantRow, head } = window.abtestTables;
 
   const state = { experiment: null, after: null, charts: {} };
 
@@ -55,17 +32,6 @@
     const box = $("error");
     box.textContent = e ? String(e.message || e) : "";
     box.hidden = !e;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") node.className = v;
-      else if (k.startsWith("data-")) node.setAttribute(k, v);
-      else node[k] = v;
-    }
-    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
-    return node;
   }
 
   function showKeyForm() {
@@ -182,6 +148,11 @@
     const series = new URLSearchParams(q);
     const value = $("value-property").value.trim();
     if (value) q.set("value_property", value);
+    // The breakdown is part of the results answer rather than a request of its own: one
+    // window (its end is "now" of that request) for the table and every slice. The API
+    // refuses it together with a segment, and the page shows its message.
+    const dimension = $("dimension").value.trim();
+    if (dimension) q.set("dimension", dimension);
     const m = state.experiment.metrics || {};
     const hasMetrics = Boolean(m.primary || (m.secondary || []).length || (m.guardrails || []).length);
     const decided = new URLSearchParams(series);
@@ -194,6 +165,7 @@
     renderResults(results);
     renderTimeseries(timeseries);
     renderMetrics(metrics);
+    renderBreakdown(results);
     $("results").hidden = false;
     document.body.dataset.results = "ready";
   }
@@ -214,50 +186,15 @@
     const segment = r.segment ? ` · users with ${r.segment.attribute} = ${r.segment.value}` : "";
     $("results-meta").textContent = `· ${r.event_type} · ${from} to ${to} UTC${segment}`;
 
-    const comparisons = r.variants.map((v) => v.comparison && v.comparison.conversion).filter(Boolean);
-    const hasBayes = comparisons.some((c) => c.bayesian);
     const hasValue = r.value_property != null;
-    const level = `${Math.round((1 - r.alpha) * 100)}%`;
-    const testName = r.significance === "fixed_horizon" ? "fixed-horizon" : "always-valid";
-    // Every number of a metric's columns comes from its decision: one test, one scale.
-    const metricColumns = (prefix, metric) => {
-      const d = (v) => { const c = v.comparison && v.comparison[metric]; return c ? c.decision : undefined; };
-      const cell = (f) => (v) => (v.comparison && v.comparison[metric] ? f(v.comparison[metric], d(v)) : DASH);
-      return [
-        [`${prefix}lift`, "Lift", cell((c) => fmt.lift(c.relative_lift)), "num"],
-        [`${prefix}ci`, `${level} interval (${testName})`, cell((c, d) => fmt.decisionRange(d)), "num"],
-        [`${prefix}p`, "p-value", cell((c, d) => fmt.p(d && d.p_value)), "num"],
-        [`${prefix}adjusted-p`, `Adjusted p (${r.correction})`, cell((c, d) => fmt.p(d && d.adjusted_p_value)), "num"],
-        [`${prefix}significant`, "Significant", cell((c) => (c.significant ? "Yes" : "No"))],
-      ];
-    };
-    const columns = [
-      ["variant", "Variant", (v) => (v.name === r.control && v.name !== "control" ? `${v.name} (control)` : v.name)],
-      ["users", "Users", (v) => fmt.int(v.users), "num"],
-      ["conversions", "Conversions", (v) => fmt.int(v.converted_users), "num"],
-      ["rate", "Conversion rate", (v) => fmt.rate(v.conversion_rate), "num"],
-      ...metricColumns("", "conversion"),
-    ];
-    if (hasBayes) {
-      columns.push(["chance", "Chance to beat control", (v) => { const c = v.comparison && v.comparison.conversion; return c && c.bayesian ? fmt.chance(c.bayesian.chance_to_beat_control) : DASH; }, "num"]);
-    }
-    if (hasValue) {
-      columns.push(["value-mean", `Mean ${r.value_property}`, (v) => (v.value ? fmt.money(v.value.mean) : DASH), "num"]);
-      columns.push(...metricColumns("value-", "value").map(([f, title, g, cls]) => [f, `${r.value_property}: ${title.toLowerCase()}`, g, cls]));
-    }
+    const columns = resultColumns(r, r.variants);
     const table = $("results-table");
-    table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
-    table.tBodies[0].replaceChildren(...r.variants.map((v) => {
-      const c = v.comparison && v.comparison.conversion;
-      const up = c && (c.relative_lift != null ? c.relative_lift > 0 : c.absolute_lift > 0);
-      const row = el("tr", { "data-variant": v.name, class: c && c.significant ? (up ? "win" : "loss") : "" },
-        ...columns.map(([field, , f, cls]) => el("td", { class: cls || "", "data-field": field }, f(v))));
-      return row;
-    }));
+    head(table, columns);
+    table.tBodies[0].replaceChildren(...r.variants.map((v) => variantRow(columns, v)));
     $("results-note").textContent =
       `Lift is relative to ${r.control}. Each metric is decided by one test, the experiment's ` +
-      `${testName} test on the relative lift: its p-value, adjusted (${r.correction}), below ${r.alpha} is ` +
-      `"Significant", and its ${level} interval is widened to the adjusted level, so the interval excludes 0 ` +
+      `${testName(r)} test on the relative lift: its p-value, adjusted (${r.correction}), below ${r.alpha} is ` +
+      `"Significant", and its ${level(r)} interval is widened to the adjusted level, so the interval excludes 0 ` +
       `exactly when the row says Yes. A control mean of 0 or below has no relative lift: the interval is then ` +
       `the difference in the metric's units.` +
       (r.significance === "fixed_horizon" ? "" : " Always-valid intervals stay correct however often you look.");
@@ -267,27 +204,32 @@
   }
 
   // Every catalog metric of the experiment: one row per metric and treatment, each number
-  // from that metric's decision (corrected across the decision's metrics).
+  // from that metric's decision (corrected across the decision's metrics). In the order of
+  // a ship decision (issue #13): the primary, then the guardrails that may veto it, then
+  // the secondaries; the API lists them primary, secondaries, guardrails.
+  const ROLE_ORDER = { primary: 0, guardrail: 1, secondary: 2 };
+
   function renderMetrics(r) {
     $("metrics-card").hidden = !r;
     if (!r) return;
-    const level = `${Math.round((1 - r.alpha) * 100)}%`;
     const columns = [
       ["metric", "Metric", (m) => el("span", {}, m.name, el("span", { class: "role" }, m.role))],
       ["variant", "Variant", (m, v) => v.name],
       ["control-mean", `${r.control}`, (m) => fmt.metric(m.kind, m.variants[0].mean), "num"],
       ["mean", "Treatment", (m, v) => fmt.metric(m.kind, v.mean), "num"],
       ["lift", "Lift", (m, v) => fmt.lift(v.comparison && v.comparison.relative_lift), "num"],
-      ["ci", `${level} interval`, (m, v) => fmt.decisionRange(v.comparison && v.comparison.decision), "num"],
+      ["ci", `${level(r)} interval`, (m, v) => fmt.decisionRange(v.comparison && v.comparison.decision), "num"],
       ["adjusted-p", `Adjusted p (${r.correction})`, (m, v) => fmt.p(v.comparison && v.comparison.decision && v.comparison.decision.adjusted_p_value), "num"],
       ["significant", "Significant", (m, v) => (v.comparison ? (v.comparison.significant ? "Yes" : "No") : DASH)],
       ["guardrail", "Guardrail", (m, v) => (v.guardrail ? `${v.guardrail} (margin ${fmt.lift(m.margin)})` : DASH)],
     ];
     const table = $("metrics-table");
-    table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
-    table.tBodies[0].replaceChildren(...r.metrics.flatMap((m) => m.variants.slice(1).map((v) => {
+    head(table, columns);
+    // A stable sort: metrics of one role keep the experiment's order.
+    const ordered = r.metrics.slice().sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
+    table.tBodies[0].replaceChildren(...ordered.flatMap((m) => m.variants.slice(1).map((v) => {
       const good = v.comparison && v.comparison.relative_lift != null && (m.direction === "lower" ? v.comparison.relative_lift < 0 : v.comparison.relative_lift > 0);
-      return el("tr", { "data-metric": m.key, "data-variant": v.name, class: v.comparison && v.comparison.significant ? (good ? "win" : "loss") : "" },
+      return el("tr", { "data-metric": m.key, "data-role": m.role, "data-variant": v.name, class: v.comparison && v.comparison.significant ? (good ? "win" : "loss") : "" },
         ...columns.map(([field, , f, cls]) => {
           const attrs = { class: cls || "", "data-field": field };
           if (field === "guardrail" && v.guardrail) attrs["data-guardrail"] = v.guardrail;
@@ -298,6 +240,33 @@
       `Phase ${r.phase.phase}. Each metric is decided by the experiment's test; the correction (${r.correction}) spans every ` +
       "primary and secondary metric of every treatment, guardrails are corrected on their own and pass when the interval " +
       "rules out a worsening beyond their margin.";
+  }
+
+  // The results per value of the dimension asked for (`breakdown` of the same answer as the
+  // results table): a row per slice and variant, in the results table's columns, so each
+  // interval, adjusted p and "Significant" is the slice's decision, the table's test.
+  function renderBreakdown(r) {
+    const b = r.breakdown;
+    $("breakdown-card").hidden = !b;
+    if (!b) return;
+    $("breakdown-dimension").textContent = b.dimension;
+    const columns = resultColumns(r, b.slices.flatMap((s) => s.variants));
+    const table = $("breakdown-table");
+    head(table, [["slice", b.dimension], ...columns]);
+    table.tBodies[0].replaceChildren(...b.slices.flatMap((s) => s.variants.map((v) => {
+      const attrs = { "data-slice": s.other ? "" : s.value, "data-other": String(s.other) };
+      return variantRow(columns, v, attrs, el("td", { "data-field": "slice", "data-srm": String(s.srm.mismatch) }, sliceName(s)));
+    })));
+    $("breakdown-note").textContent =
+      `Each slice is computed from its own users alone, as if asked with ${b.dimension} as the segment; the ` +
+      `${level(r)} intervals and adjusted p-values (${r.correction}) span every slice × treatment, so they are at least ` +
+      `as wide and as large as those of one segment asked alone. The ${b.slices.some((s) => s.other) ? "10 values with the most users are shown, the rest as one \"other\" slice" : "slices are the values with the most users"}.` +
+      (b.slices.some((s) => s.srm.mismatch) ? " ⚠ marks a slice whose users per variant do not match the allocations." : "");
+  }
+
+  function sliceName(s) {
+    const name = s.other ? "other values" : s.value === "" ? "(not set)" : s.value;
+    return s.srm.mismatch ? `${name} ⚠` : name;
   }
 
   function chart(id, config) {

@@ -13,6 +13,8 @@ use axum::{
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
+/// Number formats and table columns, shared by the results table and the breakdown.
+const TABLES_JS: &str = include_str!("../../ui/tables.js");
 const STYLE_CSS: &str = include_str!("../../ui/style.css");
 /// Chart.js's UMD build, byte for byte from the npm package pinned in `api/ui/package-lock.json`.
 pub const CHART_JS: &str = include_str!("../../ui/vendor/chart.umd.js");
@@ -39,6 +41,7 @@ pub fn router() -> Router {
         .route("/ui", get(index))
         .route("/ui/", get(index))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/ui/tables.js", get(|| async { asset("text/javascript; charset=utf-8", TABLES_JS) }))
         .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/ui/vendor/chart.umd.js", get(|| async { asset("text/javascript; charset=utf-8", CHART_JS) }))
 }
@@ -79,7 +82,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_only_its_own_files() {
-        for src in ["/ui/style.css", "/ui/vendor/chart.umd.js", "/ui/app.js"] {
+        for src in ["/ui/style.css", "/ui/vendor/chart.umd.js", "/ui/tables.js", "/ui/app.js"] {
             assert!(INDEX_HTML.contains(src), "{src}");
         }
         assert!(!INDEX_HTML.contains("http://") && !INDEX_HTML.contains("https://"), "no other origin: works offline");
