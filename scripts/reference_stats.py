@@ -4,7 +4,8 @@ and GrowthBook's published stats engine (gbstats: sequential, Bayesian, CUPED).
 
     pip install scipy statsmodels gbstats==0.8.0
     python3 scripts/reference_stats.py > api/tests/data/reference_stats.json
-    python3 scripts/reference_stats.py --users < per_user_data.json   # used by api/tests
+    python3 scripts/reference_stats.py --users < per_user_data.json   # used by api/tests/api.rs
+    python3 scripts/reference_stats.py --metrics < catalog_data.json  # used by api/tests/metrics.rs
 
 Fixed horizon (conversion and value): gbstats TwoSidedTTest on the relative lift, checked
 here against the same test written with scipy (delta method, Student t with Welch's degrees
@@ -14,6 +15,15 @@ chisquare. Sequential: gbstats SequentialTwoSidedTTest on the relative lift. Bay
 a flat (improper) prior on the relative lift. CUPED: gbstats RegressionAdjustedStatistic
 with TwoSidedTTest. Power: statsmodels NormalIndPower (fixed horizon); for the sequential
 test, gbstats' confidence-sequence width and scipy's brentq.
+
+Catalog metrics (`--metrics`, see from_metrics): capping is winsorization with numpy
+(np.minimum at the cap; a percentile cap is the element at index floor(level * n) of the
+sorted per-user values of all variants, as ClickHouse's quantileExact); a ratio is gbstats
+RatioStatistic with TwoSidedTTest and SequentialTwoSidedTTest; a quantile is numpy's
+np.quantile(method="inverted_cdf") (the value at rank ceil(n q)), its interval the order
+statistics at the exact binomial ranks (quantile_ranks: a full search with scipy.stats.binom,
+not the api's tail sums), and a comparison of two quantiles gbstats'
+tests on statistics whose variance of the mean is the square of (hi - lo) / 2z.
 """
 import json
 import math
@@ -249,6 +259,115 @@ def from_users(spec):
     return out
 
 
+def winsorized(per_variant, cap):
+    """Per-user sums of each variant, capped from above with numpy: at an absolute value, or
+    at the element at index floor(level * n) of the sorted per-user sums of all variants
+    together (ClickHouse's quantileExact(level), which the api's cap statement uses)."""
+    sums = [np.array([float(np.sum(u)) for u in users]) for users in per_variant]
+    if cap is None:
+        return sums, None
+    if "absolute" in cap:
+        c = float(cap["absolute"])
+    else:
+        pooled = np.sort(np.concatenate(sums))
+        c = float(pooled[min(int(math.floor(cap["percentile"] * len(pooled))), len(pooled) - 1)])
+    return [np.minimum(s, c) for s in sums], c
+
+
+def quantile_ranks(n, q, alpha):
+    """1-based ranks [value, lo, hi]: ceil(n q), and the exact binomial interval (Hahn and
+    Meeker 1991, section 5.2) by a full search with scipy.stats.binom: [x_l, x_u] misses the
+    true quantile below with probability binom.cdf(l - 1, n, q) and above with
+    binom.sf(u - 1, n, q); on each side the two ranks whose miss brackets alpha/2 (within
+    1..n), and of those pairs the one whose coverage binom.cdf(u - 1) - binom.cdf(l - 1) is
+    nearest 1 - alpha (to 1e-12; on a tie the wider, then the lower)."""
+    r = np.arange(1, n + 1)
+    below, above = stats.binom.cdf(r - 1, n, q), stats.binom.sf(r - 1, n, q)
+    first = int(np.searchsorted(below, alpha / 2))  # ranks 1..first miss below under alpha/2
+    lows = sorted({min(max(x, 1), n) for x in (first, first + 1)})
+    last = int(np.sum(above >= alpha / 2))  # ranks 1..last miss above at least alpha/2
+    highs = sorted({min(max(x, 1), n) for x in (last, last + 1)})
+
+    def key(pair):
+        l, u = pair
+        cover = max(stats.binom.cdf(u - 1, n, q) - stats.binom.cdf(l - 1, n, q), 0.0)
+        return (round(abs(cover - (1 - alpha)) * 1e12), -(u - l), l)
+    l, u = min(((l, u) for l in lows for u in highs), key=key)
+    return [int(min(max(math.ceil(n * q), 1), n)), l, u]
+
+
+def quantile_variant(values, q, alpha):
+    """The quantile (numpy's inverted_cdf: the value at rank ceil(n q)) and the order
+    statistics at the interval's ranks."""
+    v = np.sort(np.asarray(values, float))
+    ranks = quantile_ranks(len(v), q, alpha)
+    value = float(np.quantile(v, q, method="inverted_cdf"))
+    assert value == v[ranks[0] - 1], (value, ranks)
+    return dict(n=len(v), value=value, ranks=ranks, lo=float(v[ranks[1] - 1]), hi=float(v[ranks[2] - 1]))
+
+
+def quantile_stat(r, z):
+    """The quantile as a gbstats mean statistic whose variance of the mean is the squared
+    standard error its interval implies, ((hi - lo) / 2z)^2, over its n events."""
+    n, se = r["n"], (r["hi"] - r["lo"]) / (2 * z)
+    return SampleMeanStatistic(n=n, sum=r["value"] * n, sum_squares=se * se * n * (n - 1) + r["value"] ** 2 * n)
+
+
+def gb_compare(a, b, alpha, tuning):
+    """Treatment b against control a (gbstats statistics): TwoSidedTTest and
+    SequentialTwoSidedTTest on the relative lift; absolute intervals are the relative ones
+    times the control mean."""
+    f = TwoSidedTTest(a, b, FrequentistConfig(alpha=alpha, difference_type="relative")).compute_result()
+    q = SequentialTwoSidedTTest(a, b, SequentialConfig(
+        alpha=alpha, difference_type="relative", sequential_tuning_parameter=tuning)).compute_result()
+    view = lambda r: dict(p_value=float(r.p_value), relative_ci=[float(x) for x in r.ci],
+                          absolute_ci=[float(a.mean * x) for x in r.ci])
+    return dict(relative_lift=float(f.expected), **view(f), sequential=view(q))
+
+
+def from_metrics(spec):
+    """Catalog metrics from raw data, as api/tests/metrics.rs sends them on stdin:
+    {"alpha", "tuning", "metrics": [{"key", "kind", ...}]}, variants in order (control first):
+    - conversion: {"users": [[event, ..] per user] per variant}: users, converted users and
+      each treatment's comparison (gbstats ProportionStatistic);
+    - mean: {"users": [[value, ..] per user] per variant, "cap": null | {"absolute": c} |
+      {"percentile": p}}: the per-user sums winsorized (numpy), their total and mean, and
+      each treatment's comparison (gbstats SampleMeanStatistic of the capped values);
+    - ratio: {"numerator", "denominator": [[value, ..] per user] per variant}: the sums, the
+      ratio and each treatment's comparison (gbstats RatioStatistic);
+    - quantile: {"q", "values": [[event value, ..] per variant]}: n, the quantile, its
+      interval's ranks and values, each treatment's comparison (gbstats on the interval's
+      standard error)."""
+    alpha, tuning = spec["alpha"], spec["tuning"]
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    out = {}
+    for m in spec["metrics"]:
+        kind, r = m["kind"], {}
+        if kind == "conversion":
+            r["variants"] = [dict(users=len(u), total=sum(1 for e in u if len(e) > 0)) for u in m["users"]]
+            for v in r["variants"]:
+                v["mean"] = v["total"] / v["users"]
+            st = [ProportionStatistic(n=v["users"], sum=v["total"]) for v in r["variants"]]
+            r["comparisons"] = [gb_compare(st[0], t, alpha, tuning) for t in st[1:]]
+        elif kind == "mean":
+            sums, r["cap"] = winsorized(m["users"], m.get("cap"))
+            r["variants"] = [dict(users=len(s), total=float(s.sum()), mean=float(s.mean())) for s in sums]
+            st = [gb_stat(sample_sums(s)) for s in sums]
+            r["comparisons"] = [gb_compare(st[0], t, alpha, tuning) for t in st[1:]]
+        elif kind == "ratio":
+            sums = [ratio_sums([sum(u) for u in num], [sum(u) for u in den])
+                    for num, den in zip(m["numerator"], m["denominator"])]
+            r["variants"] = [dict(users=s["n"], total=s["num_sum"], denominator=s["den_sum"],
+                                  mean=float(gb_ratio(s).mean)) for s in sums]
+            r["comparisons"] = [gb_compare(gb_ratio(sums[0]), gb_ratio(s), alpha, tuning) for s in sums[1:]]
+        else:
+            r["variants"] = [quantile_variant(v, m["q"], alpha) for v in m["values"]]
+            c = quantile_stat(r["variants"][0], z)
+            r["comparisons"] = [gb_compare(c, quantile_stat(t, z), alpha, tuning) for t in r["variants"][1:]]
+        out[m["key"]] = r
+    return out
+
+
 def pooled_theta(rng):
     """Theta over all variants: gbstats' joint statistic, built from three variants' sums."""
     variants = []
@@ -284,6 +403,9 @@ def cuped_cases(rng):
 def main():
     if sys.argv[1:] == ["--users"]:
         print(json.dumps(from_users(json.load(sys.stdin))))
+        return
+    if sys.argv[1:] == ["--metrics"]:
+        print(json.dumps(from_metrics(json.load(sys.stdin))))
         return
     rng = np.random.default_rng(20261127)
     out = {

@@ -709,20 +709,6 @@ async fn explained_results_recompute_in_python_to_the_same_numbers() {
     api.stop().await;
 }
 
-async fn run_python(program: &str) -> Value {
-    let python = std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = tokio::process::Command::new(python)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with scipy (scripts/test installs it)");
-    child.stdin.take().expect("stdin").write_all(program.as_bytes()).await.expect("write");
-    let out = child.wait_with_output().await.expect("python ran");
-    assert!(out.status.success(), "the explained program failed");
-    serde_json::from_slice(&out.stdout).expect("its JSON")
-}
-
 #[tokio::test]
 async fn timeseries_counts_each_user_once_on_their_exposure_and_first_conversion_day() {
     let (env, api, c) = setup().await;
@@ -890,6 +876,7 @@ async fn openapi_and_docs_are_served_without_a_key() {
         ("/ui", "text/html"),
         ("/ui/", "text/html"),
         ("/ui/app.js", "text/javascript"),
+        ("/ui/tables.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
         ("/ui/vendor/chart.umd.js", "text/javascript"),
     ] {

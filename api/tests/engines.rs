@@ -411,7 +411,7 @@ async fn catalog_answers(a: &clickhouse::Client, b: &clickhouse::Client) {
     let quantile = |c| {
         let q = base.clone();
         async move {
-            let mut rows = ch::quantile_stats(c, &q, 0.5, 1.96).await.expect("quantile");
+            let mut rows = ch::quantile_stats(c, &q, 0.5, 0.05).await.expect("quantile");
             rows.sort_by(|l, r| l.variant.cmp(&r.variant));
             rows.into_iter().map(|r| (r.variant, r.n, [r.value, r.lo, r.hi])).collect::<Vec<_>>()
         }

@@ -162,18 +162,6 @@ fn latencies(u: &User) -> Vec<f64> {
     (0..1 + (i as usize) % 3).map(|k| 100.0 + ((i * 17.0 + k as f64 * 29.0) % 400.0) + slower).collect()
 }
 
-fn holm(p: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-    let mut out = vec![0.0; p.len()];
-    let mut running: f64 = 0.0;
-    for (rank, &i) in order.iter().enumerate() {
-        running = running.max(((p.len() - rank) as f64 * p[i]).min(1.0));
-        out[i] = running;
-    }
-    out
-}
-
 fn close(a: f64, b: f64, what: &str) {
     assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{what}: api {a} vs expected {b}");
 }
@@ -273,72 +261,110 @@ async fn an_experiment_is_decided_on_all_its_metrics_in_one_answer() {
     );
     assert_eq!(r["users"], json!([120, 120]));
 
-    // Every metric's per-variant total and mean, recomputed here.
-    let pooled_p90 = {
-        let mut all: Vec<f64> = users.iter().map(|u| u.purchases.iter().map(|p| p.1).sum::<f64>()).collect();
-        all.sort_by(f64::total_cmp);
-        all[(0.9 * all.len() as f64) as usize] // quantileExact: the element at floor(level * n)
+    // Every metric recomputed from the same data by numpy, scipy and gbstats
+    // (`reference_stats.py --metrics`, independently of the api): counts exact, every other
+    // number to 1e-9.
+    assert_eq!(r["significance"], "sequential", "the decisions below are the sequential test");
+    fn lists(users: &[User], f: impl Fn(&User) -> Vec<f64>) -> Value {
+        let of = |v: &str| users.iter().filter(|u| u.variant == v).map(&f).collect::<Vec<_>>();
+        json!([of("a"), of("b")])
+    }
+    let orders = |u: &User| u.purchases.iter().map(|p| p.1).collect::<Vec<f64>>();
+    let ones = |n: usize| vec![1.0; n];
+    let pages = ["a", "b"].map(|v| users.iter().filter(|u| u.variant == v).flat_map(latencies).collect::<Vec<_>>());
+    let spec = json!({"alpha": r["alpha"], "tuning": r["sequential_tuning"], "metrics": [
+        {"key": "purchases", "kind": "conversion", "users": lists(&users, orders)},
+        {"key": "revenue", "kind": "mean", "cap": {"absolute": 100}, "users": lists(&users, orders)},
+        {"key": "revenue_p90", "kind": "mean", "cap": {"percentile": 0.9}, "users": lists(&users, orders)},
+        {"key": "items_2h", "kind": "mean",
+         "users": lists(&users, |u| ones(u.purchases.iter().filter(|p| p.0 <= 120).count()))},
+        {"key": "de_buyers", "kind": "conversion",
+         "users": lists(&users, |u| if u.country == "DE" { orders(u) } else { Vec::new() })},
+        {"key": "refunds", "kind": "conversion", "users": lists(&users, |u| ones(usize::from(u.refund)))},
+        {"key": "order_value", "kind": "ratio", "numerator": lists(&users, orders),
+         "denominator": lists(&users, |u| ones(u.purchases.len()))},
+        {"key": "refund_rate", "kind": "ratio", "numerator": lists(&users, |u| ones(usize::from(u.refund))),
+         "denominator": lists(&users, |u| ones(u.purchases.len()))},
+        {"key": "latency_p90", "kind": "quantile", "q": 0.9, "values": pages},
+    ]});
+    async fn reference_of(spec: &Value) -> Value {
+        use tokio::io::AsyncWriteExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/reference_stats.py");
+        let python = std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = tokio::process::Command::new(python)
+            .args([script, "--metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with numpy, scipy and gbstats (scripts/test installs them)");
+        child.stdin.take().expect("stdin").write_all(spec.to_string().as_bytes()).await.expect("write");
+        let out = child.wait_with_output().await.expect("python ran");
+        assert!(out.status.success(), "reference script failed");
+        serde_json::from_slice(&out.stdout).expect("reference JSON")
+    }
+    let reference = reference_of(&spec).await;
+    let num = |v: &Value, what: &str| v.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {v}"));
+    let near = |ours: &Value, theirs: &Value, what: &str| close(num(ours, what), num(theirs, what), what);
+    let pair = |ours: &Value, theirs: &Value, what: &str| {
+        (0..2).for_each(|i| near(&ours[i], &theirs[i], &format!("{what}[{i}]")));
     };
-    let expected: [(&str, [Vec<f64>; 2]); 6] = [
-        ("purchases", per_user(&users, |u| f64::from(u8::from(!u.purchases.is_empty())))),
-        ("revenue", per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>().min(100.0))),
-        ("revenue_p90", per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>().min(pooled_p90))),
-        ("items_2h", per_user(&users, |u| u.purchases.iter().filter(|p| p.0 <= 120).count() as f64)),
-        ("de_buyers", per_user(&users, |u| f64::from(u8::from(u.country == "DE" && !u.purchases.is_empty())))),
-        ("refunds", per_user(&users, |u| f64::from(u8::from(u.refund)))),
-    ];
-    for (key, per_variant) in &expected {
-        let m = metrics[key];
-        for (i, values) in per_variant.iter().enumerate() {
-            let v = &m["variants"][i];
-            let total: f64 = values.iter().sum();
-            assert_eq!(v["users"].as_u64(), Some(values.len() as u64), "{key}");
-            close(v["total"].as_f64().expect("total"), total, &format!("{key} total {i}"));
-            close(v["mean"].as_f64().expect("mean"), total / values.len() as f64, &format!("{key} mean {i}"));
-        }
-    }
-    // Ratios: sums of the numerator over sums of the denominator.
-    for (key, num, den) in [
-        (
-            "order_value",
-            per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>()),
-            per_user(&users, |u| u.purchases.len() as f64),
-        ),
-        (
-            "refund_rate",
-            per_user(&users, |u| f64::from(u8::from(u.refund))),
-            per_user(&users, |u| u.purchases.len() as f64),
-        ),
-    ] {
+    for key in order.iter().copied() {
+        let (ours, theirs) = (metrics[key], &reference[key]);
         for i in 0..2 {
-            let v = &metrics[key]["variants"][i];
-            let (n, d): (f64, f64) = (num[i].iter().sum(), den[i].iter().sum());
-            close(v["total"].as_f64().expect("total"), n, &format!("{key} numerator {i}"));
-            close(v["denominator"].as_f64().expect("denominator"), d, &format!("{key} denominator {i}"));
-            close(v["mean"].as_f64().expect("ratio"), n / d, &format!("{key} ratio {i}"));
+            let (o, t) = (&ours["variants"][i], &theirs["variants"][i]);
+            if ours["kind"] == "quantile" {
+                // a quantile counts valued events; its users are everyone exposed
+                assert_eq!((o["total"].as_f64(), o["users"].as_u64()), (t["n"].as_f64(), Some(120)), "{key} {i}");
+                near(&o["mean"], &t["value"], &format!("{key} quantile {i}"));
+                continue;
+            }
+            assert_eq!(o["users"], t["users"], "{key} users {i}");
+            if ours["kind"] == "conversion" {
+                assert_eq!(o["total"].as_f64(), t["total"].as_f64(), "{key} converted {i}");
+            }
+            for field in ["total", "mean", "denominator"].into_iter().filter(|f| t.get(f).is_some()) {
+                near(&o[field], &t[field], &format!("{key} {field} {i}"));
+            }
         }
-        assert!(metrics[key]["variants"][1]["comparison"]["decision"]["p_value"].is_number(), "{}", metrics[key]);
-    }
-    // The quantile: the value at rank ceil(n·q) of each variant's valued page events.
-    for (i, variant) in ["a", "b"].iter().enumerate() {
-        let mut values: Vec<f64> = users.iter().filter(|u| u.variant == *variant).flat_map(latencies).collect();
-        values.sort_by(f64::total_cmp);
-        let v = &metrics["latency_p90"]["variants"][i];
-        assert_eq!(v["total"].as_f64(), Some(values.len() as f64), "valued events only");
-        let rank = (values.len() as f64 * 0.9).ceil() as usize;
-        close(v["mean"].as_f64().expect("p90"), values[rank - 1], &format!("p90 {variant}"));
-        assert_eq!(v["users"].as_u64(), Some(120));
+        // The treatment against the control: both tests' p-values and intervals.
+        let (o, t) = (&ours["variants"][1]["comparison"], &theirs["comparisons"][0]);
+        near(&o["relative_lift"], &t["relative_lift"], &format!("{key} lift"));
+        for (view, theirs_view) in [(o, t), (&o["sequential"], &t["sequential"])] {
+            near(&view["p_value"], &theirs_view["p_value"], &format!("{key} p"));
+            pair(&view["relative_ci"], &theirs_view["relative_ci"], &format!("{key} relative_ci"));
+            pair(&view["absolute_ci"], &theirs_view["absolute_ci"], &format!("{key} absolute_ci"));
+        }
+        // The decision is the sequential test; its intervals are the sequential ones, widened
+        // to the adjusted p-value (unadjusted for a guardrail with one treatment).
+        let d = &o["decision"];
+        near(&d["p_value"], &t["sequential"]["p_value"], &format!("{key} decision p"));
+        if ours["role"] == "guardrail" {
+            pair(&d["relative_ci"], &t["sequential"]["relative_ci"], &format!("{key} decision relative_ci"));
+            pair(&d["absolute_ci"], &t["sequential"]["absolute_ci"], &format!("{key} decision absolute_ci"));
+        } else {
+            let [lo, hi] = [0, 1].map(|i| num(&d["relative_ci"][i], key));
+            let [a, b] = [0, 1].map(|i| num(&t["sequential"]["relative_ci"][i], key));
+            assert!(lo <= a + 1e-9 * a.abs().max(1.0) && hi >= b - 1e-9 * b.abs().max(1.0), "{key}: {d} vs {t}");
+        }
     }
     let latency = &metrics["latency_p90"]["variants"][1]["comparison"];
     assert!(latency["relative_lift"].as_f64().is_some_and(|l| l > 0.0), "b is slower: {latency}");
     assert!(metrics["latency_p90"]["variants"][1]["guardrail"].is_string());
-    // The window and the cap mattered: they are not the plain numbers.
-    assert!(
-        expected[3].1[0].iter().sum::<f64>()
-            < users.iter().filter(|u| u.variant == "a").map(|u| u.purchases.len() as f64).sum::<f64>()
-    );
-    let uncapped = per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>());
-    assert!(uncapped[0] != expected[1].1[0] && uncapped[0] != expected[2].1[0] && pooled_p90 != 100.0, "{pooled_p90}");
+    // The window and the cap mattered: they are not the plain numbers. The percentile cap is
+    // quantileExact's element at floor(level · n) of the pooled per-user sums, here too.
+    let purchases_a = users.iter().filter(|u| u.variant == "a").map(|u| u.purchases.len() as f64).sum::<f64>();
+    assert!(num(&reference["items_2h"]["variants"][0]["total"], "items") < purchases_a);
+    let pooled_p90 = {
+        let mut all: Vec<f64> = users.iter().map(|u| u.purchases.iter().map(|p| p.1).sum::<f64>()).collect();
+        all.sort_by(f64::total_cmp);
+        all[(0.9 * all.len() as f64) as usize]
+    };
+    assert_eq!(reference["revenue_p90"]["cap"].as_f64(), Some(pooled_p90));
+    let uncapped: f64 = per_user(&users, |u| u.purchases.iter().map(|p| p.1).sum::<f64>())[0].iter().sum();
+    for key in ["revenue", "revenue_p90"] {
+        assert!(num(&reference[key]["variants"][0]["total"], key) < uncapped, "{key}: the cap changed nothing");
+    }
+    assert!(pooled_p90 != 100.0, "{pooled_p90}");
 
     // The decision's family is primary and secondaries: Holm over their six p-values.
     let decision = |key: &str| metrics[key]["variants"][1]["comparison"]["decision"].clone();

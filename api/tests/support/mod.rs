@@ -112,3 +112,34 @@ pub async fn insert(env: &TestEnv, into: &str, rows: &[String]) {
         .await
         .unwrap_or_else(|e| panic!("INSERT INTO {into}: {e}"));
 }
+
+/// Runs `program` with `ABTESTKIT_PYTHON` (default `python3`; scipy installed by
+/// scripts/test) and parses what it prints as JSON.
+pub async fn run_python(program: &str) -> Value {
+    let python = std::env::var("ABTESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = tokio::process::Command::new(python)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with scipy (scripts/test installs it)");
+    tokio::io::AsyncWriteExt::write_all(&mut child.stdin.take().expect("stdin"), program.as_bytes())
+        .await
+        .expect("write");
+    let out = child.wait_with_output().await.expect("python ran");
+    assert!(out.status.success(), "the explained program failed");
+    serde_json::from_slice(&out.stdout).expect("its JSON")
+}
+
+/// Holm's step-down adjustment of `p` (written here from Holm 1979, not the api's code).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![0.0; p.len()];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((p.len() - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
