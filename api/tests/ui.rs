@@ -340,6 +340,45 @@ fn same_row(row: &HashMap<String, String>, v: &Value, what: &str) {
     assert_eq!(row["chance"], or_dash(chance(to_beat)), "{what}: {name} chance");
 }
 
+/// The rows (keyed `{prefix}{role}/{metric}/{variant}`) of a decision metrics table are
+/// the API's `metrics`, every cell as the JSON has it; returns the keys in the page's
+/// order: primary, guardrails, secondaries, each role in the API's order.
+fn same_metric_rows(
+    drawn: &[(String, HashMap<String, String>)],
+    metrics: &Value,
+    prefix: &str,
+    what: &str,
+) -> Vec<String> {
+    let metrics = metrics.as_array().expect("metrics");
+    let mut keys = Vec::new();
+    for role in ["primary", "guardrail", "secondary"] {
+        for m in metrics.iter().filter(|m| m["role"] == role) {
+            let control = &m["variants"][0]["mean"];
+            let format = |x: &Value| if m["kind"] == "conversion" { rate(x) } else { decimal2(x) };
+            for v in m["variants"].as_array().expect("variants").iter().skip(1) {
+                let key =
+                    format!("{prefix}{role}/{}/{}", m["key"].as_str().expect("key"), v["name"].as_str().expect("name"));
+                let (_, row) = drawn.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("{what}: no row {key}"));
+                let c = &v["comparison"];
+                let what = format!("{what} {key}");
+                assert_eq!(row["control-mean"], format(control), "{what} control mean");
+                assert_eq!(row["mean"], format(&v["mean"]), "{what} mean");
+                assert_eq!(row["lift"], lift(&c["relative_lift"]), "{what} lift");
+                assert_eq!(row["ci"], decision_range(&c["decision"]), "{what} interval");
+                assert_eq!(row["adjusted-p"], p_value(&c["decision"]["adjusted_p_value"]), "{what} adjusted p");
+                assert_eq!(row["significant"], if c["significant"] == true { "Yes" } else { "No" }, "{what}");
+                let guardrail = match v["guardrail"].as_str() {
+                    Some(g) => format!("{g} (margin {})", lift(&m["margin"])),
+                    None => "—".into(),
+                };
+                assert_eq!(row["guardrail"], guardrail, "{what} guardrail");
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
 /// What Chart.js holds for a canvas: labels and each dataset's label and data.
 async fn chart(browser: &Browser, id: &str) -> Value {
     browser
@@ -649,57 +688,54 @@ async fn drive(browser: &Browser, api: &Api, api_service: &Service, seeded: &See
     });
     assert!(adjusted_differs, "raw and adjusted p differ somewhere, so the cells tell them apart");
 
-    // The decision metrics: a row per metric and treatment, each number from its decision.
+    // The decision metrics: a row per metric and treatment, each number from its decision,
+    // in the order of a ship decision: the primary, the guardrail, then the secondary. The
+    // page asked with the dimension; the whole experiment's rows do not change with it.
     let decided = api.get(&format!("/experiments/{id}/results")).await;
-    let drawn = js(
-        browser,
-        "return [...document.querySelectorAll('#metrics-table tbody tr')].map(tr => [tr.dataset.metric + '/' + tr.dataset.variant,
-            Object.fromEntries([...tr.cells].map(td => [td.dataset.field, td.innerText.trim()]))]);",
-    )
-    .await;
-    let drawn: HashMap<String, HashMap<String, String>> = serde_json::from_value(json!(drawn
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| (r[0].as_str().expect("key").to_owned(), r[1].clone()))
-        .collect::<serde_json::Map<_, _>>()))
-    .expect("metric rows");
-    // In the order of a ship decision: the primary, the guardrail, then the secondary.
-    let order = js(browser, "return [...document.querySelectorAll('#metrics-table tbody tr')].map(tr => [tr.dataset.role, tr.dataset.metric, tr.dataset.variant].join('/'))").await;
+    let drawn = rows(browser, "metrics-table", &["role", "metric", "variant"]).await;
+    let keys = same_metric_rows(&drawn, &decided["metrics"], "", "metrics table");
     assert_eq!(
-        order,
-        json!([
+        keys,
+        [
             "primary/ui-buyers/green",
             "primary/ui-buyers/blue",
             "guardrail/ui-viewers/green",
             "guardrail/ui-viewers/blue",
             "secondary/ui-revenue/green",
             "secondary/ui-revenue/blue",
-        ]),
+        ],
         "primary, guardrails, secondaries"
     );
-    let mut expected_rows = 0;
-    for m in decided["metrics"].as_array().expect("metrics") {
-        for v in m["variants"].as_array().expect("variants").iter().skip(1) {
-            expected_rows += 1;
-            let key = format!("{}/{}", m["key"].as_str().expect("key"), v["name"].as_str().expect("name"));
-            let row = &drawn[&key];
-            let c = &v["comparison"];
-            let mean = if m["kind"] == "conversion" { rate(&v["mean"]) } else { decimal2(&v["mean"]) };
-            assert_eq!(row["mean"], mean, "{key} mean");
-            assert_eq!(row["lift"], lift(&c["relative_lift"]), "{key} lift");
-            assert_eq!(row["ci"], range(&c["decision"]["relative_ci"]), "{key} interval");
-            assert_eq!(row["adjusted-p"], p_value(&c["decision"]["adjusted_p_value"]), "{key} adjusted p");
-            assert_eq!(row["significant"], if c["significant"] == true { "Yes" } else { "No" }, "{key}");
-            let guardrail = match v["guardrail"].as_str() {
-                Some(g) => format!("{g} (margin {})", lift(&m["margin"])),
-                None => "—".into(),
-            };
-            assert_eq!(row["guardrail"], guardrail, "{key} guardrail");
+    assert!(drawn.iter().any(|(k, row)| k.contains("/ui-viewers/") && row["guardrail"] != "—"), "a guardrail status");
+
+    // The same per country: a row per slice, metric and treatment, as that slice's JSON has
+    // it (decisions corrected across every slice × metric × treatment).
+    let by_country = api.get(&format!("/experiments/{id}/results?dimension=country")).await;
+    assert_eq!(js(browser, "return document.getElementById('metrics-breakdown-card').hidden").await, false);
+    let title = browser.find(Locator::Css("#metrics-breakdown-card h3")).await.expect("title").text().await;
+    assert_eq!(title.expect("text"), "Decision metrics by country");
+    let drawn = rows(browser, "metrics-breakdown-table", &["other", "slice", "role", "metric", "variant"]).await;
+    let slices = by_country["breakdown"]["slices"].as_array().expect("metric slices");
+    let mut keys = Vec::new();
+    for s in slices {
+        let value = s["value"].as_str().expect("value");
+        assert_eq!(s["other"], false, "three countries: {s}");
+        let prefix = format!("false/{value}/");
+        let name = if s["srm"]["mismatch"] == true { format!("{value} ⚠") } else { value.to_owned() };
+        for (key, row) in drawn.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            assert_eq!(row["slice"], name, "{key}");
         }
+        keys.extend(same_metric_rows(&drawn, &s["metrics"], &prefix, &format!("breakdown {value}")));
     }
-    assert_eq!((drawn.len(), expected_rows), (6, 6), "three metrics, two treatments");
-    assert!(drawn.keys().any(|k| k.starts_with("ui-viewers/")) && drawn["ui-viewers/green"]["guardrail"] != "—");
+    assert_eq!((slices.len(), keys.len()), (3, 18), "3 countries × 3 metrics × 2 treatments");
+    assert_eq!(keys, drawn.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), "in the API's slice order");
+    let widened = slices.iter().flat_map(|s| s["metrics"].as_array().expect("m").iter()).any(|m| {
+        m["variants"].as_array().expect("v").iter().skip(1).any(|v| {
+            let d = &v["comparison"]["decision"];
+            d["adjusted_p_value"] != d["p_value"]
+        })
+    });
+    assert!(widened, "the slices' decisions are corrected");
     let phases =
         js(browser, "return [...document.querySelectorAll('#phase option')].map(o => [o.value, o.innerText])").await;
     assert_eq!(phases.as_array().map(Vec::len), Some(1), "one phase: {phases}");
@@ -784,6 +820,8 @@ async fn drive(browser: &Browser, api: &Api, api_service: &Service, seeded: &See
     click(browser, "#show").await;
     until(browser, "the results without a breakdown", "document.body.dataset.results === 'ready'").await;
     assert_eq!(js(browser, "return document.getElementById('breakdown-card').hidden").await, true, "no dimension");
+    let hidden = js(browser, "return document.getElementById('metrics-breakdown-card').hidden").await;
+    assert_eq!(hidden, true, "no dimension, no metrics breakdown");
     let green = variants.iter().find(|v| v["name"] == "green").expect("green");
     same_row(&table(browser, "results-table").await["green"], green, "results table again");
 

@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 
-  const { fmt, DASH, el, level, testName, resultColumns, variantRow, head } = window.abtestTables;
+  const { fmt, el, level, testName, resultColumns, variantRow, metricColumns, metricRows, head } = window.abtestTables;
 
   const state = { experiment: null, after: null, charts: {} };
 
@@ -157,6 +157,7 @@
     const hasMetrics = Boolean(m.primary || (m.secondary || []).length || (m.guardrails || []).length);
     const decided = new URLSearchParams(series);
     decided.delete("event_type");
+    if (dimension) decided.set("dimension", dimension);
     const [results, timeseries, metrics] = await Promise.all([
       api("GET", `/experiments/${id}/results?${q}`),
       api("GET", `/experiments/${id}/timeseries?${series}`),
@@ -204,42 +205,40 @@
   }
 
   // Every catalog metric of the experiment: one row per metric and treatment, each number
-  // from that metric's decision (corrected across the decision's metrics). In the order of
-  // a ship decision (issue #13): the primary, then the guardrails that may veto it, then
-  // the secondaries; the API lists them primary, secondaries, guardrails.
-  const ROLE_ORDER = { primary: 0, guardrail: 1, secondary: 2 };
-
+  // from that metric's decision (corrected across the decision's metrics), in the order of
+  // a ship decision (tables.js `metricRows`).
   function renderMetrics(r) {
     $("metrics-card").hidden = !r;
     if (!r) return;
-    const columns = [
-      ["metric", "Metric", (m) => el("span", {}, m.name, el("span", { class: "role" }, m.role))],
-      ["variant", "Variant", (m, v) => v.name],
-      ["control-mean", `${r.control}`, (m) => fmt.metric(m.kind, m.variants[0].mean), "num"],
-      ["mean", "Treatment", (m, v) => fmt.metric(m.kind, v.mean), "num"],
-      ["lift", "Lift", (m, v) => fmt.lift(v.comparison && v.comparison.relative_lift), "num"],
-      ["ci", `${level(r)} interval`, (m, v) => fmt.decisionRange(v.comparison && v.comparison.decision), "num"],
-      ["adjusted-p", `Adjusted p (${r.correction})`, (m, v) => fmt.p(v.comparison && v.comparison.decision && v.comparison.decision.adjusted_p_value), "num"],
-      ["significant", "Significant", (m, v) => (v.comparison ? (v.comparison.significant ? "Yes" : "No") : DASH)],
-      ["guardrail", "Guardrail", (m, v) => (v.guardrail ? `${v.guardrail} (margin ${fmt.lift(m.margin)})` : DASH)],
-    ];
+    const columns = metricColumns(r);
     const table = $("metrics-table");
     head(table, columns);
-    // A stable sort: metrics of one role keep the experiment's order.
-    const ordered = r.metrics.slice().sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
-    table.tBodies[0].replaceChildren(...ordered.flatMap((m) => m.variants.slice(1).map((v) => {
-      const good = v.comparison && v.comparison.relative_lift != null && (m.direction === "lower" ? v.comparison.relative_lift < 0 : v.comparison.relative_lift > 0);
-      return el("tr", { "data-metric": m.key, "data-role": m.role, "data-variant": v.name, class: v.comparison && v.comparison.significant ? (good ? "win" : "loss") : "" },
-        ...columns.map(([field, , f, cls]) => {
-          const attrs = { class: cls || "", "data-field": field };
-          if (field === "guardrail" && v.guardrail) attrs["data-guardrail"] = v.guardrail;
-          return el("td", attrs, f(m, v));
-        }));
-    })));
+    table.tBodies[0].replaceChildren(...metricRows(columns, r.metrics));
     $("metrics-note").textContent =
       `Phase ${r.phase.phase}. Each metric is decided by the experiment's test; the correction (${r.correction}) spans every ` +
       "primary and secondary metric of every treatment, guardrails are corrected on their own and pass when the interval " +
       "rules out a worsening beyond their margin.";
+    renderMetricsBreakdown(r);
+  }
+
+  // The decision metrics per value of the dimension (`breakdown` of the metrics answer): a
+  // row per slice, metric and treatment, in the decision table's columns.
+  function renderMetricsBreakdown(r) {
+    const b = r.breakdown;
+    $("metrics-breakdown-card").hidden = !b;
+    if (!b) return;
+    $("metrics-breakdown-dimension").textContent = b.dimension;
+    const columns = metricColumns(r);
+    const table = $("metrics-breakdown-table");
+    head(table, [["slice", b.dimension], ...columns]);
+    table.tBodies[0].replaceChildren(...b.slices.flatMap((s) => metricRows(columns, s.metrics,
+      { "data-slice": s.other ? "" : s.value, "data-other": String(s.other) },
+      () => el("td", { "data-field": "slice", "data-srm": String(s.srm.mismatch) }, sliceName(s)))));
+    $("metrics-breakdown-note").textContent =
+      `Each slice is computed from its own users alone; the correction (${r.correction}) spans every slice × primary and ` +
+      "secondary metric × treatment, each guardrail's spans every slice × treatment, so the intervals are at least as " +
+      "wide as in the decision table above." +
+      (b.slices.some((s) => s.srm.mismatch) ? " ⚠ marks a slice whose users per variant do not match the allocations." : "");
   }
 
   // The results per value of the dimension asked for (`breakdown` of the same answer as the

@@ -83,9 +83,46 @@ window.abtestTables = (function () {
       ...first, ...columns.map(([field, , f, cls]) => el("td", { class: cls || "", "data-field": field }, f(v))));
   }
 
+  // The columns of a metrics answer `r`: [data-field, title, cell of (metric, variant),
+  // class]; every number of a row from that metric's decision.
+  function metricColumns(r) {
+    const c = (v) => v.comparison;
+    return [
+      ["metric", "Metric", (m) => el("span", {}, m.name, el("span", { class: "role" }, m.role))],
+      ["variant", "Variant", (m, v) => v.name],
+      ["control-mean", `${r.control}`, (m) => fmt.metric(m.kind, m.variants[0].mean), "num"],
+      ["mean", "Treatment", (m, v) => fmt.metric(m.kind, v.mean), "num"],
+      ["lift", "Lift", (m, v) => fmt.lift(c(v) && c(v).relative_lift), "num"],
+      ["ci", `${level(r)} interval`, (m, v) => fmt.decisionRange(c(v) && c(v).decision), "num"],
+      ["adjusted-p", `Adjusted p (${r.correction})`, (m, v) => fmt.p(c(v) && c(v).decision && c(v).decision.adjusted_p_value), "num"],
+      ["significant", "Significant", (m, v) => (c(v) ? (c(v).significant ? "Yes" : "No") : DASH)],
+      ["guardrail", "Guardrail", (m, v) => (v.guardrail ? `${v.guardrail} (margin ${fmt.lift(m.margin)})` : DASH)],
+    ];
+  }
+
+  // In the order of a ship decision (issue #13): the primary, then the guardrails that may
+  // veto it, then the secondaries; the API lists them primary, secondaries, guardrails.
+  const ROLE_ORDER = { primary: 0, guardrail: 1, secondary: 2 };
+
+  // A row per metric (in ROLE_ORDER, a stable sort) and treatment; a significant lift in
+  // the metric's good direction is a win, in the other a loss. `first()`: leading cells.
+  function metricRows(columns, metrics, attrs, first) {
+    const ordered = metrics.slice().sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
+    return ordered.flatMap((m) => m.variants.slice(1).map((v) => {
+      const c = v.comparison;
+      const good = c && c.relative_lift != null && (m.direction === "lower" ? c.relative_lift < 0 : c.relative_lift > 0);
+      const row = Object.assign({ "data-metric": m.key, "data-role": m.role, "data-variant": v.name, class: c && c.significant ? (good ? "win" : "loss") : "" }, attrs);
+      return el("tr", row, ...(first ? [first()] : []), ...columns.map(([field, , f, cls]) => {
+        const cell = { class: cls || "", "data-field": field };
+        if (field === "guardrail" && v.guardrail) cell["data-guardrail"] = v.guardrail;
+        return el("td", cell, f(m, v));
+      }));
+    }));
+  }
+
   function head(table, columns) {
     table.tHead.replaceChildren(el("tr", {}, ...columns.map(([field, title, , cls]) => el("th", { class: cls || "", "data-field": field }, title))));
   }
 
-  return { fmt, DASH, el, level, testName, resultColumns, variantRow, head };
+  return { fmt, DASH, el, level, testName, resultColumns, variantRow, metricColumns, metricRows, head };
 })();
