@@ -175,21 +175,8 @@ fn from_stats(
 /// (corrected by [`decide`]).
 fn from_ratio(experiment: &Experiment, rows: Vec<RatioRow>, analysis: &Analysis) -> Vec<MetricVariant> {
     let mut by_name: HashMap<String, RatioRow> = rows.into_iter().map(|r| (r.variant.clone(), r)).collect();
-    let moments: Vec<RatioMoments> = experiment
-        .variants
-        .iter()
-        .map(|v| {
-            let r = by_name.remove(&v.name).unwrap_or_default();
-            RatioMoments {
-                n: r.users,
-                num_sum: r.num_sum,
-                num_sum_sq: r.num_sum_sq,
-                den_sum: r.den_sum,
-                den_sum_sq: r.den_sum_sq,
-                num_den: r.num_den,
-            }
-        })
-        .collect();
+    let moments: Vec<RatioMoments> =
+        experiment.variants.iter().map(|v| by_name.remove(&v.name).unwrap_or_default().moments()).collect();
     experiment
         .variants
         .iter()

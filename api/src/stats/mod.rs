@@ -59,13 +59,14 @@ pub struct Moments {
 
 /// A ratio metric of one variant (sum of a numerator over sum of a denominator, per user):
 /// users, each part's sum and sum of squares, and the sum of their products.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, utoipa::ToSchema)]
 pub struct RatioMoments {
     pub n: u64,
     pub num_sum: f64,
     pub num_sum_sq: f64,
     pub den_sum: f64,
     pub den_sum_sq: f64,
+    /// Sum over users of numerator × denominator.
     pub num_den: f64,
 }
 

@@ -11,20 +11,15 @@ use crate::{
         Experiment,
     },
     results::multi::{counted, MetricRows},
-    stats::{Analysis, Correction},
+    stats::{Analysis, Correction, RatioMoments},
 };
 
 /// A ratio metric's sums over one variant's exposed users (numerator, denominator).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RatioStatistics {
     pub variant: String,
-    pub n: u64,
-    pub num_sum: f64,
-    pub num_sum_sq: f64,
-    pub den_sum: f64,
-    pub den_sum_sq: f64,
-    /// Sum over users of numerator × denominator.
-    pub num_den: f64,
+    #[serde(flatten)]
+    pub moments: RatioMoments,
 }
 
 /// A quantile metric's valued events `n`, the quantile and the ends of its
@@ -119,15 +114,7 @@ fn statistics(m: &crate::domain::metric::Metric, rows: &MetricRows, variant: &st
         }
         MetricRows::Ratio(rows) => {
             let r = rows.iter().find(|r| r.variant == variant).cloned().unwrap_or_default();
-            Statistics::Ratio(RatioStatistics {
-                variant: name,
-                n: r.users,
-                num_sum: r.num_sum,
-                num_sum_sq: r.num_sum_sq,
-                den_sum: r.den_sum,
-                den_sum_sq: r.den_sum_sq,
-                num_den: r.num_den,
-            })
+            Statistics::Ratio(RatioStatistics { variant: name, moments: r.moments() })
         }
         MetricRows::Quantile(rows) => {
             let r = rows.iter().find(|r| r.variant == variant).cloned().unwrap_or_default();

@@ -6,6 +6,7 @@ use common::event::properties;
 use serde::Deserialize;
 
 use super::{exposed, trace, Result, StatsQuery};
+use crate::stats::RatioMoments;
 
 /// A ratio metric per variant: users and, per user, the numerator `y` (events of one type,
 /// a property's sum or their count) and the denominator `d` (the same of another type, or
@@ -73,6 +74,13 @@ pub struct RatioRow {
     pub den_sum: f64,
     pub den_sum_sq: f64,
     pub num_den: f64,
+}
+
+impl RatioRow {
+    pub fn moments(&self) -> RatioMoments {
+        let Self { variant: _, users, num_sum, num_sum_sq, den_sum, den_sum_sq, num_den } = *self;
+        RatioMoments { n: users, num_sum, num_sum_sq, den_sum, den_sum_sq, num_den }
+    }
 }
 
 /// One side of a ratio: an event type and the property summed (`None`: events counted).
