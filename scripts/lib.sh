@@ -362,11 +362,11 @@ XML
 
 nisshi_bin() { command -v nisshi 2>/dev/null || echo "$HOME/.cargo/bin/nisshi"; }
 
-# Builds nisshi from crates.io once (about 12 minutes on 2 cores) unless this version is there.
+# Builds nisshi from crates.io once (about 20 minutes on 2 cores) unless this version is there.
 # --ignore-rust-version: its rama 0.4 dependency declares rust 1.96 but builds on 1.95.
 ensure_nisshi() {
   "$(nisshi_bin)" --version 2>/dev/null | grep -q "$NISSHI_VERSION" && return 0
-  log "building the local Kafka broker: nisshi $NISSHI_VERSION from crates.io (once; ~12 min on 2 cores)"
+  log "building the local Kafka broker: nisshi $NISSHI_VERSION from crates.io (once; ~20 min on 2 cores)"
   cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version \
     --no-default-features --features libsql >"$RUN/nisshi-install.log" 2>&1 \
     || die "could not build nisshi: $RUN/nisshi-install.log"
