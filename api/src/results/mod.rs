@@ -34,6 +34,14 @@ pub struct Question {
     pub prior: Option<crate::stats::bayesian::Prior>,
 }
 
+impl Question {
+    /// The same question about one slice of a breakdown: the users with `attribute` = `value`.
+    pub fn sliced(&self, attribute: &str, value: &str) -> Question {
+        let segment = Some(Segment { attribute: attribute.to_owned(), value: value.to_owned() });
+        Question { segment, ..self.clone() }
+    }
+}
+
 /// The users of one segment: those whose exposure carried `attribute` = `value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Segment {

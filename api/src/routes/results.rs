@@ -195,8 +195,7 @@ async fn breakdown(
         .into_iter()
         .zip(rows)
         .map(|((value, is_other), rows)| {
-            let segment = Some(results::Segment { attribute: dimension.to_owned(), value: value.clone() });
-            let q = Question { segment, ..question.clone() };
+            let q = question.sliced(dimension, &value);
             (value, is_other, results::assemble(experiment, rows, q, window.clone(), phase.clone()))
         })
         .collect();

@@ -85,9 +85,8 @@ async fn breakdown(
         .map(|(value, is_other)| async move {
             let rest: &[String] = if is_other { shown } else { &[] };
             let rows = per_metric(state, experiment, base, window, (dimension, &value), rest).await?;
-            let segment = Some(results::Segment { attribute: dimension.to_owned(), value: value.clone() });
-            let q = Question { segment, ..base.clone() };
-            let slice = multi::assemble_all(experiment, rows, &q, window.clone(), phase.clone());
+            let slice =
+                multi::assemble_all(experiment, rows, &base.sliced(dimension, &value), window.clone(), phase.clone());
             Ok::<_, StorageError>((value, is_other, slice))
         })
         .buffered(SLICES_AT_ONCE)
